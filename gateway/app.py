@@ -1,0 +1,78 @@
+"""The Starlette application: routes and exception handlers declared as data."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import api
+from gateway.metrics import metrics_endpoint
+from gateway.problems import ProblemError, handle_problem, handle_server_error, problem_response
+from gateway.webhooks import stripe_webhook, unknown_provider
+from payrisk.config import Settings, load_settings
+from payrisk.platform import Platform
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    checks = await request.app.state.platform.readiness()
+    ready = all(c["ready"] for c in checks.values())
+    body = orjson.dumps({"ready": ready, "dependencies": checks})
+    return Response(body, status_code=200 if ready else 503, media_type="application/json")
+
+
+async def handle_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not Found", 405: "Method Not Allowed"}
+    title = titles.get(exc.status_code, "HTTP error")
+    return problem_response(exc.status_code, title.lower().replace(" ", "-"), title,
+                            f"{request.method} {request.url.path}: {exc.detail}", request.url.path)
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+    Route("/webhooks/stripe/{tenant}", stripe_webhook, methods=["POST"]),
+    Route("/webhooks/{provider}", unknown_provider, methods=["POST"]),
+    Route("/webhooks/{provider}/{tenant}", unknown_provider, methods=["POST"]),
+    *api.ROUTES,
+]
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        platform = Platform(settings)
+        app.state.platform = platform
+        await platform.start()
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    return Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            ProblemError: handle_problem,
+            HTTPException: handle_http,
+            Exception: handle_server_error,
+        },
+    )
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for uvicorn workers (`uvicorn --factory gateway.app:create_app_from_env`)."""
+    return create_app(load_settings())

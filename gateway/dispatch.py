@@ -1,0 +1,144 @@
+"""The gateway's one door to Ray: hand committed deliveries to their customer's shard, micro-batched.
+
+Hand-off happens after the commit that stored the delivery and never delays the 2xx. A hand-off that is lost
+(process death, shard restart) is repaired by the sweeper, which re-dispatches deliveries still `received`
+or `dispatched` after a grace period; shards apply each delivery at most once, so re-dispatch is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors.placement import NAMESPACE, shard_index, shard_name
+from payrisk.config import Settings
+from payrisk.store import Database, StoreError
+
+if TYPE_CHECKING:
+    from gateway.metrics import GatewayMetrics
+
+log = structlog.get_logger("payrisk.dispatch")
+
+_SWEEP_LOCK = 7_391_001  # advisory lock id: one sweeper at a time across gateway processes
+
+
+class Dispatcher:
+    def __init__(self, db: Database, settings: Settings, metrics: GatewayMetrics, *, flush_ms: float = 3.0,
+                 max_batch: int = 100) -> None:
+        self._db = db
+        self._settings = settings
+        self._metrics = metrics
+        self._flush = flush_ms / 1000.0
+        self._max_batch = max_batch
+        self._buffers: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        self._handles: dict[int, Any] = {}
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def shard_count(self) -> int:
+        return len(self._handles)
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._flush_loop(), name="dispatch"),
+                       loop.create_task(self._sweep_loop(), name="sweep")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for task in list(self._inflight):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 2.0)
+
+    def submit(self, tenant_id: str, delivery_id: int | None, customer_id: str | None,
+               events: list[dict[str, Any]]) -> None:
+        """Queue a committed delivery for its customer's shard (non-blocking)."""
+        if delivery_id is None or customer_id is None:
+            return
+        index = shard_index(tenant_id, customer_id, self._settings.shards, self._settings.virtual_shards)
+        self._buffers[index].append({"tenant_id": tenant_id, "delivery_id": delivery_id,
+                                     "customer_id": customer_id, "events": events})
+        if len(self._buffers[index]) >= self._max_batch:
+            self._wakeup.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._flush)
+            self._wakeup.clear()
+            for index in [i for i, b in self._buffers.items() if b]:
+                batch, self._buffers[index] = self._buffers[index], []
+                task = asyncio.get_running_loop().create_task(self._send(index, batch))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _send(self, index: int, batch: list[dict[str, Any]]) -> None:
+        handle = await asyncio.to_thread(self._handle, index)
+        if handle is None:
+            return  # Ray not there: the sweeper re-dispatches later
+        try:
+            ref = handle.apply_deliveries.options(enable_task_events=False).remote(batch)
+            await self._mark_dispatched([item["delivery_id"] for item in batch])
+            await ref
+        except Exception as exc:  # noqa: BLE001 - Ray errors are many; the sweeper repairs any of them
+            self._handles.pop(index, None)
+            self._metrics.dispatch_error()
+            log.warning("dispatch.failed", shard=index, size=len(batch), error=str(exc)[:200])
+
+    def _handle(self, index: int) -> Any:
+        if index not in self._handles:
+            import ray
+
+            if not ray.is_initialized():
+                return None
+            try:
+                self._handles[index] = ray.get_actor(shard_name(index), namespace=NAMESPACE)
+            except ValueError:
+                return None
+        return self._handles[index]
+
+    def refresh_handles(self) -> None:
+        for index in range(self._settings.shards):
+            self._handle(index)
+
+    async def _mark_dispatched(self, delivery_ids: list[int]) -> None:
+        async with self._db.connection() as conn:
+            await conn.execute(
+                "UPDATE deliveries SET status = 'dispatched', dispatched_at = now()"
+                " WHERE delivery_id = ANY(%s) AND status = 'received'", (delivery_ids,))
+
+    async def _sweep_loop(self) -> None:
+        await asyncio.to_thread(self.refresh_handles)
+        while True:
+            try:
+                await self.sweep()
+            except StoreError as exc:
+                log.warning("sweep.failed", error=str(exc)[:200])
+            await asyncio.sleep(self._settings.sweep_interval_seconds)
+
+    async def sweep(self, grace_seconds: float = 10.0, limit: int = 1000) -> int:
+        """Re-dispatch deliveries stored but not applied after `grace_seconds`; returns how many."""
+        from gateway.redispatch import pending_items
+
+        async with self._db.connection() as conn:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_SWEEP_LOCK,))
+            row = await cur.fetchone()
+            if not row or not row["ok"]:
+                return 0
+            try:
+                items = await pending_items(conn, grace_seconds, limit)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SWEEP_LOCK,))
+        for item in items:
+            self.submit(item["tenant_id"], item["delivery_id"], item["customer_id"], item["events"])
+        if items:
+            log.info("sweep.redispatched", count=len(items))
+        return len(items)

@@ -1,0 +1,158 @@
+"""Durable, deduplicated ingest with group commit.
+
+Concurrent deliveries share one PostgreSQL transaction (flushed every few milliseconds or when the batch is
+full); every request is answered only after the commit that stored it (invariant I1). Redis absorbs retry
+storms with one pipelined call per flush: a key marked "committed" answers as a duplicate at once; any other
+state goes to PostgreSQL, whose unique constraint decides (invariant I2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from psycopg.types.json import Jsonb
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from payrisk.store import Database
+
+_PENDING, _COMMITTED = b"p", b"c"
+
+
+@dataclass(slots=True)
+class Delivery:
+    tenant_id: str
+    provider: str
+    provider_event_id: str
+    event_type: str
+    customer_id: str | None
+    body: bytes
+    headers: dict[str, str]
+    status: str  # received | ignored | quarantined
+    status_reason: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant_id}:{self.provider}:{self.provider_event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    delivery_id: int | None  # None for a duplicate
+    duplicate: bool
+
+
+_INSERT = (
+    "INSERT INTO deliveries (tenant_id, provider, provider_event_id, event_type, customer_id, body, headers,"
+    " status, status_reason) VALUES (%s, %s, %s, %s, %s, %b, %s, %s, %s)"
+    " ON CONFLICT (tenant_id, provider, provider_event_id) DO NOTHING RETURNING delivery_id"
+)
+
+
+class GroupCommitter:
+    """Batches deliveries into shared transactions; `submit` returns once the delivery is durable."""
+
+    def __init__(self, db: Database, redis: Redis | None, *, window_ms: float = 2.0, max_batch: int = 256,
+                 redis_prefix: str = "payrisk:dlv:", redis_ttl_ms: int = 3 * 86_400_000) -> None:
+        self._db = db
+        self._redis = redis
+        self._window = window_ms / 1000.0
+        self._max_batch = max_batch
+        self._prefix = redis_prefix
+        self._ttl_ms = redis_ttl_ms
+        self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Stored]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.redis_errors = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def submit(self, delivery: Delivery) -> Stored:
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        await self._queue.put((delivery, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            if self._window:
+                await asyncio.sleep(self._window)
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[Delivery, asyncio.Future[Stored]]]) -> None:
+        seen = await self._redis_claims([d for d, _ in batch])
+        to_store = [(d, f) for (d, f), committed in zip(batch, seen, strict=True) if not committed]
+        for (_, future), committed in zip(batch, seen, strict=True):
+            if committed and not future.done():
+                future.set_result(Stored(None, True))
+        if not to_store:
+            return
+        try:
+            ids = await self._insert([d for d, _ in to_store])
+        except Exception as exc:  # every waiter must hear about the failed commit
+            for _, future in to_store:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        await self._redis_mark_committed([d for d, _ in to_store])
+        for (_, future), delivery_id in zip(to_store, ids, strict=True):
+            if not future.done():
+                future.set_result(Stored(delivery_id, delivery_id is None))
+
+    async def _insert(self, deliveries: list[Delivery]) -> list[int | None]:
+        rows = [
+            (d.tenant_id, d.provider, d.provider_event_id, d.event_type, d.customer_id, d.body,
+             Jsonb(d.headers, dumps=_dumps), d.status, d.status_reason)
+            for d in deliveries
+        ]
+        async with self._db.transaction() as conn, conn.cursor() as cur:
+            await cur.executemany(_INSERT, rows, returning=True)
+            ids: list[int | None] = []
+            while True:
+                row = await cur.fetchone()
+                ids.append(int(row["delivery_id"]) if row else None)
+                if not cur.nextset():
+                    break
+        return ids
+
+    async def _redis_claims(self, deliveries: list[Delivery]) -> list[bool]:
+        """True for deliveries Redis knows as already committed. Redis trouble → treat all as new."""
+        if self._redis is None:
+            return [False] * len(deliveries)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for d in deliveries:
+                    pipe.set(self._prefix + d.key, _PENDING, nx=True, px=self._ttl_ms, get=True)
+                previous = await pipe.execute()
+        except RedisError:
+            self.redis_errors += 1
+            return [False] * len(deliveries)
+        return [value == _COMMITTED for value in previous]
+
+    async def _redis_mark_committed(self, deliveries: list[Delivery]) -> None:
+        if self._redis is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for d in deliveries:
+                    pipe.set(self._prefix + d.key, _COMMITTED, px=self._ttl_ms)
+                await pipe.execute()
+        except RedisError:
+            self.redis_errors += 1
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()

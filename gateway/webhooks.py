@@ -1,0 +1,90 @@
+"""`POST /webhooks/{provider}[/{tenant}]`: verify → store durably → answer → hand off after commit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.ingest import Delivery
+from gateway.problems import ProblemError
+from gateway.providers import stripe as stripe_provider
+
+if TYPE_CHECKING:
+    from payrisk.platform import Platform
+
+log = structlog.get_logger("payrisk.gateway")
+
+_KEPT_HEADERS = ("stripe-signature", "content-type", "user-agent", "content-length")
+
+
+async def stripe_webhook(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    tenant_id = request.path_params.get("tenant", "default")
+    if not await platform.tenants.exists(tenant_id):
+        raise ProblemError(404, "unknown-tenant", "Unknown tenant", f"tenant {tenant_id!r} does not exist")
+    body = await _read_body(request, platform.settings.max_body_bytes)
+    secrets = await platform.tenants.stripe_secrets(tenant_id)
+    try:
+        stripe_provider.verify(body, request.headers.get("stripe-signature"), secrets,
+                               platform.settings.stripe_tolerance_seconds)
+    except stripe_provider.SignatureError as exc:
+        platform.metrics.unverified(tenant_id, "stripe", exc.reason)
+        log.warning("webhook.unverified", tenant=tenant_id, provider="stripe", reason=exc.reason)
+        raise ProblemError(400, "invalid-signature", "Invalid signature", exc.reason) from None
+    delivery = _build_delivery(tenant_id, body, request)
+    stored = await platform.ingest.submit(delivery)
+    platform.metrics.delivery("stripe", "duplicate" if stored.duplicate else delivery.status)
+    if not stored.duplicate and delivery.status == "received":
+        platform.dispatcher.submit(tenant_id, stored.delivery_id, delivery.customer_id, delivery.events)
+    return Response(orjson.dumps({
+        "received": True, "duplicate": stored.duplicate, "status": delivery.status,
+        "delivery_id": stored.delivery_id,
+    }), media_type="application/json")
+
+
+async def unknown_provider(request: Request) -> Response:
+    provider = request.path_params["provider"]
+    raise ProblemError(404, "unknown-provider", "Unknown provider", f"no webhook endpoint for provider {provider!r}")
+
+
+def _build_delivery(tenant_id: str, body: bytes, request: Request) -> Delivery:
+    headers = {k: v for k, v in request.headers.items() if k in _KEPT_HEADERS}
+    try:
+        envelope = stripe_provider.parse_envelope(body)
+    except stripe_provider.PayloadError as exc:
+        raise ProblemError(400, "invalid-body", "Body is not a webhook event", exc.reason) from None
+    delivery = Delivery(tenant_id, "stripe", envelope.id, envelope.type, stripe_provider.customer_id_of(envelope),
+                        body, headers, "received")
+    try:
+        events = stripe_provider.normalize(envelope)
+    except stripe_provider.PayloadError as exc:
+        delivery.status, delivery.status_reason = "quarantined", exc.reason
+        return delivery
+    if not events:
+        delivery.status, delivery.status_reason = "ignored", f"event type {envelope.type} is not used"
+        return delivery
+    delivery.customer_id = events[0].customer_id
+    delivery.events = [_event_json(e) for e in events]
+    return delivery
+
+
+def _event_json(event: Any) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude_none=True)  # type: ignore[no-any-return]
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProblemError(413, "body-too-large", "Body too large", f"body of {declared} bytes exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(413, "body-too-large", "Body too large", f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,107 @@
+"""The `payrisk` command line. Every failure is one clear line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from payrisk.config import ConfigError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 2."""
+
+
+def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("up", help="run the platform (embedded PostgreSQL/Redis unless URLs are given)",
+                       description="Start PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set), "
+                       "a local Ray on 127.0.0.1 (unless RAY_ADDRESS is set), apply migrations, start the actors "
+                       "and serve the gateway. Ctrl-C or SIGTERM stops everything it started.")
+    p.add_argument("--host", help="bind address (default 127.0.0.1, env PAYRISK_HOST)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8000, env PAYRISK_PORT)")
+    p.add_argument("--workers", type=int, help="uvicorn worker processes (default 1, env PAYRISK_WORKERS)")
+    p.add_argument("--data-dir", help="where embedded data lives (env PAYRISK_DATA_DIR)")
+    p.add_argument("--no-dashboard", action="store_true", help="start Ray without its dashboard")
+    p.set_defaults(handler=_lazy("payrisk.serve", "cmd_up"))
+
+
+def _add_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("migrate", help="apply database migrations (DATABASE_URL, or the embedded database)",
+                       description="Apply the numbered SQL migrations in migrations/ (forward-only, idempotent).")
+    p.add_argument("--data-dir", help="embedded data directory when DATABASE_URL is not set")
+    p.set_defaults(handler=_lazy("payrisk.serve", "cmd_migrate"))
+
+
+def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("replay", help="replay quarantined deliveries, or a customer's event log",
+                       description="--quarantined re-parses quarantined deliveries and hands the ones that now "
+                       "parse to their customers; --customer ID [--verify] folds the customer's event log and "
+                       "compares it with the stored checkpoint.")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--quarantined", action="store_true", help="re-parse quarantined deliveries")
+    group.add_argument("--customer", help="customer id whose event log to replay")
+    p.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    p.add_argument("--verify", action="store_true", help="fail unless replay equals the checkpoint")
+    p.set_defaults(handler=_lazy("payrisk.replay", "cmd_replay"))
+
+
+def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("simulator", help="run the Stripe-compatible provider simulator", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=_simulator)
+
+
+def _add_strategies(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("strategies", help="validate or explain retry strategies")
+    ssub = p.add_subparsers(dest="strategies_command", required=True)
+    v = ssub.add_parser("validate", help="validate strategy templates (all shipped ones, or FILE)")
+    v.add_argument("file", nargs="?", help="a strategy or segments JSON file")
+    v.set_defaults(handler=_lazy("payrisk.strategy_cli", "cmd_validate"))
+    e = ssub.add_parser("explain", help="explain the strategy and next steps for a customer")
+    e.add_argument("--customer", required=True, help="customer id")
+    e.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    e.set_defaults(handler=_lazy("payrisk.strategy_cli", "cmd_explain"))
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    from simulator.cli import main as simulator_main
+
+    return int(simulator_main(list(args.args)))
+
+
+def _lazy(module: str, name: str) -> Handler:
+    """Import heavy modules (Ray, uvicorn) only for the command that needs them."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        handler: Handler = getattr(importlib.import_module(module), name)
+        return handler(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="payrisk", description="Self-hosted failed-payment recovery platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_up, _add_migrate, _add_replay, _add_simulator, _add_strategies):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (CliError, ConfigError) as exc:
+        print(f"payrisk: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

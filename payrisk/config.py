@@ -1,0 +1,125 @@
+"""Settings from the environment (and `.env`), validated once at start.
+
+A bad setting stops start-up with one line naming the setting (`ConfigError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "payrisk"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str | None = None  # None: start an embedded PostgreSQL
+    redis_url: str | None = None  # None: start an embedded Redis
+    ray_address: str | None = None  # None: start a local Ray bound to 127.0.0.1
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    dashboard_port: int = Field(default=8265, ge=0, le=65535)
+    shards: int = Field(default=2, ge=1, le=256)
+    virtual_shards: int = Field(default=256, ge=1, le=65536)
+    classifiers: int = Field(default=1, ge=1, le=64)
+    notifiers: int = Field(default=1, ge=1, le=64)
+    stripe_webhook_secrets: tuple[str, ...] = ()
+    stripe_tolerance_seconds: int = Field(default=300, ge=1)
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    smtp_url: str | None = None
+    mail_from: str = "billing@payrisk.local"
+    group_commit_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("postgres", "postgresql"):
+            raise ValueError("must look like postgresql://user@host:port/dbname")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must look like redis://host:port/0 or unix:///path/redis.sock")
+        return value
+
+
+#: environment variable → field
+_ENV = {
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "RAY_ADDRESS": "ray_address",
+    "PAYRISK_DATA_DIR": "data_dir",
+    "PAYRISK_HOST": "host",
+    "PAYRISK_PORT": "port",
+    "PAYRISK_WORKERS": "workers",
+    "PAYRISK_DASHBOARD_PORT": "dashboard_port",
+    "PAYRISK_SHARDS": "shards",
+    "PAYRISK_VIRTUAL_SHARDS": "virtual_shards",
+    "PAYRISK_CLASSIFIERS": "classifiers",
+    "PAYRISK_NOTIFIERS": "notifiers",
+    "STRIPE_WEBHOOK_SECRET": "stripe_webhook_secrets",
+    "STRIPE_WEBHOOK_TOLERANCE": "stripe_tolerance_seconds",
+    "STRIPE_API_KEY": "stripe_api_key",
+    "STRIPE_API_BASE": "stripe_api_base",
+    "PAYRISK_MAX_BODY_BYTES": "max_body_bytes",
+    "SMTP_URL": "smtp_url",
+    "MAIL_FROM": "mail_from",
+    "PAYRISK_GROUP_COMMIT_MS": "group_commit_ms",
+    "PAYRISK_SWEEP_INTERVAL": "sweep_interval_seconds",
+    "PAYRISK_LOG_LEVEL": "log_level",
+}
+_FIELD_TO_ENV = {field: env for env, field in _ENV.items()}
+
+
+def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env"), **overrides: object
+                  ) -> Settings:
+    """Build settings from `.env`, then the environment, then explicit overrides (CLI flags)."""
+    values: dict[str, object] = {}
+    if dotenv is not None and dotenv.is_file():
+        from dotenv import dotenv_values
+
+        values.update(_from_env({k: v for k, v in dotenv_values(dotenv).items() if v is not None}))
+    values.update(_from_env(dict(os.environ) if environ is None else environ))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for env, field in _ENV.items():
+        raw = environ.get(env)
+        if raw is None or raw == "":
+            continue
+        if field == "stripe_webhook_secrets":
+            values[field] = tuple(s.strip() for s in raw.split(",") if s.strip())
+        else:
+            values[field] = raw
+    return values
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "settings"
+    name = _FIELD_TO_ENV.get(field, field)
+    return f"invalid setting {name}: {error['msg']}"

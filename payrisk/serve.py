@@ -1,0 +1,169 @@
+"""`payrisk up` and `payrisk migrate`: bring the stack up in order, take it down in reverse."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import structlog
+
+from payrisk.cli import CliError
+from payrisk.config import Settings, load_settings
+from payrisk.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis
+from payrisk.logging import configure_logging
+
+log = structlog.get_logger("payrisk")
+
+
+class Stack:
+    """Everything `payrisk up` starts, so that it can stop exactly that."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pg: EmbeddedPostgres | None = None
+        self._redis: EmbeddedRedis | None = None
+        self._ray_started = False
+        self._system: Any = None
+
+    def start_storage(self) -> Settings:
+        """Start embedded servers for missing URLs; return settings with the effective URLs."""
+        data_dir = self.settings.data_dir
+        database_url, redis_url = self.settings.database_url, self.settings.redis_url
+        try:
+            if database_url is None:
+                self._pg = EmbeddedPostgres(data_dir)
+                database_url = self._pg.start()
+            if redis_url is None:
+                self._redis = EmbeddedRedis(data_dir)
+                redis_url = self._redis.start()
+        except EmbeddedError as exc:
+            raise CliError(str(exc)) from None
+        check_database(database_url)
+        check_redis(redis_url)
+        self.settings = self.settings.model_copy(update={"database_url": database_url, "redis_url": redis_url})
+        return self.settings
+
+    def start_ray_and_actors(self, include_dashboard: bool) -> dict[str, Any]:
+        from actors.system import ActorSystem
+        from payrisk.raysys import start_ray
+
+        info = start_ray(self.settings.ray_address, dashboard_port=self.settings.dashboard_port,
+                         include_dashboard=include_dashboard)
+        self._ray_started = self.settings.ray_address is None
+        self._system = ActorSystem(self.settings)
+        self._system.start()
+        return info
+
+    def stop(self) -> None:
+        if self._system is not None:
+            with contextlib.suppress(Exception):
+                self._system.stop()
+        if self._ray_started:
+            import ray
+
+            ray.shutdown()
+        if self._redis is not None:
+            self._redis.stop()
+        if self._pg is not None:
+            self._pg.stop()
+
+
+def check_database(url: str) -> None:
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(f"DATABASE_URL: cannot connect to PostgreSQL: {first}") from None
+
+
+def check_redis(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise CliError(f"REDIS_URL: cannot connect to Redis: {exc}") from None
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"PAYRISK_PORT: cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "workers")}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return load_settings(**overrides)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from payrisk.store.migrate import apply_migrations
+
+    stack = Stack(_settings(args))
+    try:
+        settings = stack.start_storage()
+        assert settings.database_url is not None
+        applied = apply_migrations(settings.database_url)
+        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none, already up to date'}")
+        return 0
+    finally:
+        stack.stop()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from payrisk.store.migrate import apply_migrations
+
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    check_port_free(settings.host, settings.port)
+    stack = Stack(settings)
+    try:
+        settings = stack.start_storage()
+        assert settings.database_url is not None
+        applied = apply_migrations(settings.database_url)
+        log.info("migrations.applied", count=len(applied))
+        info = stack.start_ray_and_actors(include_dashboard=not args.no_dashboard)
+        _export_env(settings, info)
+        _banner(settings, info)
+        if settings.workers > 1:
+            uvicorn.run("gateway.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
+                        workers=settings.workers, log_level="warning", access_log=False)
+        else:
+            from gateway.app import create_app
+
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                        access_log=False)
+        return 0
+    finally:
+        stack.stop()
+
+
+def _export_env(settings: Settings, info: dict[str, Any]) -> None:
+    """Worker processes rebuild settings from the environment: hand them the effective values."""
+    os.environ["DATABASE_URL"] = settings.database_url or ""
+    os.environ["REDIS_URL"] = settings.redis_url or ""
+    if info.get("address"):
+        os.environ["RAY_ADDRESS"] = str(info["address"])
+
+
+def _banner(settings: Settings, info: dict[str, Any]) -> None:
+    lines = [
+        f"payrisk gateway   http://{settings.host}:{settings.port}  (readiness: /readyz, metrics: /metrics)",
+        f"webhooks          POST http://{settings.host}:{settings.port}/webhooks/stripe",
+        f"Ray dashboard     {('http://' + info['dashboard_url']) if info.get('dashboard_url') else 'off'}",
+        f"data directory    {settings.data_dir}",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,86 @@
+"""Durable timers (invariant I4): one pending timer per (stream, key), claimed with SKIP LOCKED.
+
+`due_at` is on the injected clock (simulated or real); claim leases use the database's wall clock, so a
+claimer that dies loses its lease after `lease_seconds` whatever the simulated time does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from payrisk.store.db import Conn
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    timer_id: int
+    tenant_id: str
+    stream_id: str
+    timer_key: str
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+async def schedule(conn: Conn, tenant_id: str, stream_id: str, timer_key: str, due_at: datetime,
+                   payload: dict[str, Any] | None = None) -> int:
+    """Set the stream's pending timer `timer_key` (replacing a pending one with the same key)."""
+    await cancel(conn, tenant_id, stream_id, timer_key)
+    cur = await conn.execute(
+        "INSERT INTO timers (tenant_id, stream_id, timer_key, due_at, payload) VALUES (%s, %s, %s, %s, %s)"
+        " RETURNING timer_id",
+        (tenant_id, stream_id, timer_key, due_at, Jsonb(payload or {})),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["timer_id"])
+
+
+async def cancel(conn: Conn, tenant_id: str, stream_id: str, timer_key: str) -> None:
+    await conn.execute(
+        "UPDATE timers SET cancelled_at = now() WHERE tenant_id = %s AND stream_id = %s AND timer_key = %s"
+        " AND fired_at IS NULL AND cancelled_at IS NULL",
+        (tenant_id, stream_id, timer_key),
+    )
+
+
+async def claim_due(conn: Conn, now: datetime, worker: str, limit: int = 100,
+                    lease_seconds: float = 60.0) -> list[Timer]:
+    """Claim up to `limit` timers due at `now`; each is claimed by exactly one concurrent claimer."""
+    cur = await conn.execute(
+        "UPDATE timers SET claimed_by = %s, claimed_at = now() WHERE timer_id IN ("
+        "  SELECT timer_id FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= %s"
+        "  AND (claimed_at IS NULL OR claimed_at < now() - make_interval(secs => %s))"
+        "  ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+        " RETURNING timer_id, tenant_id, stream_id, timer_key, due_at, payload",
+        (worker, now, lease_seconds, limit),
+    )
+    rows = await cur.fetchall()
+    return sorted((Timer(**row) for row in rows), key=lambda t: (t.due_at, t.timer_id))
+
+
+async def mark_fired(conn: Conn, timer_id: int) -> bool:
+    """Mark a timer fired; False when it was already fired or cancelled (the firing is then a no-op)."""
+    cur = await conn.execute(
+        "UPDATE timers SET fired_at = now() WHERE timer_id = %s AND fired_at IS NULL AND cancelled_at IS NULL",
+        (timer_id,),
+    )
+    return cur.rowcount == 1
+
+
+async def is_pending(conn: Conn, timer_id: int) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM timers WHERE timer_id = %s AND fired_at IS NULL AND cancelled_at IS NULL", (timer_id,)
+    )
+    return await cur.fetchone() is not None
+
+
+async def next_due(conn: Conn) -> datetime | None:
+    cur = await conn.execute(
+        "SELECT min(due_at) AS d FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL"
+    )
+    row = await cur.fetchone()
+    return row["d"] if row else None
