@@ -1,0 +1,85 @@
+"""Decision records: what one decision produced, written in one transaction by the customer's home."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the strategy says to do after a classified failure."""
+
+    action: str  # retry | await_customer | escalate | halt | final
+    at: datetime | None
+    attempt_no: int
+    max_attempts: int
+    explanation: str
+    strategy: Json  # {"id", "version", "segment"}
+    email_template: str | None = None
+    final_action: str | None = None
+    alert: str | None = None  # engineering | fraud | first_failure
+
+
+class Planner(Protocol):
+    def plan(self, *, customer: Json, case: Json, classification: Json, now: datetime,
+             card_history: Sequence[datetime]) -> Plan: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    now: datetime
+    classify: Callable[[str, Json], Json]
+    planner: Planner
+    retry_mode: str = "own"  # own: payrisk charges; observe: shadow decisions only
+    provider: str = "stripe"
+    card_history: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
+    classify_wait: timedelta = timedelta(minutes=2)
+    reconcile_after: timedelta = timedelta(minutes=10)
+    resume_delay: timedelta = timedelta(minutes=5)
+    branding: Json = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerCmd:
+    key: str
+    due_at: datetime | None  # None cancels the pending timer with this key
+    payload: Json = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCmd:
+    topic: str
+    idempotency_key: str
+    payload: Json
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    """A provider call to make after commit; `idempotency_key` is also the attempt's ledger key."""
+
+    invoice_id: str
+    attempt_no: int
+    idempotency_key: str
+    amount: int
+    currency: str | None
+    card: Json
+
+
+@dataclass(slots=True)
+class Decision:
+    state: Json
+    events: list[tuple[str, Json]] = field(default_factory=list)
+    timers: list[TimerCmd] = field(default_factory=list)
+    outbox: list[OutboxCmd] = field(default_factory=list)
+    charges: list[ChargeRequest] = field(default_factory=list)
+    reconciles: list[ChargeRequest] = field(default_factory=list)
+
+
+def attempt_key(tenant_id: str, invoice_id: str, attempt_no: int) -> str:
+    """The deterministic idempotency key of one retry attempt (invariant I3)."""
+    return f"payrisk:{tenant_id}:{invoice_id}:{attempt_no}"

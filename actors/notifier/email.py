@@ -1,0 +1,167 @@
+"""Dunning emails: SMTP settings from `SMTP_URL`, Jinja2 rendering (HTML + text), sending with aiosmtplib."""
+
+from __future__ import annotations
+
+import ssl
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from functools import cache
+from pathlib import Path
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+
+import aiosmtplib
+import jinja2
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from actors.notifier.errors import DeliveryError, NotifierConfigError
+from actors.notifier.messages import EmailPayload, format_amount, format_local_time, subject_for
+from actors.notifier.policy import zone_for
+
+TEMPLATES = Path(__file__).parent / "templates"
+_DEFAULT_PORTS = {("smtps", False): 465, ("smtp", True): 587, ("smtp", False): 25}
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+#: SMTP reply codes that mean our credentials are wrong: fixable configuration, so worth retrying.
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+
+
+class SmtpSettings(BaseModel):
+    """Where and how to submit mail. `start_tls=None` upgrades when the server offers it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str
+    port: int
+    username: str | None = None
+    password: SecretStr | None = None
+    use_tls: bool = False  # implicit TLS (smtps://)
+    start_tls: bool | None = None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        """Parse `smtp://user:pass@host:port?starttls=true` or `smtps://...`; NotifierConfigError if bad."""
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("smtp", "smtps"):
+            raise NotifierConfigError(f"SMTP_URL must start with smtp:// or smtps:// (got {parts.scheme!r})")
+        if not parts.hostname:
+            raise NotifierConfigError("SMTP_URL has no host (expected smtp://user:pass@host:port)")
+        query = {key: values[-1].lower() for key, values in parse_qs(parts.query).items()}
+        start_tls = _flag(query.get("starttls"))
+        implicit = parts.scheme == "smtps"
+        if implicit and start_tls:
+            raise NotifierConfigError("SMTP_URL: smtps:// already uses TLS; drop ?starttls=true")
+        return cls(
+            host=parts.hostname,
+            port=_port(parts) or _DEFAULT_PORTS[(parts.scheme, bool(start_tls))],
+            username=unquote(parts.username) if parts.username else None,
+            password=SecretStr(unquote(parts.password)) if parts.password else None,
+            use_tls=implicit,
+            start_tls=False if implicit else start_tls,
+            timeout=_timeout(query.get("timeout")),
+        )
+
+
+def _port(parts: SplitResult) -> int | None:
+    try:
+        port = parts.port  # the property validates the range
+    except ValueError as error:
+        raise NotifierConfigError("SMTP_URL has an invalid port (expected 1-65535)") from error
+    return port or None
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise NotifierConfigError(f"SMTP_URL: starttls must be true or false (got {value!r})")
+
+
+def _timeout(value: str | None) -> float:
+    try:
+        return float(value) if value is not None else 30.0
+    except ValueError as error:
+        raise NotifierConfigError(f"SMTP_URL: timeout must be seconds (got {value!r})") from error
+
+
+def parse_mail_from(value: str) -> str:
+    """The bare sender address from `MAIL_FROM` (`billing@example.com` or `Billing <billing@example.com>`)."""
+    _, address = parseaddr(value)
+    local, _, domain = address.rpartition("@")
+    if not local or "." not in domain:
+        raise NotifierConfigError(f"MAIL_FROM must be an address like billing@example.com (got {value!r})")
+    return address
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render(payload: EmailPayload) -> tuple[str, str, str]:
+    """(subject, text, html) for `payload`."""
+    amount = format_amount(payload.amount_due, payload.currency)
+    subject = subject_for(payload.template, payload.branding.name, amount)
+    zone = zone_for(payload.timezone, "UTC")
+    context = {
+        "subject": subject,
+        "brand": payload.branding,
+        "customer_name": payload.customer_name,
+        "amount": amount,
+        "invoice_id": payload.invoice_id,
+        "link": str(payload.hosted_invoice_url) if payload.hosted_invoice_url else None,
+        "next_attempt": format_local_time(payload.next_attempt_at, zone) if payload.next_attempt_at else None,
+    }
+    env = _environment()
+    text = env.get_template(f"{payload.template.value}.txt.j2").render(context)
+    html = env.get_template(f"{payload.template.value}.html.j2").render(context)
+    return subject, text, html
+
+
+def build_message(
+    payload: EmailPayload, *, mail_from: str, message_id: str, key: str, now: datetime
+) -> EmailMessage:
+    """The MIME message (text + HTML alternative) with a deterministic Message-ID."""
+    subject, text, html = render(payload)
+    message = EmailMessage()
+    message["From"] = formataddr((payload.branding.name, mail_from))
+    message["To"] = formataddr((payload.customer_name or "", payload.to))
+    message["Reply-To"] = payload.branding.support_email
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
+    message["X-Payrisk-Notification"] = key
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+async def send_message(settings: SmtpSettings, message: EmailMessage) -> None:
+    """Submit `message`; DeliveryError (permanent for 5xx mailbox/content refusals) on failure."""
+    password = settings.password.get_secret_value() if settings.password else None
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=password,
+            use_tls=settings.use_tls,
+            start_tls=settings.start_tls,
+            timeout=settings.timeout,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as error:
+        permanent = all(refusal.code >= 500 for refusal in error.recipients)
+        raise DeliveryError(f"SMTP refused the recipient: {error}", permanent=permanent) from error
+    except aiosmtplib.SMTPResponseException as error:
+        permanent = error.code >= 500 and error.code not in _AUTH_CODES
+        raise DeliveryError(f"SMTP error {error.code}: {error.message}", permanent=permanent) from error
+    except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as error:
+        raise DeliveryError(f"SMTP unavailable: {error}") from error

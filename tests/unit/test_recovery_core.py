@@ -1,0 +1,127 @@
+"""The pure recovery core: decisions, the fold, and replay equality (no Ray, no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from actors.domain.case import empty_state, evolve
+from actors.domain.decide import decide_attempt_result, decide_inbound, decide_timer
+from actors.domain.decisions import Context, Decision
+from actors.domain.default_planner import DefaultPlanner
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CODES = {"insufficient_funds": ("SOFT_DECLINE", True), "lost_card": ("HARD_DECLINE", False),
+         "fraudulent": ("FRAUD_FLAGGED", False), "invalid_api_key": ("CONFIG_ERROR", False)}
+
+
+def classify(provider: str, decline: dict[str, Any]) -> dict[str, Any]:
+    code = decline.get("decline_code") or decline.get("error_code") or "unknown"
+    category, retryable = CODES.get(code, ("SOFT_DECLINE", True))
+    return {"category": category, "reason": code, "retryable": retryable, "min_delay_seconds": 0}
+
+
+def ctx(now: datetime) -> Context:
+    return Context(now=now, classify=classify, planner=DefaultPlanner())
+
+
+def failed(invoice: str = "in_1", code: str = "insufficient_funds", event_id: str = "evt_1",
+           key: str | None = None) -> dict[str, Any]:
+    return {"kind": "payment_failed", "provider": "stripe", "provider_event_id": event_id,
+            "provider_event_type": "invoice.payment_failed", "occurred_at": T0.isoformat(), "customer_id": "cus_1",
+            "invoice_id": invoice, "amount_due": 2500, "currency": "usd", "customer_email": "ada@example.com",
+            "hosted_invoice_url": "https://pay.example/in_1", "decline": {"decline_code": code},
+            "request_idempotency_key": key}
+
+
+def paid(invoice: str = "in_1", key: str | None = None) -> dict[str, Any]:
+    return {"kind": "payment_succeeded", "provider": "stripe", "provider_event_id": "evt_paid",
+            "provider_event_type": "invoice.paid", "occurred_at": T0.isoformat(), "customer_id": "cus_1",
+            "invoice_id": invoice, "amount_paid": 2500, "request_idempotency_key": key}
+
+
+def replay(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    state = empty_state("default", "cus_1")
+    for event_type, payload in events:
+        state = evolve(state, event_type, payload)
+    return state
+
+
+def names(decision: Decision) -> list[str]:
+    return [e for e, _ in decision.events]
+
+
+def test_example_flow_retries_after_three_hours_then_emails_and_schedules_a_final_retry() -> None:
+    log: list[tuple[str, dict[str, Any]]] = []
+    d1 = decide_inbound(empty_state("default", "cus_1"), failed(), ctx(T0))
+    log += d1.events
+    assert d1.state["cases"]["in_1"]["state"] == "retry_scheduled"
+    assert d1.timers[-1].due_at == T0 + timedelta(hours=3)
+    assert not [o for o in d1.outbox if o.topic == "email"]
+
+    d2 = decide_timer(d1.state, "in_1", d1.timers[-1].payload, ctx(T0 + timedelta(hours=3)))
+    log += d2.events
+    assert d2.state["cases"]["in_1"]["state"] == "retrying"
+    assert [c.idempotency_key for c in d2.charges] == ["payrisk:default:in_1:1"]
+
+    d3 = decide_attempt_result(d2.state, "in_1", 1, "failed", {"decline_code": "insufficient_funds"},
+                               ctx(T0 + timedelta(hours=3)))
+    log += d3.events
+    emails = [o for o in d3.outbox if o.topic == "email"]
+    assert [e.payload["template"] for e in emails] == ["payment_failed"]
+    assert emails[0].payload["hosted_invoice_url"] == "https://pay.example/in_1"
+    assert d3.state["cases"]["in_1"]["state"] == "retry_scheduled"
+    assert d3.timers[-1].payload == {"action": "retry", "attempt_no": 2}
+    assert replay(log) == d3.state
+
+
+def test_hard_decline_is_never_retried() -> None:
+    d = decide_inbound(empty_state("default", "cus_1"), failed(code="lost_card"), ctx(T0))
+    assert d.state["cases"]["in_1"]["state"] == "awaiting_customer"
+    assert not [t for t in d.timers if t.payload.get("action") == "retry"]
+    assert not d.charges
+
+
+def test_late_failure_after_paid_never_reopens_the_invoice() -> None:
+    d1 = decide_inbound(empty_state("default", "cus_1"), failed(), ctx(T0))
+    d2 = decide_inbound(d1.state, paid(), ctx(T0 + timedelta(minutes=1)))
+    assert d2.state["cases"]["in_1"]["state"] == "recovered"
+    d3 = decide_inbound(d2.state, failed(event_id="evt_late"), ctx(T0 + timedelta(minutes=2)))
+    assert names(d3) == ["LateEventIgnored"]
+    assert d3.state["cases"]["in_1"]["state"] == "recovered"
+
+
+def test_webhook_about_our_own_attempt_settles_it_once() -> None:
+    d1 = decide_inbound(empty_state("default", "cus_1"), failed(), ctx(T0))
+    d2 = decide_timer(d1.state, "in_1", d1.timers[-1].payload, ctx(T0 + timedelta(hours=3)))
+    key = d2.charges[0].idempotency_key
+    d3 = decide_inbound(d2.state, paid(key=key), ctx(T0 + timedelta(hours=3)))
+    assert "AttemptSucceeded" in names(d3) and d3.state["cases"]["in_1"]["state"] == "recovered"
+    d4 = decide_attempt_result(d3.state, "in_1", 1, "succeeded", None, ctx(T0 + timedelta(hours=3)))
+    assert d4.events == []
+    assert d3.state["recoveries"] == 1
+
+
+def test_decline_details_arriving_before_the_invoice_are_joined() -> None:
+    charge = {"kind": "decline_details", "provider": "stripe", "provider_event_id": "evt_c",
+              "provider_event_type": "charge.failed", "occurred_at": T0.isoformat(), "customer_id": "cus_1",
+              "charge_id": "ch_1", "payment_intent_id": "pi_1", "decline": {"decline_code": "lost_card"}}
+    pi = {**charge, "provider_event_id": "evt_p", "provider_event_type": "payment_intent.payment_failed",
+          "decline": {"advice_code": "do_not_try_again"}}
+    invoice = {**failed(), "decline": None, "payment_intent_id": "pi_1", "charge_id": "ch_1"}
+    d1 = decide_inbound(empty_state("default", "cus_1"), charge, ctx(T0))
+    d2 = decide_inbound(d1.state, pi, ctx(T0))
+    d3 = decide_inbound(d2.state, invoice, ctx(T0))
+    case = d3.state["cases"]["in_1"]
+    assert case["classification"]["reason"] == "lost_card"
+    assert case["state"] == "awaiting_customer"
+
+
+def test_payment_method_update_while_awaiting_customer_triggers_a_prompt_retry() -> None:
+    d1 = decide_inbound(empty_state("default", "cus_1"), failed(code="lost_card"), ctx(T0))
+    pm = {"kind": "payment_method_updated", "provider": "stripe", "provider_event_id": "evt_pm",
+          "provider_event_type": "customer.updated", "occurred_at": T0.isoformat(), "customer_id": "cus_1",
+          "payment_method_id": "pm_new"}
+    d2 = decide_inbound(d1.state, pm, ctx(T0 + timedelta(hours=1)))
+    assert d2.state["cases"]["in_1"]["state"] == "retry_scheduled"
+    assert d2.timers[-1].due_at == T0 + timedelta(hours=1, minutes=5)
