@@ -1,0 +1,223 @@
+"""Customer shard actors: each hosts many customers as virtual actors (single writer per customer).
+
+A customer is activated from its checkpoint on first use and passivated when idle. Each decision is one
+PostgreSQL transaction (events + checkpoint + timers + outbox + attempt intents + the delivery marked
+applied). Ray may run a method twice after a restart (`max_task_retries=-1`), so every method is idempotent:
+a delivery already applied, or a timer already fired, is skipped inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from datetime import timedelta
+from typing import Any
+
+import ray
+import structlog
+
+from actors.clock import make_clock
+from actors.domain.case import customer_status, empty_state, evolve
+from actors.domain.decide import decide_attempt_result, decide_inbound, decide_timer
+from actors.domain.decisions import ChargeRequest, Context, Decision
+from actors.persist import card_history, persist, record_outcome
+from actors.planning import make_context_factory
+from payrisk.store import ConcurrencyConflict, Database
+from payrisk.store import checkpoints, events
+
+log = structlog.get_logger("payrisk.shard")
+
+_DONE = ("applied", "ignored", "quarantined")
+
+
+class _Customer:
+    __slots__ = ("version", "state", "used")
+
+    def __init__(self, version: int, state: dict[str, Any]) -> None:
+        self.version, self.state, self.used = version, state, time.monotonic()
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class CustomerShard:
+    def __init__(self, index: int, config: dict[str, Any]) -> None:
+        self.index = index
+        self.config = config
+        self._db: Database | None = None
+        self._active: OrderedDict[tuple[str, str], _Customer] = OrderedDict()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._max_active = int(config.get("max_active", 50_000))
+        self._clock = make_clock(config.get("clock", "real"))
+        self._contexts = make_context_factory(config)
+        self._adapter: Any = None
+        self.applied = 0
+        self.fired = 0
+
+    async def _database(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.config["database_url"], max_size=int(self.config.get("pool_size", 4)))
+            await self._db.open()
+        return self._db
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    # --------------------------------------------------------------------------------------------- activation
+
+    async def _load(self, tenant_id: str, customer_id: str) -> _Customer:
+        key = (tenant_id, customer_id)
+        active = self._active.get(key)
+        if active is not None:
+            self._active.move_to_end(key)
+            active.used = time.monotonic()
+            return active
+        db = await self._database()
+        async with db.connection() as conn:
+            cp = await checkpoints.load(conn, tenant_id, customer_id)
+            state = cp.state if cp else empty_state(tenant_id, customer_id)
+            version = cp.version if cp else 0
+            for event in await events.load(conn, tenant_id, customer_id, version):
+                state, version = evolve(state, event.event_type, event.payload), event.version
+        customer = self._active[key] = _Customer(version, state)
+        self._passivate()
+        return customer
+
+    def _passivate(self, idle_seconds: float = 900.0) -> None:
+        """Forget idle customers (their state is in PostgreSQL); keep at most `max_active` in memory."""
+        now = time.monotonic()
+        while self._active and (len(self._active) > self._max_active
+                                or next(iter(self._active.values())).used < now - idle_seconds):
+            key, _ = self._active.popitem(last=False)
+            lock = self._locks.get(key)
+            if lock is not None and not lock.locked():
+                del self._locks[key]
+
+    # --------------------------------------------------------------------------------------------- commands
+
+    async def apply_deliveries(self, items: list[dict[str, Any]]) -> list[str]:
+        """Apply hand-offs `{tenant_id, delivery_id, customer_id, events}`; each delivery at most once."""
+        results = await asyncio.gather(*(self._apply_one(item) for item in items))
+        return list(results)
+
+    async def _apply_one(self, item: dict[str, Any]) -> str:
+        tenant_id, customer_id = item["tenant_id"], item["customer_id"]
+
+        async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
+            cur = await conn.execute("SELECT status FROM deliveries WHERE delivery_id = %s FOR UPDATE",
+                                     (item["delivery_id"],))
+            row = await cur.fetchone()
+            if row is None or row["status"] in _DONE:
+                return None
+            decisions = []
+            for event in item["events"]:
+                decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
+                state = decisions[-1].state
+            await conn.execute("UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s",
+                               (item["delivery_id"],))
+            return decisions
+
+        outcome = await self._decide(tenant_id, customer_id, decide)
+        self.applied += outcome == "applied"
+        return outcome
+
+    async def fire_timers(self, timers: list[dict[str, Any]]) -> int:
+        """Deliver claimed timers; a timer already fired or cancelled is a no-op. Returns how many fired."""
+        results = await asyncio.gather(*(self._fire_one(t) for t in timers))
+        return sum(results)
+
+    async def _fire_one(self, timer: dict[str, Any]) -> bool:
+        async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
+            cur = await conn.execute(
+                "UPDATE timers SET fired_at = now() WHERE timer_id = %s AND fired_at IS NULL"
+                " AND cancelled_at IS NULL RETURNING timer_id", (timer["timer_id"],))
+            if await cur.fetchone() is None:
+                return None
+            return [decide_timer(state, timer["payload"]["invoice_id"], timer["payload"], ctx)]
+
+        outcome = await self._decide(timer["tenant_id"], timer["stream_id"], decide)
+        self.fired += outcome == "applied"
+        return outcome == "applied"
+
+    async def _settle(self, tenant_id: str, customer_id: str, charge: ChargeRequest, result: Any) -> None:
+        async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
+            status = {"succeeded": "succeeded", "failed": "failed"}.get(result.outcome, "unknown")
+            await record_outcome(conn, tenant_id, charge.idempotency_key, status, result.decline)
+            return [decide_attempt_result(state, charge.invoice_id, charge.attempt_no, result.outcome,
+                                          result.decline, ctx)]
+
+        await self._decide(tenant_id, customer_id, decide)
+
+    async def _decide(self, tenant_id: str, customer_id: str, decide: Any, retries: int = 3) -> str:
+        """Load, decide (pure) and commit under the customer's lock; then run the charges it asked for."""
+        key = (tenant_id, customer_id)
+        for _ in range(retries):
+            async with self._lock(key):
+                customer = await self._load(tenant_id, customer_id)
+                try:
+                    charges = await self._commit(tenant_id, customer_id, customer, decide)
+                except ConcurrencyConflict:
+                    self._active.pop(key, None)  # another home wrote: reload and decide again
+                    continue
+            if charges is None:
+                return "skipped"
+            for charge in charges:
+                await self._charge(tenant_id, customer_id, charge)
+            return "applied"
+        raise ConcurrencyConflict(f"customer {customer_id}: gave up after {retries} conflicting writes")
+
+    async def _commit(self, tenant_id: str, customer_id: str, customer: _Customer, decide: Any
+                      ) -> list[ChargeRequest] | None:
+        db = await self._database()
+        now = await self._clock.now()
+        async with db.transaction() as conn:
+            history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
+            ctx = await self._contexts(tenant_id, now, history)
+            decisions = await decide(conn, customer.state, ctx)
+            if decisions is None:
+                return None
+            version = await persist(conn, tenant_id, customer_id, customer.version, decisions, now)
+        if decisions:
+            customer.state, customer.version = decisions[-1].state, version
+        return [c for d in decisions for c in (*d.charges, *d.reconciles)]
+
+    async def _charge(self, tenant_id: str, customer_id: str, charge: ChargeRequest) -> None:
+        """Call the provider after the intent committed, then record the outcome in its own decision."""
+        adapter = self._provider()
+        if adapter is None:
+            log.warning("charge.no_provider", tenant=tenant_id, customer=customer_id, invoice=charge.invoice_id)
+            return
+        result = await asyncio.to_thread(adapter.pay_invoice, charge.invoice_id, charge.idempotency_key)
+        if self.config.get("crash_after_call"):
+            import os
+
+            os._exit(1)  # fault injection for tests: die between the provider call and the result commit
+        await self._settle(tenant_id, customer_id, charge, result)
+
+    def _provider(self) -> Any:
+        if self._adapter is None and self.config.get("stripe_api_key"):
+            from actors.executor import StripeAdapter
+
+            self._adapter = StripeAdapter(self.config["stripe_api_key"], self.config.get("stripe_api_base"))
+        return self._adapter
+
+    # --------------------------------------------------------------------------------------------- reads
+
+    async def state_of(self, tenant_id: str, customer_id: str) -> dict[str, Any]:
+        async with self._lock((tenant_id, customer_id)):
+            customer = await self._load(tenant_id, customer_id)
+        return {"version": customer.version, "status": customer_status(customer.state), "state": customer.state}
+
+    async def stats(self) -> dict[str, Any]:
+        return {"index": self.index, "active_customers": len(self._active), "applied": self.applied,
+                "fired": self.fired}
+
+    async def configure(self, changes: dict[str, Any]) -> None:
+        """Test hook: change fault-injection switches at run time."""
+        self.config.update(changes)
+
+
+def _fingerprints(state: dict[str, Any]) -> list[str]:
+    return sorted({c["card"].get("card_fingerprint") for c in state["cases"].values() if c["card"].get("card_fingerprint")})
