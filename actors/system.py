@@ -1,0 +1,55 @@
+"""Create (or find) every named actor of one platform, and stop them again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from actors.placement import NAMESPACE, shard_name
+from payrisk.config import Settings
+
+
+def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The plain-data configuration every actor receives (never live objects)."""
+    return {
+        "database_url": settings.database_url,
+        "shards": settings.shards,
+        "virtual_shards": settings.virtual_shards,
+        "stripe_api_key": settings.stripe_api_key,
+        "stripe_api_base": settings.stripe_api_base,
+        "clock": "real",
+        **extra,
+    }
+
+
+class ActorSystem:
+    def __init__(self, settings: Settings, **config: Any) -> None:
+        self.settings = settings
+        self.config = actor_config(settings, **config)
+        self.shards: list[Any] = []
+        self.scheduler: Any = None
+        self.outbox: Any = None
+
+    def start(self, run_loops: bool = True) -> None:
+        from actors.outbox_worker import OutboxWorker
+        from actors.scheduler import Scheduler
+        from actors.shard import CustomerShard
+
+        self.shards = [
+            CustomerShard.options(name=shard_name(i), namespace=NAMESPACE, get_if_exists=True).remote(i, self.config)
+            for i in range(self.settings.shards)
+        ]
+        self.scheduler = Scheduler.options(name="scheduler", namespace=NAMESPACE, get_if_exists=True).remote(
+            self.config)
+        self.outbox = OutboxWorker.options(name="outbox", namespace=NAMESPACE, get_if_exists=True).remote(
+            self.config)
+        ray.get([s.stats.remote() for s in self.shards])  # wait until every shard is up
+        if run_loops:
+            ray.get([self.scheduler.start.remote(), self.outbox.start.remote()])
+
+    def stop(self) -> None:
+        for handle in [*self.shards, self.scheduler, self.outbox]:
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
+        self.shards, self.scheduler, self.outbox = [], None, None
