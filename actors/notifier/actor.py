@@ -1,0 +1,87 @@
+"""The notifier pool on Ray: named async actors `notifier-0..N-1` that deliver batches of outbox rows.
+
+Actors hold no state worth keeping (a Sender and its HTTP client), so restarts are free. `deliver_batch` is
+not retried by Ray (`max_task_retries=0`): a lost batch stays claimed in the outbox and is re-claimed after
+the lease, where the deterministic Message-ID / idempotency header makes the rare resend harmless.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import ray
+
+from actors.notifier.sender import DeliveryResult, NotifierSettings, Sender
+
+NAMESPACE = "payrisk"
+
+
+class NotifierActor:
+    """One notifier process. Create through `notifier_pool`, or directly in tests without Ray."""
+
+    def __init__(self, settings: NotifierSettings) -> None:
+        self._settings = settings
+        self._sender: Sender | None = None
+
+    def _ensure_sender(self) -> Sender:
+        if self._sender is None:  # created lazily so the HTTP client binds to the actor's event loop
+            self._sender = Sender(self._settings)
+        return self._sender
+
+    async def deliver_batch(
+        self, rows: list[dict[str, Any]], now_iso: str, recent_by_customer: dict[str, list[str]]
+    ) -> list[dict[str, Any]]:
+        """Deliver `rows` at `now_iso`; `recent_by_customer` maps `customer_key` → ISO send times."""
+        now = datetime.fromisoformat(now_iso)
+        recent = {
+            key: [datetime.fromisoformat(t) for t in times] for key, times in recent_by_customer.items()
+        }
+        results = await self._ensure_sender().deliver_many(rows, now, recent)
+        return [result.model_dump(mode="json") for result in results]
+
+    async def ping(self) -> str:
+        return "pong"
+
+    async def close(self) -> None:
+        if self._sender is not None:
+            await self._sender.aclose()
+            self._sender = None
+
+
+RemoteNotifier = ray.remote(NotifierActor)
+
+
+def notifier_pool(size: int, settings: NotifierSettings) -> list[Any]:
+    """Create (or look up) `notifier-0..size-1` in namespace "payrisk". Requires `ray.init` first."""
+    options = {"namespace": NAMESPACE, "get_if_exists": True, "num_cpus": 0, "max_restarts": -1}
+    return [
+        RemoteNotifier.options(name=f"notifier-{index}", max_task_retries=0, **options).remote(settings)
+        for index in range(size)
+    ]
+
+
+class ActorDeliverer:
+    """Adapts a pool of notifier actors to the dispatcher's `Deliverer`: each batch goes to the next actor."""
+
+    def __init__(self, handles: Sequence[Any], policy_lookback: timedelta) -> None:
+        self._handles = itertools.cycle(handles)
+        self._lookback = policy_lookback
+
+    @property
+    def lookback(self) -> timedelta:
+        return self._lookback
+
+    async def deliver_many(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        now: datetime,
+        recent_by_customer: Mapping[str, Sequence[datetime]],
+    ) -> list[DeliveryResult]:
+        recent = {key: [t.isoformat() for t in times] for key, times in recent_by_customer.items()}
+        raw = await next(self._handles).deliver_batch.remote(
+            [dict(row) for row in rows], now.isoformat(), recent
+        )
+        return [DeliveryResult.model_validate(item) for item in raw]
