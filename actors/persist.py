@@ -33,7 +33,7 @@ async def _effects(conn: Conn, tenant_id: str, customer_id: str, decision: Decis
             await timers.schedule(conn, tenant_id, customer_id, timer.key, timer.due_at, payload)
     for cmd in decision.outbox:
         await outbox.enqueue(conn, tenant_id, cmd.topic, cmd.idempotency_key,
-                             {**cmd.payload, "tenant_id": tenant_id}, stream_id=customer_id, available_at=now)
+                             cmd.payload, stream_id=customer_id, available_at=now)
     for charge in decision.charges:
         await record_intent(conn, tenant_id, customer_id, charge, now)
 
