@@ -1,0 +1,117 @@
+"""The sender's decisions without a network: deferral, retry with backoff, dead-lettering, HTTP outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from actors.notifier.policy import SendPolicy
+from actors.notifier.sender import NotifierSettings, Sender
+
+NOW = datetime(2025, 3, 4, 12, tzinfo=UTC)  # 13:00 in Paris, 07:00 in New York
+POLICY = SendPolicy(max_attempts=3, backoff_base=timedelta(seconds=10), backoff_cap=timedelta(minutes=1))
+
+
+def email_row(attempts: int = 0, **payload: Any) -> dict[str, Any]:
+    body = {
+        "template": "payment_failed",
+        "to": "ada@example.com",
+        "customer_id": "cus_1",
+        "invoice_id": "in_1",
+        "amount_due": 1000,
+        "currency": "eur",
+        "timezone": "Europe/Paris",
+        "branding": {"name": "Acme", "support_email": "help@acme.test"},
+    }
+    return {
+        "outbox_id": 7,
+        "tenant_id": "acme",
+        "topic": "email",
+        "idempotency_key": "email:in_1:1",
+        "payload": {**body, **payload},
+        "attempts": attempts,
+    }
+
+
+def alert_row() -> dict[str, Any]:
+    payload = {
+        "kind": "fraud",
+        "title": "Fraud flagged",
+        "text": "highest_risk_level",
+        "severity": "critical",
+    }
+    return {
+        "outbox_id": 8,
+        "tenant_id": "acme",
+        "topic": "alert",
+        "idempotency_key": "fraud:ch_1",
+        "payload": payload,
+    }
+
+
+@pytest.fixture
+async def offline() -> AsyncIterator[Sender]:
+    sender = Sender(NotifierSettings(policy=POLICY))  # no SMTP, no webhooks
+    yield sender
+    await sender.aclose()
+
+
+async def test_an_email_in_the_customers_quiet_hours_is_deferred_to_their_morning(offline: Sender) -> None:
+    result = await offline.deliver(email_row(timezone="America/New_York"), NOW, [])
+    assert result.status == "deferred" and result.retry_at == datetime(2025, 3, 4, 13, tzinfo=UTC)
+
+
+async def test_a_deferral_does_not_use_up_an_attempt(offline: Sender) -> None:
+    result = await offline.deliver(email_row(attempts=2, timezone="America/New_York"), NOW, [])
+    assert result.status == "deferred"
+
+
+async def test_without_a_mail_server_the_email_fails_and_retries_with_backoff(offline: Sender) -> None:
+    first = await offline.deliver(email_row(attempts=0), NOW, [])
+    second = await offline.deliver(email_row(attempts=1), NOW, [])
+    assert (first.status, first.retry_at) == ("failed", NOW + timedelta(seconds=10))
+    assert (second.status, second.retry_at) == ("failed", NOW + timedelta(seconds=20))
+    assert first.error is not None and "SMTP_URL" in first.error
+
+
+async def test_the_last_allowed_failure_dead_letters_the_email(offline: Sender) -> None:
+    result = await offline.deliver(email_row(attempts=2), NOW, [])
+    assert result.status == "dead" and result.retry_at is None
+
+
+async def test_a_malformed_payload_is_dead_lettered_at_once(offline: Sender) -> None:
+    result = await offline.deliver(email_row(amount_due="lots"), NOW, [])
+    assert result.status == "dead" and result.error is not None and "amount_due" in result.error
+
+
+async def test_the_recovered_email_is_not_held_back_by_the_frequency_cap(offline: Sender) -> None:
+    busy = [NOW - timedelta(minutes=m) for m in (10, 20, 30)]
+    capped = await offline.deliver(email_row(), NOW, busy)
+    good_news = await offline.deliver(email_row(template="recovered"), NOW, busy)
+    assert capped.status == "deferred"
+    assert good_news.status == "failed"  # it tried to send now (and had no server)
+
+
+async def test_an_alert_with_no_channel_configured_is_done_with_no_targets(offline: Sender) -> None:
+    result = await offline.deliver(alert_row(), NOW, [])
+    assert result.status == "sent" and result.detail["targets"] == ""
+
+
+def answering(status: int) -> Sender:
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, text="nope"))
+    settings = NotifierSettings(webhook_url="https://hooks.test/payrisk", webhook_secret="s", policy=POLICY)
+    return Sender(settings, http=httpx.AsyncClient(transport=transport))
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"), [(200, "sent"), (503, "failed"), (429, "failed"), (410, "dead")]
+)
+async def test_webhook_answers_decide_between_done_retry_and_dead(status: int, outcome: str) -> None:
+    sender = answering(status)
+    result = await sender.deliver(alert_row(), NOW, [])
+    await sender.aclose()
+    assert result.status == outcome
