@@ -45,6 +45,7 @@ class CatcherHandle:
         self._controller, self._handler, self.port = controller, handler, port
         self.host = HOST
         self.maildir = handler.maildir
+        self._stopped = False
 
     @property
     def smtp_url(self) -> str:
@@ -57,7 +58,10 @@ class CatcherHandle:
             return list(self._handler.messages)
 
     def stop(self) -> None:
-        self._controller.stop()
+        """Stop listening. Safe to call twice."""
+        if not self._stopped:
+            self._stopped = True
+            self._controller.stop()
 
 
 def free_port() -> int:

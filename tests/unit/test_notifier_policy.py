@@ -23,8 +23,8 @@ NO_QUIET = SendPolicy(quiet_hours=None)
 NO_CAPS = SendPolicy(caps=())
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_an_email_under_every_cap_goes_out_now() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from actors.notifier.policy import SendPolicy
 from actors.notifier.sender import NotifierSettings, Sender
@@ -103,7 +104,9 @@ async def test_an_alert_with_no_channel_configured_is_done_with_no_targets(offli
 
 def answering(status: int) -> Sender:
     transport = httpx.MockTransport(lambda request: httpx.Response(status, text="nope"))
-    settings = NotifierSettings(webhook_url="https://hooks.test/payrisk", webhook_secret="s", policy=POLICY)
+    settings = NotifierSettings(
+        webhook_url="https://hooks.test/payrisk", webhook_secret=SecretStr("s"), policy=POLICY
+    )
     return Sender(settings, http=httpx.AsyncClient(transport=transport))
 
 
