@@ -97,9 +97,24 @@ def plan_next(
     calendar = (countries or default_countries()).of(profile.country)
     zone = ZoneInfo(profile.timezone) if profile.timezone else calendar.zone()
     case = _Case(
-        strategy, category, reason, attempts_made, first_failed_at, now, profile, card_history, brand,
-        visa_category, mc_advice_code, min_delay_seconds, seed, limits, segment, calendar, zone,
-    )  # fmt: skip
+        strategy,
+        category,
+        reason,
+        attempts_made,
+        first_failed_at,
+        now,
+        profile,
+        card_history,
+        brand,
+        visa_category,
+        mc_advice_code,
+        min_delay_seconds,
+        seed,
+        limits,
+        segment,
+        calendar,
+        zone,
+    )
     return _decide(case)
 
 

@@ -39,11 +39,23 @@ def project(
     now, made = first_failed_at, 1
     while len(plans) < max_steps:
         plan = plan_next(
-            strategy, category=category, reason=reason, attempts_made=made, first_failed_at=first_failed_at,
-            now=now, profile=profile, card_history=tuple(history), brand=brand, visa_category=visa_category,
-            mc_advice_code=mc_advice_code, min_delay_seconds=min_delay_seconds, seed=seed + made,
-            limits=limits or NetworkLimits(), segment=segment, countries=countries,
-        )  # fmt: skip
+            strategy,
+            category=category,
+            reason=reason,
+            attempts_made=made,
+            first_failed_at=first_failed_at,
+            now=now,
+            profile=profile,
+            card_history=tuple(history),
+            brand=brand,
+            visa_category=visa_category,
+            mc_advice_code=mc_advice_code,
+            min_delay_seconds=min_delay_seconds,
+            seed=seed + made,
+            limits=limits or NetworkLimits(),
+            segment=segment,
+            countries=countries,
+        )
         plans.append(plan)
         if plan.action != "retry" or plan.at is None:
             break
