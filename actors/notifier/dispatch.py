@@ -26,6 +26,7 @@ UPDATE outbox o SET claimed_by = %(worker)s, claimed_at = %(now)s
 WHERE o.outbox_id IN (
     SELECT c.outbox_id FROM outbox c
     WHERE c.sent_at IS NULL AND c.dead_at IS NULL AND c.available_at <= %(now)s
+      AND c.topic IN ('email', 'alert')
       AND (c.claimed_at IS NULL OR c.claimed_at < %(stale)s)
       AND (c.topic <> 'email' OR NOT EXISTS (
           SELECT 1 FROM outbox b
