@@ -26,6 +26,8 @@ from strategies.timing import align_to_hours, next_payday
 MIN_GAP = timedelta(minutes=1)  # a retry is always strictly after the failure it answers
 _BUDGET_ROUNDS = 12  # each round moves the slot past one broken network rule
 
+_SILENT = frozenset({"RATE_LIMITED", "NETWORK_ERROR"})
+
 Action = Literal["retry", "await_customer", "escalate", "halt", "final"]
 
 
@@ -166,7 +168,8 @@ def _retry(case: _Case, policy: RetryPolicy) -> RetryPlan:
     if at is None or at > window_end:
         return _final(case, [*notes, f"no slot before the window ends {_local(case, window_end)}"], policy)
     head = f"attempt {case.attempts_made + 1} of {policy.max_attempts} on {_local(case, at)}"
-    email = case.strategy.email_after(case.attempts_made)
+    # Our own transient errors (rate limits, outages) are not the customer's business: no email.
+    email = None if case.category in _SILENT else case.strategy.email_after(case.attempts_made)
     return _plan(case, "retry", at, head, notes, email=email, max_attempts=policy.max_attempts)
 
 
