@@ -1,0 +1,1 @@
+"""One module per payment provider: signature verification and normalization into canonical events."""

@@ -1,0 +1,108 @@
+"""`payrisk up` as a user runs it: embedded PostgreSQL and Redis, a local Ray, readiness, clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+PAYRISK = [sys.executable, "-m", "payrisk.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "RAY_ADDRESS") and not k.startswith("PAYRISK_")}
+    env.update(extra)
+    return env
+
+
+def test_up_on_the_embedded_default_is_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([*PAYRISK, "up", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+                             "--no-dashboard"], env=clean_env(PAYRISK_SHARDS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        body = _wait_ready(port, proc, timeout=180)
+        assert body["ready"] is True
+        assert set(body["dependencies"]) == {"postgres", "redis", "ray"}
+        assert all(dep["ready"] for dep in body["dependencies"].values())
+        tree = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        pg_pid = int((tmp_path / "data" / "postgres" / "postmaster.pid").read_text().split()[0])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+        time.sleep(1.0)
+        survivors = [pid for pid in tree | {pg_pid} if psutil.pid_exists(pid)
+                     and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        assert survivors == [], f"orphans left: {[psutil.Process(p).cmdline()[:3] for p in survivors]}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"payrisk up exited with {proc.returncode}: {err.decode()[-2000:]}")
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            last = response.json()
+            if response.status_code == 200:
+                return dict(response.json())
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(1.0)
+    pytest.fail(f"not ready after {timeout}s: {last}")
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        ({"DATABASE_URL": "mysql://nope"}, [], "invalid setting DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x", "REDIS_URL": "redis://127.0.0.1:6379/0"}, [],
+         "DATABASE_URL: cannot connect"),
+        ({"PAYRISK_PORT": "99999"}, [], "invalid setting PAYRISK_PORT"),
+    ],
+)
+def test_bad_settings_give_one_clear_line_and_a_non_zero_exit(env: dict[str, str], args: list[str],
+                                                              expected: str, tmp_path: Path) -> None:
+    result = subprocess.run([*PAYRISK, "up", "--data-dir", str(tmp_path), *args], env=clean_env(**env),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_a_port_in_use_gives_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([*PAYRISK, "up", "--port", str(port), "--data-dir", str(tmp_path)],
+                                env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "cannot listen on 127.0.0.1" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_every_subcommand_has_help() -> None:
+    for args in (["--help"], ["up", "--help"], ["migrate", "--help"], ["replay", "--help"],
+                 ["strategies", "validate", "--help"]):
+        result = subprocess.run([*PAYRISK, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "usage:" in result.stdout, args
