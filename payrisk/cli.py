@@ -7,12 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from payrisk.config import ConfigError
+from payrisk.errors import CliError
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit code 2."""
 
 
 def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from payrisk.cli import CliError
+from payrisk.errors import CliError
 from payrisk.config import Settings, load_settings
 from payrisk.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis
 from payrisk.logging import configure_logging
@@ -138,6 +139,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         info = stack.start_ray_and_actors(include_dashboard=not args.no_dashboard)
         _export_env(settings, info)
         _banner(settings, info)
+        # uvicorn re-raises the signal it caught once it has shut down: make SIGTERM an exception so that
+        # the `finally` below stops everything this command started.
+        signal.signal(signal.SIGTERM, _terminate)
         if settings.workers > 1:
             uvicorn.run("gateway.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
                         workers=settings.workers, log_level="warning", access_log=False)
@@ -149,6 +153,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         stack.stop()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _export_env(settings: Settings, info: dict[str, Any]) -> None:
