@@ -47,8 +47,8 @@ async def _replay_quarantined(url: str, tenant_id: str) -> int:
                                        (exc.reason, row["delivery_id"]))
                     continue
                 status = "received" if items else "ignored"
-                await conn.execute("UPDATE deliveries SET status = %s, status_reason = NULL, customer_id = %s,"
-                                   " received_at = now() - interval '1 hour' WHERE delivery_id = %s",
+                await conn.execute("UPDATE deliveries SET status = %s, status_reason = NULL, customer_id = %s"
+                                   " WHERE delivery_id = %s",
                                    (status, customer_id, row["delivery_id"]))
                 fixed += 1
     finally:

@@ -1,0 +1,171 @@
+"""The example flow end to end: real gateway over HTTP, real shard and scheduler actors on Ray, real
+PostgreSQL, a simulated clock (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import ray
+
+from actors.clock import start_sim_clock
+from actors.system import ActorSystem
+from gateway.app import create_app
+from payrisk.config import Settings, load_settings
+from tests.support.servers import ServerThread
+from tests.support.stripe_events import SECRET, charge_failed, envelope, invoice, pi_failed, sign
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str, redis_url: str, ray_session: None) -> Settings:
+    return load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
+                         stripe_webhook_secrets=(SECRET,), shards=2, sweep_interval_seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def system(settings: Settings) -> Iterator[ActorSystem]:
+    clock = start_sim_clock(T0)
+    system = ActorSystem(settings, clock="sim", planner="default")
+    system.start(run_loops=False)
+    yield system
+    system.stop()
+    ray.kill(clock)
+
+
+@pytest.fixture(scope="module")
+def gateway(settings: Settings, system: ActorSystem) -> Iterator[str]:
+    with ServerThread(create_app(settings)) as server:
+        yield server.url
+
+
+def deliver(url: str, body: bytes) -> None:
+    response = httpx.post(url + "/webhooks/stripe", content=body, headers={"stripe-signature": sign(body)},
+                          timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def wait_applied(database_url: str, customer: str, n: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM deliveries WHERE customer_id = %s AND status = 'applied'",
+                               (customer,)).fetchone()
+        if row and row[0] >= n:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{customer}: fewer than {n} deliveries applied after {timeout}s")
+
+
+def state(system: ActorSystem, customer: str) -> dict[str, Any]:
+    from actors.placement import shard_index
+
+    shard = system.shards[shard_index("default", customer, len(system.shards))]
+    return dict(ray.get(shard.state_of.remote("default", customer)))
+
+
+def advance_to(at: datetime) -> None:
+    ray.get(ray.get_actor("clock", namespace="payrisk").set.remote(at.isoformat()))
+
+
+def trail(database_url: str, customer: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT event_type FROM events WHERE stream_id = %s ORDER BY version",
+                            (customer,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_example_flow_soft_decline_retry_then_fallback_email_and_final_retry(
+        gateway: str, system: ActorSystem, database_url: str) -> None:
+    customer = f"cus_{uuid.uuid4().hex[:8]}"
+    inv = f"in_{customer}"
+    # the decline details arrive before the invoice event (reordered delivery)
+    deliver(gateway, envelope(f"evt_c_{customer}", "charge.failed", charge_failed(f"ch_{customer}", customer,
+                                                                                 pi=f"pi_{customer}")))
+    deliver(gateway, envelope(f"evt_p_{customer}", "payment_intent.payment_failed",
+                              pi_failed(f"pi_{customer}", customer, charge=f"ch_{customer}")))
+    deliver(gateway, envelope(f"evt_i_{customer}", "invoice.payment_failed",
+                              invoice(inv, customer, pi=f"pi_{customer}")))
+    wait_applied(database_url, customer, 3)
+    case = state(system, customer)["state"]["cases"][inv]
+    assert case["state"] == "retry_scheduled"
+    assert case["classification"]["category"] == "SOFT_DECLINE"
+    assert case["next_action"]["at"] == (T0 + timedelta(hours=3)).isoformat()
+
+    advance_to(T0 + timedelta(hours=2, minutes=59))
+    assert ray.get(system.scheduler.tick.remote()) == 0  # not due yet
+    advance_to(T0 + timedelta(hours=3))
+    assert ray.get(system.scheduler.tick.remote()) == 1
+    assert state(system, customer)["state"]["cases"][inv]["state"] == "retrying"
+    key = f"payrisk:default:{inv}:1"
+    with psycopg.connect(database_url) as conn:
+        intent = conn.execute("SELECT status FROM attempts WHERE idempotency_key = %s", (key,)).fetchone()
+    assert intent is not None and intent[0] == "intent"  # committed before any provider call
+
+    # the provider reports our attempt failed (its webhook carries our idempotency key)
+    deliver(gateway, envelope(f"evt_i2_{customer}", "invoice.payment_failed", invoice(inv, customer,
+                              pi=f"pi_{customer}"), idempotency_key=key))
+    wait_applied(database_url, customer, 4)
+    case = state(system, customer)["state"]["cases"][inv]
+    assert case["state"] == "retry_scheduled" and case["attempts_made"] == 1
+    assert case["next_action"]["attempt_no"] == 2
+    with psycopg.connect(database_url) as conn:
+        emails = conn.execute("SELECT payload->>'template', payload->>'hosted_invoice_url' FROM outbox"
+                              " WHERE stream_id = %s AND topic = 'email'", (customer,)).fetchall()
+    assert emails == [("payment_failed", f"https://invoice.example/{inv}")]
+    assert trail(database_url, customer) == [
+        "DeclineDetailsReceived", "DeclineDetailsReceived", "PaymentFailed", "FailureClassified",
+        "RetryScheduled", "AttemptStarted", "AttemptFailed", "FailureClassified", "RetryScheduled",
+        "NotificationRequested"]
+
+
+def test_a_payment_after_recovery_never_reopens_and_replay_equals_checkpoint(
+        gateway: str, system: ActorSystem, database_url: str) -> None:
+    customer = f"cus_{uuid.uuid4().hex[:8]}"
+    inv = f"in_{customer}"
+    deliver(gateway, envelope(f"evt_f_{customer}", "invoice.payment_failed", invoice(inv, customer, pi=None)))
+    deliver(gateway, envelope(f"evt_paid_{customer}", "invoice.paid", invoice(inv, customer, status="paid")))
+    deliver(gateway, envelope(f"evt_late_{customer}", "invoice.payment_failed", invoice(inv, customer, pi=None)))
+    wait_applied(database_url, customer, 3)
+    snapshot = state(system, customer)
+    assert snapshot["state"]["cases"][inv]["state"] == "recovered"
+    assert trail(database_url, customer)[-1] == "LateEventIgnored"
+    from actors.domain.case import empty_state, evolve
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT event_type, payload FROM events WHERE stream_id = %s ORDER BY version",
+                            (customer,)).fetchall()
+        cp = conn.execute("SELECT state FROM checkpoints WHERE stream_id = %s", (customer,)).fetchone()
+    folded = empty_state("default", customer)
+    for event_type, payload in rows:
+        folded = evolve(folded, event_type, payload)
+    assert cp is not None and folded == cp[0] == snapshot["state"]
+
+
+def test_concurrent_deliveries_for_one_customer_serialize(gateway: str, system: ActorSystem,
+                                                          database_url: str) -> None:
+    import asyncio
+
+    customer = f"cus_{uuid.uuid4().hex[:8]}"
+    bodies = [envelope(f"evt_{customer}_{i}", "invoice.payment_failed", invoice(f"in_{customer}_{i}", customer,
+                                                                               pi=None)) for i in range(12)]
+
+    async def burst() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            await asyncio.gather(*(client.post(gateway + "/webhooks/stripe", content=b,
+                                               headers={"stripe-signature": sign(b)}) for b in bodies))
+
+    asyncio.run(burst())
+    wait_applied(database_url, customer, 12)
+    with psycopg.connect(database_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM events WHERE stream_id = %s ORDER BY version",
+                                               (customer,)).fetchall()]
+    assert versions == list(range(1, len(versions) + 1))
+    assert len(state(system, customer)["state"]["cases"]) == 12
