@@ -1,7 +1,7 @@
 """The next step of a failed invoice: pure and deterministic given its inputs (invariants I5 and I6).
 
-Precedence: the category's policy for fraud (halt) and configuration errors (escalate); then reasons only
-the customer can fix; then await policies; then network stops; then a retry slot that satisfies the
+Precedence: the category's policy (halt, escalate, await the customer); then reasons only the customer
+can fix; then network stops; then a retry slot that satisfies the
 schedule, business hours, the provider's minimum delay and every network budget, inside the window.
 """
 
@@ -135,10 +135,10 @@ def _decide(case: _Case) -> RetryPlan:
             [],
             alert="engineering",
         )
-    if case.reason in customer.reasons:
-        return _await(case, customer, f"only the customer can fix {case.reason}")
     if isinstance(policy, AwaitPolicy):
         return _await(case, policy, "the customer must act")
+    if case.reason in customer.reasons:
+        return _await(case, customer, f"only the customer can fix {case.reason}")
     stop = permanent_stop(case.visa_category, case.mc_advice_code, case.limits)
     stop = stop or needs_new_details(case.visa_category, case.mc_advice_code)
     if stop is not None:
