@@ -135,6 +135,9 @@ class CustomerShard:
                 " AND cancelled_at IS NULL RETURNING timer_id", (timer["timer_id"],))
             if await cur.fetchone() is None:
                 return None
+            if "invoice_id" not in timer["payload"]:
+                log.warning("timer.unknown", timer_id=timer["timer_id"], payload=timer["payload"])
+                return []
             return [decide_timer(state, timer["payload"]["invoice_id"], timer["payload"], ctx)]
 
         outcome = await self._decide(timer["tenant_id"], timer["stream_id"], decide)

@@ -67,6 +67,9 @@ async def test_a_due_timer_is_claimed_by_exactly_one_of_many_claimers(db: Databa
 
     claimed = [tid for batch in await asyncio.gather(*(claimer(n) for n in range(6))) for tid in batch]
     assert len(claimed) == len(set(claimed)) == 20
+    async with db.transaction() as conn:
+        for tid in claimed:
+            await timers.mark_fired(conn, tid)
 
 
 async def test_an_outbox_row_is_claimed_by_exactly_one_of_many_claimers(db: Database) -> None:
@@ -92,3 +95,5 @@ async def test_rescheduling_a_timer_replaces_the_pending_one(db: Database) -> No
                                  " AND fired_at IS NULL AND cancelled_at IS NULL")
         row = await cur.fetchone()
     assert row is not None and row["n"] == 1
+    async with db.transaction() as conn:
+        await timers.cancel(conn, "default", "t-replace", "invoice:1")
