@@ -53,6 +53,54 @@ async def get_delivery(request: Request) -> Response:
     return _json(row)
 
 
+async def get_customer(request: Request) -> Response:
+    """The customer's state, open cases and each case's next action with its explanation."""
+    from actors.domain.case import customer_status
+
+    customer_id = request.path_params["customer_id"]
+    async with request.app.state.platform.db.connection() as conn:
+        cur = await conn.execute("SELECT version, state, updated_at FROM checkpoints"
+                                 " WHERE tenant_id = %s AND stream_id = %s", (_tenant(request), customer_id))
+        row = await cur.fetchone()
+    if row is None:
+        raise ProblemError(404, "not-found", "Not Found", f"no customer {customer_id!r} in this tenant")
+    state = row["state"]
+    cases = [{k: c.get(k) for k in ("invoice_id", "state", "amount_due", "currency", "attempts_made",
+                                    "max_attempts", "classification", "strategy", "next_action", "explanation",
+                                    "recovered_amount", "closed_reason")} for c in state["cases"].values()]
+    return _json({"customer_id": customer_id, "status": customer_status(state), "version": row["version"],
+                  "updated_at": row["updated_at"], "cases": cases})
+
+
+async def get_timeline(request: Request) -> Response:
+    """Every delivery and every recorded event of the customer, in order."""
+    customer_id, tenant = request.path_params["customer_id"], _tenant(request)
+    async with request.app.state.platform.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT 'delivery' AS kind, received_at AS at, event_type AS type, status, status_reason AS reason,"
+            " delivery_id AS ref FROM deliveries WHERE tenant_id = %s AND customer_id = %s", (tenant, customer_id))
+        deliveries = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT 'event' AS kind, recorded_at AS at, event_type AS type, version AS ref, payload FROM events"
+            " WHERE tenant_id = %s AND stream_id = %s ORDER BY version", (tenant, customer_id))
+        recorded = await cur.fetchall()
+    if not deliveries and not recorded:
+        raise ProblemError(404, "not-found", "Not Found", f"no customer {customer_id!r} in this tenant")
+    for event in recorded:
+        event["reason"] = event["payload"].get("explanation") or event["payload"].get("reason")
+    items = sorted([*deliveries, *recorded], key=lambda r: (r["at"], r["kind"] == "event", r["ref"]))
+    return _json({"customer_id": customer_id, "items": items})
+
+
+async def openapi(request: Request) -> Response:
+    from pathlib import Path
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml").read_text())
+    return _json(spec)
+
+
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -66,4 +114,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 ROUTES = [
     Route("/api/deliveries", list_deliveries, methods=["GET"]),
     Route("/api/deliveries/{delivery_id:int}", get_delivery, methods=["GET"]),
+    Route("/api/customers/{customer_id}", get_customer, methods=["GET"]),
+    Route("/api/customers/{customer_id}/timeline", get_timeline, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
 ]

@@ -170,3 +170,23 @@ def test_concurrent_deliveries_for_one_customer_serialize(gateway: str, system: 
                                                (customer,)).fetchall()]
     assert versions == list(range(1, len(versions) + 1))
     assert len(state(system, customer)["state"]["cases"]) == 12
+
+
+def test_the_api_shows_the_customer_and_its_timeline_with_reasons(gateway: str, system: ActorSystem,
+                                                                  database_url: str) -> None:
+    customer = f"cus_{uuid.uuid4().hex[:8]}"
+    body = envelope(f"evt_api_{customer}", "invoice.payment_failed",
+                    {**invoice(f"in_{customer}", customer, pi=None)})
+    deliver(gateway, body)
+    wait_applied(database_url, customer, 1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{gateway}/api/customers/{customer}", timeout=10)
+        if response.status_code == 200:
+            break
+        time.sleep(0.1)
+    assert response.json()["status"] == "classifying"
+    timeline = httpx.get(f"{gateway}/api/customers/{customer}/timeline", timeout=10).json()["items"]
+    assert [i["type"] for i in timeline][:2] == ["invoice.payment_failed", "PaymentFailed"]
+    assert httpx.get(f"{gateway}/api/customers/cus_nobody", timeout=10).status_code == 404
+    assert httpx.get(f"{gateway}/openapi.json", timeout=10).json()["openapi"].startswith("3.1")
