@@ -6,8 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from actors.domain.decisions import ChargeRequest, Decision
-from payrisk.store import Conn
-from payrisk.store import checkpoints, events, outbox, timers
+from payrisk.store import Conn, checkpoints, events, outbox, timers
 from payrisk.store.events import NewEvent
 
 
@@ -58,7 +57,8 @@ async def record_outcome(conn: Conn, tenant_id: str, key: str, status: str, outc
         (status, Jsonb(outcome), tenant_id, key))
 
 
-async def card_history(conn: Conn, tenant_id: str, fingerprints: list[str], since: datetime) -> dict[str, list[datetime]]:
+async def card_history(conn: Conn, tenant_id: str, fingerprints: list[str],
+                       since: datetime) -> dict[str, list[datetime]]:
     """Past attempts per card fingerprint (the network retry budget ledger)."""
     if not fingerprints:
         return {}

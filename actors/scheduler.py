@@ -12,8 +12,7 @@ import structlog
 
 from actors.clock import make_clock
 from actors.placement import NAMESPACE, shard_index, shard_name
-from payrisk.store import Database, StoreError
-from payrisk.store import timers
+from payrisk.store import Database, StoreError, timers
 
 log = structlog.get_logger("payrisk.scheduler")
 

@@ -23,8 +23,7 @@ from actors.domain.decide import decide_attempt_result, decide_inbound, decide_t
 from actors.domain.decisions import ChargeRequest, Context, Decision
 from actors.persist import card_history, persist, record_outcome
 from actors.planning import make_context_factory
-from payrisk.store import ConcurrencyConflict, Database
-from payrisk.store import checkpoints, events
+from payrisk.store import ConcurrencyConflict, Database, checkpoints, events
 
 log = structlog.get_logger("payrisk.shard")
 
@@ -223,4 +222,5 @@ class CustomerShard:
 
 
 def _fingerprints(state: dict[str, Any]) -> list[str]:
-    return sorted({c["card"].get("card_fingerprint") for c in state["cases"].values() if c["card"].get("card_fingerprint")})
+    cards = (c["card"].get("card_fingerprint") for c in state["cases"].values())
+    return sorted({fingerprint for fingerprint in cards if fingerprint})

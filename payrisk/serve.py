@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import structlog
 
-from payrisk.errors import CliError
 from payrisk.config import Settings, load_settings
 from payrisk.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis
+from payrisk.errors import CliError
 from payrisk.logging import configure_logging
 
 log = structlog.get_logger("payrisk")
@@ -30,6 +30,7 @@ class Stack:
         self._redis: EmbeddedRedis | None = None
         self._ray_started = False
         self._system: Any = None
+        self._catcher: Any = None
 
     def start_storage(self) -> Settings:
         """Start embedded servers for missing URLs; return settings with the effective URLs."""
@@ -56,14 +57,27 @@ class Stack:
         info = start_ray(self.settings.ray_address, dashboard_port=self.settings.dashboard_port,
                          include_dashboard=include_dashboard)
         self._ray_started = self.settings.ray_address is None
-        self._system = ActorSystem(self.settings)
+        smtp_url = self.settings.smtp_url or self._start_mail_catcher()
+        self._system = ActorSystem(self.settings, notifier_env={"SMTP_URL": smtp_url,
+                                                                "MAIL_FROM": self.settings.mail_from})
         self._system.start()
         return info
+
+    def _start_mail_catcher(self) -> str:
+        """No SMTP_URL: catch mail locally (aiosmtpd) into the data directory so it can be read."""
+        from actors.notifier.catcher import start_catcher
+
+        self._catcher = start_catcher(0, self.settings.data_dir / "mail")
+        print(f"mail catcher      {self._catcher.smtp_url} → {self._catcher.maildir}", flush=True)
+        return str(self._catcher.smtp_url)
 
     def stop(self) -> None:
         if self._system is not None:
             with contextlib.suppress(Exception):
                 self._system.stop()
+        if self._catcher is not None:
+            with contextlib.suppress(Exception):
+                self._catcher.stop()
         if self._ray_started:
             import ray
 

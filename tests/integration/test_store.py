@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from payrisk.store import ConcurrencyConflict, Database
-from payrisk.store import checkpoints, events, outbox, timers
+from payrisk.store import ConcurrencyConflict, Database, checkpoints, events, outbox, timers
 from payrisk.store.events import NewEvent
 from payrisk.store.migrate import apply_migrations
 
