@@ -14,7 +14,7 @@ ContextFactory = Callable[[str, datetime, Mapping[str, Sequence[datetime]]], Awa
 
 
 def make_context_factory(config: dict[str, Any]) -> ContextFactory:
-    planner = make_planner(config.get("planner", "default"))
+    planner = make_planner(config.get("planner", "strategies"))
     retry_modes: dict[str, str] = dict(config.get("retry_modes", {}))
     branding = dict(config.get("branding", {"name": "payrisk", "support_email": "support@payrisk.local",
                                              "logo_url": None}))
@@ -30,7 +30,7 @@ def make_context_factory(config: dict[str, Any]) -> ContextFactory:
 def make_planner(name: str) -> Planner:
     if name == "default":
         return DefaultPlanner()
-    from actors.strategy_planner import StrategyPlanner
+    from actors.domain.strategy_planner import StrategyPlanner
 
     return StrategyPlanner()
 

@@ -1,0 +1,80 @@
+"""The planner backed by the strategy templates and segment rules in `strategies/` (pure).
+
+Counting differs at the seam: `strategies` counts every charge of the invoice (the provider's original attempt
+included) while the recovery machine counts payrisk's own retry attempts (its idempotency keys). This adapter
+converts one into the other and records the segment, strategy id and version on the plan.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from actors.domain.decisions import Json, Plan
+from strategies.loader import default_book, default_segments
+from strategies.network import NetworkLimits
+from strategies.planner import RetryPlan, plan_next
+from strategies.segments import CustomerProfile, select_segment
+
+_NO_CAP = 10_000
+
+
+class StrategyPlanner:
+    def __init__(self, limits: NetworkLimits | None = None) -> None:
+        self._book = default_book()
+        self._segments = default_segments()
+        self._limits = limits or NetworkLimits()
+
+    def plan(self, *, customer: Json, case: Json, classification: Json, now: datetime,
+             card_history: Sequence[datetime]) -> Plan:
+        profile = profile_of(customer, case)
+        choice = select_segment(self._segments, profile)
+        strategy = self._book.get(choice.strategy_id)
+        provider_charges = max(1, int(case.get("provider_failures") or 1))
+        first = datetime.fromisoformat(case["first_failed_at"]) if case.get("first_failed_at") else now
+        raw = classification.get("raw_codes") or {}
+        plan = plan_next(
+            strategy, category=str(classification.get("category")), reason=str(classification.get("reason")),
+            attempts_made=provider_charges + int(case["attempts_made"]), first_failed_at=first, now=now,
+            profile=profile, card_history=[*card_history, now], brand=case["card"].get("card_brand"),
+            visa_category=_visa_category(classification), mc_advice_code=raw.get("network_advice_code"),
+            min_delay_seconds=int(classification.get("min_delay_seconds") or 0),
+            seed=zlib.crc32(f"{case['invoice_id']}:{case['attempts_made']}".encode()), limits=self._limits,
+            segment=choice.segment)
+        return _to_plan(plan, provider_charges)
+
+
+def _to_plan(plan: RetryPlan, provider_charges: int) -> Plan:
+    max_attempts = plan.max_attempts - provider_charges if plan.max_attempts is not None else _NO_CAP
+    return Plan(action=plan.action, at=plan.at, attempt_no=plan.attempt_no - provider_charges,
+                max_attempts=max(0, max_attempts), explanation=plan.explanation,
+                strategy={"id": plan.strategy_id, "version": plan.strategy_version, "segment": plan.segment,
+                          "final_action": plan.final_action},
+                email_template=plan.email_template, final_action=plan.final_action, alert=plan.alert)
+
+
+def profile_of(customer: Json, case: Json) -> CustomerProfile:
+    """What the event store knows of the customer (the profile API can add more later)."""
+    last = customer.get("last_failure_at")
+    first = customer.get("first_failure_at")
+    days = None
+    if last and first and last != first:
+        days = max(0, (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days)
+    return CustomerProfile(
+        customer_id=customer["customer_id"], country=case["card"].get("card_country"),
+        currency=case.get("currency") or "usd", invoice_amount=max(0, int(case.get("amount_due") or 0)),
+        mrr=max(0, int(case.get("amount_due") or 0)), past_failures=max(0, int(customer.get("failures", 1)) - 1),
+        past_recoveries=int(customer.get("recoveries", 0)), days_since_last_failure=days,
+        email=customer.get("email"))
+
+
+def _visa_category(classification: Json) -> int | None:
+    rule: Any = classification.get("network_rule") or {}
+    if isinstance(rule, dict):
+        for key in ("visa_category", "category"):
+            value = rule.get(key)
+            if isinstance(value, int):
+                return value
+    return None
