@@ -61,7 +61,7 @@ class Dispatcher:
     def submit(self, tenant_id: str, delivery_id: int | None, customer_id: str | None,
                events: list[dict[str, Any]]) -> None:
         """Queue a committed delivery for its customer's shard (non-blocking)."""
-        if delivery_id is None or customer_id is None:
+        if delivery_id is None or customer_id is None or self._settings.fault_drop_handoff:
             return
         index = shard_index(tenant_id, customer_id, self._settings.shards, self._settings.virtual_shards)
         self._buffers[index].append({"tenant_id": tenant_id, "delivery_id": delivery_id,
@@ -119,7 +119,7 @@ class Dispatcher:
         await asyncio.to_thread(self.refresh_handles)
         while True:
             try:
-                await self.sweep()
+                await self.sweep(self._settings.sweep_grace_seconds)
             except StoreError as exc:
                 log.warning("sweep.failed", error=str(exc)[:200])
             await asyncio.sleep(self._settings.sweep_interval_seconds)

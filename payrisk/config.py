@@ -44,6 +44,9 @@ class Settings(BaseModel):
     mail_from: str = "billing@payrisk.local"
     group_commit_ms: float = Field(default=2.0, ge=0.0, le=100.0)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    sweep_grace_seconds: float = Field(default=10.0, ge=0)
+    #: fault injection for tests: drop every hand-off after commit, as if the process died right there
+    fault_drop_handoff: bool = False
     log_level: str = "info"
 
     @field_validator("database_url")
@@ -84,6 +87,8 @@ _ENV = {
     "MAIL_FROM": "mail_from",
     "PAYRISK_GROUP_COMMIT_MS": "group_commit_ms",
     "PAYRISK_SWEEP_INTERVAL": "sweep_interval_seconds",
+    "PAYRISK_SWEEP_GRACE": "sweep_grace_seconds",
+    "PAYRISK_FAULT_DROP_HANDOFF": "fault_drop_handoff",
     "PAYRISK_LOG_LEVEL": "log_level",
 }
 _FIELD_TO_ENV = {field: env for env, field in _ENV.items()}

@@ -190,3 +190,21 @@ def test_the_api_shows_the_customer_and_its_timeline_with_reasons(gateway: str, 
     assert [i["type"] for i in timeline][:2] == ["invoice.payment_failed", "PaymentFailed"]
     assert httpx.get(f"{gateway}/api/customers/cus_nobody", timeout=10).status_code == 404
     assert httpx.get(f"{gateway}/openapi.json", timeout=10).json()["openapi"].startswith("3.1")
+
+
+def test_a_gateway_that_dies_between_commit_and_hand_off_loses_nothing(
+        settings: Settings, system: ActorSystem, database_url: str) -> None:
+    customer = f"cus_{uuid.uuid4().hex[:8]}"
+    body = envelope(f"evt_lost_{customer}", "invoice.payment_failed", invoice(f"in_{customer}", customer, pi=None))
+    crashing = settings.model_copy(update={"fault_drop_handoff": True, "sweep_interval_seconds": 3600.0})
+    with ServerThread(create_app(crashing)) as dying:
+        deliver(dying.url, body)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT status FROM deliveries WHERE customer_id = %s", (customer,)).fetchone()
+    assert row is not None and row[0] == "received"  # acknowledged and stored, never handed off
+
+    restarted = settings.model_copy(update={"sweep_grace_seconds": 0.0, "sweep_interval_seconds": 0.5})
+    with ServerThread(create_app(restarted)):
+        wait_applied(database_url, customer, 1)
+        time.sleep(1.5)  # several more sweeps: the delivery must not be applied twice
+    assert trail(database_url, customer).count("PaymentFailed") == 1
