@@ -1,0 +1,98 @@
+"""`payrisk simulator`: run the Stripe-compatible simulator until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import datetime
+
+import uvicorn
+
+from simulator.app import create_app
+from simulator.core import DEFAULT_START, Simulator, SimulatorSettings
+from simulator.models import ModelConfigError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="payrisk simulator",
+        description=(
+            "Stripe-compatible provider simulator: the Stripe API subset a recovery platform uses (with "
+            "Idempotency-Key semantics), a charge ledger, a pluggable outcome model, and signed webhooks."
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=12111, help="port (default 12111)")
+    p.add_argument(
+        "--webhook-url",
+        default=os.environ.get("SIMULATOR_WEBHOOK_URL"),
+        help="where to POST webhooks, e.g. http://127.0.0.1:8000/webhooks/stripe (none: keep them)",
+    )
+    p.add_argument(
+        "--webhook-secret",
+        default=os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_simulator_local_only"),
+        help="whsec_… secret that signs webhooks (env STRIPE_WEBHOOK_SECRET)",
+    )
+    p.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        help="accepted secret key; repeat for several (env STRIPE_API_KEY; default sk_test_simulator)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for ids, population and outcomes (default 0)")
+    p.add_argument("--customers", type=int, default=0, help="customers to generate at start (default 0)")
+    p.add_argument(
+        "--api-version",
+        default=SimulatorSettings().api_version,
+        help="webhook payload version; before 2025-03-31 gives the legacy invoice shape",
+    )
+    p.add_argument(
+        "--model",
+        default="default",
+        help="outcome model: default, always_succeed, always_decline:<code>, or a JSON file",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("sim", "real"),
+        default="sim",
+        help="sim: time moves only via POST /_sim/clock/advance (default); real: wall clock",
+    )
+    p.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        default=DEFAULT_START,
+        help=f"simulated clock start, ISO 8601 with offset (default {DEFAULT_START.isoformat()})",
+    )
+    p.add_argument("--smart-retries", action="store_true", help="let the simulator retry failed renewals itself")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> SimulatorSettings:
+    keys = args.api_keys or [os.environ.get("STRIPE_API_KEY") or "sk_test_simulator"]
+    return SimulatorSettings(
+        api_keys=tuple(keys),
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+        seed=args.seed,
+        customers=args.customers,
+        api_version=args.api_version,
+        model=args.model,
+        clock=args.clock,
+        start=args.start,
+        smart_retries=args.smart_retries,
+    )
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    try:
+        sim = Simulator(settings_from(args))
+    except (ModelConfigError, ValueError) as exc:
+        print(f"payrisk simulator: {exc}")
+        return 2
+    print(
+        f"payrisk simulator: http://{args.host}:{args.port} · model {sim.model.name} · "
+        f"{len(sim.state.customers)} customers · webhooks → {args.webhook_url or '(kept, not sent)'}"
+    )
+    uvicorn.run(create_app(sim), host=args.host, port=args.port, log_level="info")
+    return 0

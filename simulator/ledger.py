@@ -1,0 +1,59 @@
+"""The charge ledger: every charge attempt the simulator executed, so "charged twice" is directly checkable."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class LedgerEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: datetime
+    charge: str
+    invoice: str
+    customer: str
+    payment_method: str
+    amount: int
+    currency: str
+    idempotency_key: str | None  # None for the simulator's own automatic attempts
+    source: str  # "api" (POST /v1/invoices/{id}/pay), "automatic" (renewal) or "smart_retry"
+    attempt: int  # the invoice's n-th charge attempt, counting every kind
+    outcome: str  # "succeeded" | "declined"
+    code: str | None = None
+    decline_code: str | None = None
+    advice_code: str | None = None
+    network_advice_code: str | None = None
+    network_decline_code: str | None = None
+    outcome_type: str | None = None
+
+
+class Ledger:
+    """Append-only and thread-safe."""
+
+    def __init__(self) -> None:
+        self._entries: list[LedgerEntry] = []
+        self._lock = threading.Lock()
+
+    def append(self, entry: LedgerEntry) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self, invoice: str | None = None) -> list[LedgerEntry]:
+        with self._lock:
+            return [e for e in self._entries if invoice is None or e.invoice == invoice]
+
+    def successes(self, invoice: str) -> int:
+        return sum(1 for e in self.entries(invoice) if e.outcome == "succeeded")
+
+    def double_charges(self) -> dict[str, int]:
+        """Invoices charged successfully more than once → how many times. Must stay empty."""
+        counts = Counter(e.invoice for e in self.entries() if e.outcome == "succeeded")
+        return {invoice: n for invoice, n in counts.items() if n > 1}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

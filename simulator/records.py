@@ -1,0 +1,105 @@
+"""The simulator's internal state: one mutable record per Stripe object (rendered to JSON by `render`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from simulator.outcomes import Outcome
+
+
+@dataclass(slots=True)
+class Customer:
+    id: str
+    created: datetime
+    email: str | None = None
+    name: str | None = None
+    country: str = "US"
+    utc_offset_hours: float = 0.0  # for the customer's local hour and day of month
+    default_payment_method: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def local(self, moment: datetime) -> datetime:
+        return moment + timedelta(hours=self.utc_offset_hours)
+
+
+@dataclass(slots=True)
+class PaymentMethod:
+    id: str
+    created: datetime
+    brand: str
+    funding: str
+    country: str
+    fingerprint: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    customer: str | None = None
+    forced: str | None = None  # "succeed" or a decline_code every charge gets (test cards, /_sim/cards)
+
+
+@dataclass(slots=True)
+class Subscription:
+    id: str
+    customer: str
+    created: datetime
+    amount: int
+    currency: str
+    current_period_start: datetime
+    current_period_end: datetime
+    status: str = "active"
+    default_payment_method: str | None = None
+    canceled_at: datetime | None = None
+    latest_invoice: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Charge:
+    id: str
+    created: datetime
+    invoice: str
+    customer: str
+    payment_intent: str
+    payment_method: str
+    amount: int
+    currency: str
+    outcome: Outcome
+
+
+@dataclass(slots=True)
+class PaymentIntent:
+    id: str
+    created: datetime
+    invoice: str
+    customer: str
+    amount: int
+    currency: str
+    status: str = "requires_payment_method"
+    latest_charge: str | None = None
+    last_error: Outcome | None = None
+    last_payment_method: str | None = None
+
+
+@dataclass(slots=True)
+class Invoice:
+    id: str
+    customer: str
+    created: datetime
+    amount_due: int
+    currency: str
+    billing_reason: str
+    subscription: str | None = None
+    status: str = "draft"
+    number: str | None = None
+    amount_paid: int = 0
+    attempt_count: int = 0
+    attempted: bool = False
+    payment_intent: str | None = None
+    charges: list[str] = field(default_factory=list)
+    first_failed_at: datetime | None = None
+    last_decline: tuple[str, str] | None = None  # (payment method, decline_code) of the latest failure
+    next_payment_attempt: datetime | None = None
+    smart_retries_done: int = 0
+    paid_at: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,17 @@
+"""All objects of one simulated Stripe account, by id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from simulator.records import Charge, Customer, Invoice, PaymentIntent, PaymentMethod, Subscription
+
+
+@dataclass(slots=True)
+class State:
+    customers: dict[str, Customer] = field(default_factory=dict)
+    payment_methods: dict[str, PaymentMethod] = field(default_factory=dict)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    payment_intents: dict[str, PaymentIntent] = field(default_factory=dict)
+    charges: dict[str, Charge] = field(default_factory=dict)
