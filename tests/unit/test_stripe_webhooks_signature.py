@@ -122,14 +122,27 @@ def test_a_header_with_only_the_legacy_v0_scheme_has_no_v1_signature() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [f"v1={'a' * 64}", f"t,v1={'a' * 64}", f"t=soon,v1={'a' * 64}", f"t=-5,v1={'a' * 64}", "t=" + "9" * 5000],
+    [
+        f"v1={'a' * 64}",
+        f"t=,v1={'a' * 64}",
+        f"t=soon,v1={'a' * 64}",
+        f"t=-5,v1={'a' * 64}",
+        "t=" + "9" * 5000,
+    ],
 )
 def test_a_header_without_a_usable_timestamp_is_refused(bad: str) -> None:
     assert reason_of(BODY, bad, [SECRET]) == SignatureReason.NO_TIMESTAMP
 
 
-def test_a_header_with_non_ascii_characters_is_malformed() -> None:
-    assert reason_of(BODY, f"t={NOW},v1=é{'a' * 63}", [SECRET]) == SignatureReason.MALFORMED_HEADER
+@pytest.mark.parametrize(
+    "bad", [f"t={NOW},v1=é{'a' * 63}", f"t,v1={'a' * 64}", f"t={NOW},v1", f"t={NOW},v1={'a' * 64},t"]
+)
+def test_a_header_the_sdk_cannot_read_is_malformed(bad: str) -> None:
+    assert reason_of(BODY, bad, [SECRET]) == SignatureReason.MALFORMED_HEADER
+
+
+def test_a_bare_v1_field_next_to_a_valid_signature_is_malformed_rather_than_a_mismatch() -> None:
+    assert reason_of(BODY, header() + ",v1", [SECRET]) == SignatureReason.MALFORMED_HEADER
 
 
 def test_a_body_that_is_not_utf8_cannot_have_been_signed_by_stripe() -> None:

@@ -16,7 +16,7 @@ class SignatureReason(StrEnum):
 
     NO_SECRET = "no Stripe webhook secret is configured for this tenant"
     MISSING_HEADER = "the Stripe-Signature header is missing"
-    MALFORMED_HEADER = "the Stripe-Signature header is not ASCII"
+    MALFORMED_HEADER = "the Stripe-Signature header is not ASCII or has a t or v1 field without a value"
     NO_TIMESTAMP = "the Stripe-Signature header has no valid timestamp (t=...)"
     NO_V1 = "the Stripe-Signature header has no v1 signature"
     BODY_NOT_UTF8 = "the body is not UTF-8, so Stripe did not sign it"
@@ -55,12 +55,14 @@ def _signed_timestamp(header: str | None) -> int:
     if not header.isascii():  # the SDK's constant-time compare raises TypeError on non-ASCII signatures
         raise SignatureError(SignatureReason.MALFORMED_HEADER)
     fields = [field.split("=", 2) for field in header.split(",")]
-    stamps = [field for field in fields if field[0] == "t"]
-    if not stamps or len(stamps[0]) < 2 or not _is_unix_time(stamps[0][1]):
+    if any(len(field) < 2 and field[0] in ("t", "v1") for field in fields):  # the SDK cannot extract these
+        raise SignatureError(SignatureReason.MALFORMED_HEADER)
+    stamps = [field[1] for field in fields if field[0] == "t"]
+    if not stamps or not _is_unix_time(stamps[0]):
         raise SignatureError(SignatureReason.NO_TIMESTAMP)
-    if not any(field[0] == "v1" and len(field) > 1 for field in fields):
+    if not any(field[0] == "v1" for field in fields):
         raise SignatureError(SignatureReason.NO_V1)
-    return int(stamps[0][1])
+    return int(stamps[0])
 
 
 def _is_unix_time(value: str) -> bool:
