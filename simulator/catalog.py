@@ -28,6 +28,10 @@ class DeclineFacts(BaseModel):
     risk_level: str
 
 
+class UnknownDeclineCodeError(ValueError):
+    pass
+
+
 @cache
 def declines() -> dict[str, DeclineFacts]:
     raw = json.loads(_DATA.read_text())["codes"]
@@ -44,7 +48,7 @@ def declined(decline_code: str, *, with_network_advice: bool) -> Outcome:
     """The outcome of a decline with `decline_code`; `with_network_advice` adds the Mastercard advice code."""
     facts = declines().get(decline_code)
     if facts is None:
-        raise KeyError(f"unknown decline_code {decline_code!r} (known: {', '.join(sorted(declines()))})")
+        raise UnknownDeclineCodeError(f"unknown decline_code {decline_code!r} (known: {', '.join(sorted(declines()))})")
     return Outcome(
         succeeded=False,
         code=facts.code,
