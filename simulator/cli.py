@@ -40,6 +40,11 @@ def parser() -> argparse.ArgumentParser:
         help="accepted secret key; repeat for several (env STRIPE_API_KEY; default sk_test_simulator)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for ids, population and outcomes (default 0)")
+    p.add_argument(
+        "--id-namespace",
+        default="",
+        help="mixed into every id; use a new one per run against a platform that keeps its dedupe state",
+    )
     p.add_argument("--customers", type=int, default=0, help="customers to generate at start (default 0)")
     p.add_argument(
         "--api-version",

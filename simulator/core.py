@@ -41,6 +41,7 @@ class SimulatorSettings(BaseModel):
     webhook_url: str | None = None
     webhook_secret: str = "whsec_simulator_local_only"
     seed: int = 0
+    id_namespace: str = ""  # mixed into every id: reruns with one seed against one platform need distinct ids
     customers: int = 0  # generated at start (and again on reset)
     #: Webhook payload version (the endpoint's version); API responses follow the request's Stripe-Version.
     api_version: str = "2026-10-28.endive"
@@ -85,7 +86,7 @@ class Simulator:
     def _build(self) -> None:
         s = self.settings
         self.state = State()
-        self.ids = IdFactory(s.seed)
+        self.ids = IdFactory(s.seed, s.id_namespace)
         self.billing = Billing(self.state, self.ids, self.clock, self.emit, render.shape_of(s.api_version))
         self.charging = Charging(
             self.billing, self.model, self.ledger, s.seed, s.smart_retry_days if s.smart_retries else ()

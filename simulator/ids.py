@@ -1,4 +1,8 @@
-"""Deterministic Stripe-looking ids: the same seed and call order give the same ids."""
+"""Deterministic Stripe-looking ids: the same seed, namespace and call order give the same ids.
+
+A platform that keeps dedupe state across runs sees a rerun with the same seed as duplicates of the last run;
+give each run its own `namespace` (or seed) when that matters.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 class IdFactory:
-    def __init__(self, seed: int) -> None:
-        self._seed = seed
+    def __init__(self, seed: int, namespace: str = "") -> None:
+        self._seed = f"{namespace}:{seed}" if namespace else str(seed)
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
 
