@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,7 +74,7 @@ class WebhookOutbox:
         self._pending: list[Pending] = []
         self._seq = 0
         self._lock = threading.Lock()
-        self.deliveries: list[DeliveryRecord] = []
+        self.deliveries: deque[DeliveryRecord] = deque(maxlen=100_000)  # the latest delivery attempts
         self.abandoned: list[Pending] = []
 
     def enqueue(self, event: dict[str, Any]) -> None:
@@ -102,7 +103,10 @@ class WebhookOutbox:
             self.abandoned.clear()
 
     async def flush(self, everything: bool = False) -> int:
-        """Deliver what is due (all pending with `everything`), each at most once per call; returns successes."""
+        """Deliver what is due (all pending with `everything`), each at most once per call; returns successes.
+        Without a webhook URL nothing is sent: events stay pending (and readable at `GET /v1/events`)."""
+        if not self.url:
+            return 0
         batch = self._take(everything)
         if not batch:
             return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -184,3 +185,12 @@ def test_the_same_seed_gives_the_same_month(receiver: Receiver) -> None:
             server.sim.advance(server.sim.now() + timedelta(days=45))
             runs.append([(e.invoice, e.outcome, e.decline_code) for e in server.sim.ledger_entries()])
     assert runs[0] == runs[1] and len(runs[0]) >= 40
+
+
+def test_a_running_server_delivers_by_itself(receiver: Receiver) -> None:
+    with simulator(receiver, customers=3, auto_deliver=True, deliver_interval=0.05) as server:
+        server.sim.advance(server.sim.now() + timedelta(days=31))
+        deadline = time.monotonic() + 20
+        while len(receiver.deliveries) < len(server.sim.events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [e.id for e in receiver.events()] == [e["id"] for e in server.sim.events]
