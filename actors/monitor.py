@@ -1,0 +1,223 @@
+"""The monitor: reads recent classified failures, detects spikes and incidents, alerts once and records them.
+
+Each finding is written in one transaction: an outbox `alert` row (its idempotency key names the finding) and,
+only when that row is new, an event in the tenant's `monitor:{provider}` stream. `tick` is therefore idempotent:
+Ray may retry it, or a restarted monitor may see the same burst again, and nothing is alerted or recorded twice.
+Whether an incident is open is read back from those events (`open_incidents`), so there is no extra table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Any
+
+import ray
+import structlog
+
+from actors.clock import make_clock
+from actors.domain.spikes import (
+    Incident,
+    IncidentChange,
+    Observation,
+    Spike,
+    SpikeConfig,
+    alertable,
+    detect_spikes,
+    evaluate_incidents,
+    incident_alert,
+    lookback_start,
+    spike_alert,
+)
+from payrisk.store import Conn, Database, StoreError, events, outbox
+from payrisk.store.events import NewEvent
+
+log = structlog.get_logger("payrisk.monitor")
+
+STREAM_PREFIX = "monitor:"
+INCIDENT_EVENTS = ("IncidentOpened", "IncidentResolved")
+
+# Classified failures with their domain time and provider. FailureClassified carries neither yet: the time is
+# that of the event that led to it (the failure or our attempt), the provider that of the failure's delivery.
+OBSERVATIONS_SQL = """
+SELECT * FROM (
+  SELECT e.tenant_id, coalesce(e.payload->'classification'->>'category', 'unknown') AS category,
+         coalesce(e.payload->>'provider', prov.provider, 'unknown') AS provider,
+         coalesce((e.payload->>'at')::timestamptz, src.at) AS at
+  FROM events e
+  LEFT JOIN LATERAL (
+    SELECT (p.payload->>'at')::timestamptz AS at FROM events p
+    WHERE p.tenant_id = e.tenant_id AND p.stream_id = e.stream_id AND p.version < e.version
+      AND p.event_type IN ('PaymentFailed', 'AttemptStarted') AND p.payload->>'invoice_id' = e.payload->>'invoice_id'
+    ORDER BY p.version DESC LIMIT 1) src ON true
+  LEFT JOIN LATERAL (
+    SELECT d.provider FROM events p
+    JOIN deliveries d ON d.tenant_id = p.tenant_id AND d.delivery_id = (p.payload->>'delivery_id')::bigint
+    WHERE p.tenant_id = e.tenant_id AND p.stream_id = e.stream_id AND p.event_type = 'PaymentFailed'
+      AND p.payload->>'invoice_id' = e.payload->>'invoice_id'
+    ORDER BY p.version LIMIT 1) prov ON true
+  WHERE e.event_type = 'FailureClassified' AND (%(tenant)s::text IS NULL OR e.tenant_id = %(tenant)s)
+) o WHERE o.at >= %(since)s AND o.at <= %(now)s
+"""
+
+
+async def open_incidents(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
+    """The tenant's open incidents (the IncidentOpened payloads not yet followed by IncidentResolved).
+
+    Each has `incident_id`, `provider`, `categories` and `opened_at`. The engine asks this before retrying.
+    """
+    cur = await conn.execute(
+        "SELECT DISTINCT ON (stream_id) stream_id, event_type, payload FROM events"
+        " WHERE tenant_id = %s AND event_type = ANY(%s) AND starts_with(stream_id, %s)"
+        " ORDER BY stream_id, version DESC",
+        (tenant_id, list(INCIDENT_EVENTS), STREAM_PREFIX),
+    )
+    return [row["payload"] for row in await cur.fetchall() if row["event_type"] == "IncidentOpened"]
+
+
+async def load_observations(
+    conn: Conn, since: datetime, now: datetime, tenant: str | None = None
+) -> dict[str, list[Observation]]:
+    """Classified failures in [since, now], per tenant (of every tenant unless one is named)."""
+    cur = await conn.execute(OBSERVATIONS_SQL, {"since": since, "now": now, "tenant": tenant})
+    found: dict[str, list[Observation]] = {}
+    for row in await cur.fetchall():
+        found.setdefault(row["tenant_id"], []).append(
+            Observation(at=row["at"], provider=row["provider"], category=row["category"])
+        )
+    return found
+
+
+async def _tenants_with_incidents(conn: Conn, tenant: str | None) -> set[str]:
+    cur = await conn.execute(
+        "SELECT DISTINCT tenant_id FROM events WHERE event_type = ANY(%s) AND (%s::text IS NULL OR tenant_id = %s)",
+        (list(INCIDENT_EVENTS), tenant, tenant),
+    )
+    return {row["tenant_id"] for row in await cur.fetchall()}
+
+
+async def _record(
+    conn: Conn,
+    tenant: str,
+    provider: str,
+    finding: tuple[str, dict[str, Any]],
+    key: str,
+    alert: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Alert once per key; the event is appended only with a new alert, in the same transaction."""
+    stream = STREAM_PREFIX + provider
+    if not await outbox.enqueue(conn, tenant, "alert", key, alert, stream_id=stream, available_at=now):
+        return False
+    version = await events.stream_version(conn, tenant, stream)
+    await events.append(conn, tenant, stream, version, [NewEvent(*finding)])
+    return True
+
+
+def _incident(payload: dict[str, Any]) -> Incident:
+    return Incident(
+        incident_id=payload["incident_id"],
+        provider=payload["provider"],
+        opened_at=datetime.fromisoformat(payload["opened_at"]),
+        categories=tuple(payload["categories"]),
+    )
+
+
+def _change_event(change: IncidentChange) -> tuple[str, dict[str, Any]]:
+    i = change.incident
+    payload = {
+        "incident_id": i.incident_id,
+        "provider": i.provider,
+        "categories": list(i.categories),
+        "opened_at": i.opened_at.isoformat(),
+        "at": change.at.isoformat(),
+        "count": change.count,
+    }
+    return ("IncidentOpened" if change.kind == "opened" else "IncidentResolved"), payload
+
+
+def _spike_event(spike: Spike) -> tuple[str, dict[str, Any]]:
+    return "SpikeDetected", spike.model_dump(mode="json")
+
+
+async def detect_and_record(
+    db: Database, now: datetime, config: SpikeConfig, tenant: str | None = None
+) -> dict[str, int]:
+    """One monitoring pass at `now` over every tenant (or one); counts the new spikes and incident changes."""
+    async with db.connection() as conn:
+        observed = await load_observations(conn, lookback_start(now, config), now, tenant)
+        tenants = set(observed) | await _tenants_with_incidents(conn, tenant)
+    found = {"spikes": 0, "opened": 0, "resolved": 0}
+    for name in sorted(tenants):
+        async with db.transaction() as conn:
+            for kind, n in (await _tenant_pass(conn, name, observed.get(name, []), now, config)).items():
+                found[kind] += n
+    return found
+
+
+async def _tenant_pass(
+    conn: Conn, tenant: str, observed: list[Observation], now: datetime, config: SpikeConfig
+) -> dict[str, int]:
+    current = {p["provider"]: _incident(p) for p in await open_incidents(conn, tenant)}
+    found = {"spikes": 0, "opened": 0, "resolved": 0}
+    for change in evaluate_incidents(observed, current, now, config):
+        key = f"alert:{tenant}:incident:{change.incident.incident_id}:{change.kind}"
+        if await _record(
+            conn, tenant, change.incident.provider, _change_event(change), key, incident_alert(change, tenant), now
+        ):
+            found[change.kind] += 1
+        if change.kind == "opened":
+            current[change.incident.provider] = change.incident
+        else:
+            current.pop(change.incident.provider, None)
+    for spike in alertable(detect_spikes(observed, now, config), set(current), config):
+        key = f"alert:{tenant}:spike:{spike.provider}:{spike.category}:{spike.bucket_start.isoformat()}"
+        found["spikes"] += await _record(
+            conn, tenant, spike.provider, _spike_event(spike), key, spike_alert(spike, tenant, config), now
+        )
+    return found
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class Monitor:
+    """Named `monitor`. Config: `database_url`, `clock` (`real` | `sim`), optional `spikes` (SpikeConfig)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.spikes = SpikeConfig(**config.get("spikes", {}))
+        self._clock = make_clock(config.get("clock", "real"))
+        self._db: Database | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _database(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.config["database_url"], max_size=2)
+            await self._db.open()
+        return self._db
+
+    async def tick(self) -> dict[str, int]:
+        """Detect at the injected clock's now; returns how many new spikes and incident changes were recorded."""
+        return await detect_and_record(await self._database(), await self._clock.now(), self.spikes)
+
+    async def start(self, poll_seconds: float = 30.0) -> None:
+        """Run `tick` in the background (used by `payrisk up`; tests call `tick` themselves)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(poll_seconds))
+
+    async def _loop(self, poll_seconds: float) -> None:
+        while True:
+            try:
+                await self.tick()
+            except StoreError as exc:
+                log.warning("monitor.tick_failed", error=str(exc)[:200])
+            await asyncio.sleep(poll_seconds)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._db is not None:
+            await self._db.close()
+            self._db = None

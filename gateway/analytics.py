@@ -1,0 +1,201 @@
+"""Cases and recovery analytics over the event store: `/api/cases`, `/api/analytics/summary`, `/daily`.
+
+Every query is bound to one tenant (invariant I8). The metric definitions live in `actors.domain.analytics`;
+this module only turns parameters into SQL and rows into JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from actors.domain import analytics as a
+from gateway.problems import ProblemError
+
+# One row per invoice case of the tenant's customers (checkpoint state), with its provider: the provider of the
+# delivery that first failed it (a case payload's own `provider`, when recorded, wins).
+CASES_CTE = """
+WITH cases AS (
+  SELECT cp.stream_id AS customer_id, c.key AS invoice_id, c.value->>'state' AS state,
+         coalesce((c.value->>'amount_due')::bigint, 0) AS amount_due,
+         coalesce(c.value->>'currency', 'unknown') AS currency,
+         coalesce((c.value->>'attempts_made')::int, 0) AS attempts_made,
+         (c.value->>'max_attempts')::int AS max_attempts,
+         coalesce(c.value->'classification'->>'category', 'unclassified') AS category,
+         coalesce(c.value->'classification'->>'reason', 'unknown') AS reason,
+         coalesce(c.value->'strategy'->>'segment', 'none') AS segment,
+         c.value->'strategy'->>'id' AS strategy_id, c.value->'strategy'->>'version' AS strategy_version,
+         coalesce((c.value->'strategy'->>'id') || '@' || (c.value->'strategy'->>'version'), 'none') AS strategy,
+         coalesce(c.value->>'provider', prov.provider, 'unknown') AS provider,
+         coalesce((c.value->>'recovered_amount')::bigint, 0) AS recovered_amount,
+         (c.value->>'first_failed_at')::timestamptz AS first_failed_at,
+         (c.value->>'last_failed_at')::timestamptz AS last_failed_at,
+         (c.value->>'recovered_at')::timestamptz AS recovered_at,
+         c.value->>'closed_reason' AS closed_reason, c.value->'next_action' AS next_action,
+         c.value->>'explanation' AS explanation
+  FROM checkpoints cp CROSS JOIN LATERAL jsonb_each(cp.state->'cases') c
+  LEFT JOIN LATERAL (
+    SELECT d.provider FROM events e
+    JOIN deliveries d ON d.tenant_id = e.tenant_id AND d.delivery_id = (e.payload->>'delivery_id')::bigint
+    WHERE e.tenant_id = cp.tenant_id AND e.stream_id = cp.stream_id AND e.event_type = 'PaymentFailed'
+      AND e.payload->>'invoice_id' = c.key
+    ORDER BY e.version LIMIT 1) prov ON true
+  WHERE cp.tenant_id = %(tenant)s AND c.value->>'first_failed_at' IS NOT NULL
+    AND (%(start)s::timestamptz IS NULL OR (c.value->>'first_failed_at')::timestamptz >= %(start)s)
+    AND (%(end)s::timestamptz IS NULL OR (c.value->>'first_failed_at')::timestamptz < %(end)s)
+)
+"""
+
+AGGREGATES = """
+  count(*) AS cases, sum(amount_due) AS failed_amount,
+  count(*) FILTER (WHERE state = ANY(%(open)s)) AS open_cases,
+  sum(amount_due) FILTER (WHERE state = ANY(%(open)s)) AS revenue_at_risk,
+  count(*) FILTER (WHERE state = 'recovered') AS recovered_cases,
+  sum(recovered_amount) FILTER (WHERE state = 'recovered') AS recovered_revenue,
+  count(*) FILTER (WHERE state = ANY(%(lost)s)) AS lost_cases,
+  sum(amount_due) FILTER (WHERE state = ANY(%(lost)s)) AS lost_amount,
+  sum(attempts_made) AS retries,
+  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM recovered_at - first_failed_at))
+    FILTER (WHERE state = 'recovered' AND recovered_at IS NOT NULL) AS ttr_median,
+  percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM recovered_at - first_failed_at))
+    FILTER (WHERE state = 'recovered' AND recovered_at IS NOT NULL) AS ttr_p90
+"""
+
+SUMMARY_SQL = (CASES_CTE + "SELECT currency, CASE"
+               + "".join(f" WHEN grouping({d}) = 0 THEN '{d}'" for d in a.DIMENSIONS)
+               + " ELSE 'total' END AS dimension, coalesce(" + ", ".join(a.DIMENSIONS) + ") AS key,"
+               + AGGREGATES + " FROM cases GROUP BY GROUPING SETS ((currency), "
+               + ", ".join(f"(currency, {d})" for d in a.DIMENSIONS) + ")")  # fmt: skip
+
+DAILY_COHORT_SQL = (CASES_CTE + "SELECT (first_failed_at AT TIME ZONE 'UTC')::date AS day, currency,"
+                    + AGGREGATES + " FROM cases GROUP BY 1, 2 ORDER BY 1, 2")  # fmt: skip
+
+DAILY_ACTIVITY_SQL = """
+SELECT ((payload->>'at')::timestamptz AT TIME ZONE 'UTC')::date AS day, coalesce(payload->>'currency', 'unknown')
+         AS currency,
+       count(*) FILTER (WHERE event_type = 'PaymentFailed') AS failures,
+       sum((payload->>'amount_due')::bigint) FILTER (WHERE event_type = 'PaymentFailed') AS failed_amount,
+       count(*) FILTER (WHERE event_type = 'InvoiceRecovered') AS recoveries,
+       sum((payload->>'amount')::bigint) FILTER (WHERE event_type = 'InvoiceRecovered') AS recovered_amount
+FROM events
+WHERE tenant_id = %(tenant)s AND event_type IN ('PaymentFailed', 'InvoiceRecovered') AND payload->>'at' IS NOT NULL
+  AND (%(start)s::timestamptz IS NULL OR (payload->>'at')::timestamptz >= %(start)s)
+  AND (%(end)s::timestamptz IS NULL OR (payload->>'at')::timestamptz < %(end)s)
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+CASES_SQL = (
+    CASES_CTE
+    + """
+SELECT * FROM cases
+WHERE (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(category)s::text IS NULL OR category = %(category)s)
+  AND (%(reason)s::text IS NULL OR reason = %(reason)s)
+  AND (%(segment)s::text IS NULL OR segment = %(segment)s)
+  AND (%(strategy)s::text IS NULL OR strategy_id = %(strategy)s OR strategy = %(strategy)s)
+  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+  AND (%(customer)s::text IS NULL OR customer_id = %(customer)s)
+  AND (%(after_at)s::timestamptz IS NULL OR (first_failed_at, customer_id, invoice_id)
+       > (%(after_at)s::timestamptz, %(after_customer)s, %(after_invoice)s))
+ORDER BY first_failed_at, customer_id, invoice_id
+LIMIT %(limit)s
+"""
+)
+
+_WINDOW_PARAMS = frozenset({"tenant", "from", "to"})
+_CASE_PARAMS = _WINDOW_PARAMS | {"state", "category", "reason", "segment", "strategy", "provider", "customer",
+                                 "limit", "after"}  # fmt: skip
+
+
+def _json(value: Any) -> Response:
+    return Response(orjson.dumps(value, default=str), media_type="application/json")
+
+
+def _bad(exc: a.ParameterError) -> ProblemError:
+    return ProblemError(400, "invalid-parameter", "Invalid parameter", str(exc), parameter=exc.parameter)
+
+
+async def _tenant(request: Request) -> str:
+    tenant = request.query_params.get("tenant", "default")
+    if not await request.app.state.platform.tenants.exists(tenant):
+        raise ProblemError(404, "not-found", "Not Found", f"no tenant {tenant!r}", parameter="tenant")
+    return tenant
+
+
+def _window_args(tenant: str, window: a.Window) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "start": window.start,
+        "end": window.end,
+        "open": list(a.OPEN_STATES),
+        "lost": list(a.LOST_STATES),
+    }
+
+
+async def _fetch(request: Request, sql: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    async with request.app.state.platform.db.connection() as conn:
+        cur = await conn.execute(sql, args)
+        rows: list[dict[str, Any]] = await cur.fetchall()
+    return rows
+
+
+def _parsed_window(request: Request) -> a.Window:
+    try:
+        a.check_known(request.query_params, _WINDOW_PARAMS)
+        return a.parse_window(request.query_params)
+    except a.ParameterError as exc:
+        raise _bad(exc) from None
+
+
+def _window_json(tenant: str, window: a.Window) -> dict[str, Any]:
+    return {"tenant": tenant, "from": window.start, "to": window.end}
+
+
+async def summary(request: Request) -> Response:
+    """Totals per currency and breakdowns by category, reason, segment, strategy and provider."""
+    window = _parsed_window(request)
+    tenant = await _tenant(request)
+    rows = await _fetch(request, SUMMARY_SQL, _window_args(tenant, window))
+    return _json({**_window_json(tenant, window), **a.shape_summary(rows)})
+
+
+async def daily(request: Request) -> Response:
+    """Per UTC day and currency: the cohort that first failed that day and that day's failures and recoveries."""
+    window = _parsed_window(request)
+    tenant = await _tenant(request)
+    args = _window_args(tenant, window)
+    cohort = await _fetch(request, DAILY_COHORT_SQL, args)
+    activity = await _fetch(request, DAILY_ACTIVITY_SQL, args)
+    return _json({**_window_json(tenant, window), "days": a.shape_daily(cohort, activity)})
+
+
+async def list_cases(request: Request) -> Response:
+    """One row per invoice case, filtered, ordered by first failure; page with `after=<next_after>`."""
+    try:
+        a.check_known(request.query_params, _CASE_PARAMS)
+        f = a.parse_case_filters(request.query_params)
+    except a.ParameterError as exc:
+        raise _bad(exc) from None
+    tenant = await _tenant(request)
+    after = f.after or (None, None, None)
+    args = {
+        **_window_args(tenant, f.window),
+        **f.model_dump(exclude={"window", "after"}),
+        "after_at": after[0],
+        "after_customer": after[1],
+        "after_invoice": after[2],
+    }
+    rows = await _fetch(request, CASES_SQL, args)
+    next_after = a.encode_cursor(rows[-1]) if len(rows) == f.limit else None
+    return _json({"tenant": tenant, "data": rows, "next_after": next_after})
+
+
+ROUTES = [
+    Route("/api/cases", list_cases, methods=["GET"]),
+    Route("/api/analytics/summary", summary, methods=["GET"]),
+    Route("/api/analytics/daily", daily, methods=["GET"]),
+]
