@@ -1,8 +1,9 @@
 """The classifier pool on Ray: named actors `classifier-0..N-1` that classify batches with the pure function.
 
-The tables are loaded (and validated) in the driver and shipped to every actor, so a bad table or override stops
-start-up there, and cluster nodes need no table files of their own. `classify_batch` is pure, so Ray may run
-it twice (`max_task_retries=-1`); the only state, the unknown-code tally, is a metric and may then count twice.
+The tables are loaded (and validated) in the driver and shipped to every actor, so a bad table or override
+stops start-up there, and cluster nodes need no table files of their own. `classify_batch` is pure, so Ray
+may run it twice (`max_task_retries=-1`); the only state, the unknown-code tally, is a metric and may then
+count twice.
 The durable record of an unknown code is the caller's event, made from `Classification.unknown`.
 """
 
@@ -32,7 +33,7 @@ class ClassifierActor:
         self._unknown: Counter[str] = Counter()
 
     def classify_batch(self, items: list[Item]) -> list[dict[str, Any]]:
-        """Classify each (tenant, provider, decline) item; results are `Classification.model_dump(mode="json")`.
+        """Classify each (tenant, provider, decline) item into `Classification.model_dump(mode="json")`.
 
         Idempotent apart from the unknown-code tally. A malformed decline or an unknown provider fails the
         batch: the gateway only hands over validated events from providers it has tables for.
@@ -107,7 +108,9 @@ def _flatten(batches: Sequence[list[dict[str, Any]]]) -> list[Classification]:
     return [Classification.model_validate(result) for batch in batches for result in batch]
 
 
-def inline_classifier(tables: ClassificationTables | None = None) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+def inline_classifier(
+    tables: ClassificationTables | None = None,
+) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     """The pure function shaped as `Context.classify` (provider, decline dict → classification dict)."""
     chosen = tables or default_tables()
 

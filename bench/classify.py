@@ -21,12 +21,28 @@ from actors.domain.classification import classify, default_tables
 from actors.domain.inbound import DeclineInfo
 
 MIX: list[tuple[str, dict[str, Any]]] = [
-    ("stripe", {"error_type": "card_error", "error_code": "card_declined", "decline_code": "insufficient_funds"}),
-    ("stripe", {"error_type": "card_error", "error_code": "card_declined", "decline_code": "generic_decline"}),
+    (
+        "stripe",
+        {"error_type": "card_error", "error_code": "card_declined", "decline_code": "insufficient_funds"},
+    ),
+    (
+        "stripe",
+        {"error_type": "card_error", "error_code": "card_declined", "decline_code": "generic_decline"},
+    ),
     ("stripe", {"error_type": "card_error", "error_code": "card_declined", "decline_code": "do_not_honor"}),
     ("stripe", {"error_type": "card_error", "error_code": "expired_card", "card_brand": "visa"}),
-    ("stripe", {"decline_code": "insufficient_funds", "network_advice_code": "21", "card_brand": "mastercard"}),
-    ("stripe", {"decline_code": "generic_decline", "outcome_type": "blocked", "outcome_reason": "highest_risk_level"}),
+    (
+        "stripe",
+        {"decline_code": "insufficient_funds", "network_advice_code": "21", "card_brand": "mastercard"},
+    ),
+    (
+        "stripe",
+        {
+            "decline_code": "generic_decline",
+            "outcome_type": "blocked",
+            "outcome_reason": "highest_risk_level",
+        },
+    ),
     ("stripe", {"decline_code": "lost_card", "network_decline_code": "41", "card_brand": "visa"}),
     ("stripe", {"http_status": 429, "error_code": "rate_limit"}),
     ("stripe", {"http_status": 401, "error_type": "invalid_request_error"}),
@@ -98,8 +114,8 @@ def main() -> None:
     rows = bench_inline(workload(args.items, rng), clock)
     started = not ray.is_initialized()
     if started:
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", namespace=NAMESPACE, log_to_driver=False,
-                 _temp_dir=tempfile.mkdtemp(prefix="payrisk-ray-bench-"))  # fmt: skip
+        temp_dir = tempfile.mkdtemp(prefix="payrisk-ray-bench-")
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir)
     try:
         pool_work = workload(args.pool_items, rng)
         for size in args.pool_sizes.split(","):

@@ -1,4 +1,5 @@
-"""The classifier pool on a real local Ray: named actors, batches in order, tenant views, unknown counts, restarts."""
+"""The classifier pool on a real local Ray: named actors, ordered batches, tenant views, unknown counts,
+restarts."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from actors.domain.inbound import DeclineInfo
 
 SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("stripe", {"decline_code": "insufficient_funds"}),
-    ("stripe", {"decline_code": "insufficient_funds", "network_advice_code": "21", "card_brand": "mastercard"}),
+    (
+        "stripe",
+        {"decline_code": "insufficient_funds", "network_advice_code": "21", "card_brand": "mastercard"},
+    ),
     ("stripe", {"decline_code": "generic_decline", "outcome_reason": "highest_risk_level"}),
     ("stripe", {"http_status": 429}),
     ("stripe", {"http_status": 401}),
@@ -105,11 +109,20 @@ def test_unknown_codes_are_counted_per_provider_and_code_across_the_pool(pool_pr
 
 
 def test_a_tenant_override_loaded_in_the_driver_applies_inside_the_actors(pool_prefix: str, tmp_path: Path) -> None:
-    row = {"category": "HARD_DECLINE", "reason": "do_not_honor", "explanation": "acme never retries do_not_honor"}
+    row = {
+        "category": "HARD_DECLINE",
+        "reason": "do_not_honor",
+        "explanation": "acme never retries do_not_honor",
+    }
     path = tmp_path / "acme.json"
     path.write_text(
         json.dumps(
-            {"tenant": "acme", "provider": "stripe", "version": 1, "rows": {"decline_code": {"do_not_honor": row}}}
+            {
+                "tenant": "acme",
+                "provider": "stripe",
+                "version": 1,
+                "rows": {"decline_code": {"do_not_honor": row}},
+            }
         )
     )
     pool = ClassifierPool(1, load_tables(overrides=path), prefix=pool_prefix)
@@ -128,7 +141,11 @@ def test_a_killed_classifier_is_restarted_and_the_next_batch_still_succeeds(pool
         assert len(pool.classify(items(3))) == 3
         ray.kill(pool.handles[0], no_restart=False)
         results = pool.classify(items(3))
-        assert [r.category for r in results] == [Category.SOFT_DECLINE, Category.HARD_DECLINE, Category.FRAUD_FLAGGED]
+        assert [r.category for r in results] == [
+            Category.SOFT_DECLINE,
+            Category.HARD_DECLINE,
+            Category.FRAUD_FLAGGED,
+        ]
     finally:
         pool.kill()
 

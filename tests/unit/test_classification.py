@@ -1,4 +1,4 @@
-"""The pure classifier: the traps, the precedence of signals over codes, the unknown-code path, network rules."""
+"""The pure classifier: the traps, precedence of signals over codes, the unknown-code path, network rules."""
 
 from __future__ import annotations
 
@@ -123,7 +123,11 @@ def test_429_with_insufficient_funds_is_a_soft_decline_not_a_backoff() -> None:
     "codes",
     [
         {"http_status": 401},
-        {"http_status": 401, "error_type": "invalid_request_error", "message": "Invalid API Key provided: sk_live_***"},
+        {
+            "http_status": 401,
+            "error_type": "invalid_request_error",
+            "message": "Invalid API Key provided: sk_live_***",
+        },
         {"error_type": "authentication_error"},
         {"http_status": 401, "error_code": "api_key_expired"},
     ],
@@ -176,7 +180,7 @@ def test_a_fraud_block_outranks_a_do_not_try_again_advice() -> None:
     assert result.category == Category.FRAUD_FLAGGED
 
 
-# ------------------------------------------------------------------------------------------------- unknown codes
+# --------------------------------------------------------------------------------------------- unknown codes
 
 
 def test_an_unknown_decline_code_alone_is_a_soft_decline_capped_at_two_attempts() -> None:
@@ -232,7 +236,7 @@ def test_a_provider_without_a_table_is_an_error_naming_the_known_ones() -> None:
         classify("mollie", DeclineInfo(decline_code="x"), default_tables())
 
 
-# ------------------------------------------------------------------------------------------------ network rules
+# --------------------------------------------------------------------------------------------- network rules
 
 
 def test_a_raw_visa_response_code_sets_the_visa_category_on_a_visa_card() -> None:
@@ -298,7 +302,7 @@ def test_paddle_declined_not_retryable_is_a_hard_decline() -> None:
     assert result.category == Category.HARD_DECLINE
 
 
-# ------------------------------------------------------------------------------------------------ the verdict
+# ----------------------------------------------------------------------------------------------- the verdict
 
 
 def test_the_classification_records_the_table_raw_codes_and_retryability_of_its_category() -> None:
@@ -317,5 +321,9 @@ def test_the_classification_survives_a_json_round_trip_and_is_frozen() -> None:
 
 
 def test_every_explanation_is_one_line() -> None:
-    for codes in ({}, {"decline_code": "lost_card", "http_status": 429}, {"decline_code": "x", "error_code": "y"}):
+    for codes in (
+        {},
+        {"decline_code": "lost_card", "http_status": 429},
+        {"decline_code": "x", "error_code": "y"},
+    ):
         assert "\n" not in stripe(**codes).explanation

@@ -24,26 +24,31 @@ def codes(text: str) -> list[str]:
 STRIPE_DECLINE_CODES = codes(
     """
 authentication_required authentication_not_handled approve_with_id call_issuer card_not_supported
-card_velocity_exceeded currency_not_supported do_not_honor do_not_try_again duplicate_transaction expired_card
-fraudulent generic_decline incorrect_address incorrect_cvc incorrect_number incorrect_pin incorrect_zip
-insufficient_funds invalid_account invalid_amount invalid_cvc invalid_expiry_month invalid_expiry_year
-invalid_number invalid_pin issuer_not_available lost_card merchant_blacklist new_account_information_available
-no_action_taken not_permitted offline_pin_required online_or_offline_pin_required pickup_card pin_try_exceeded
-processing_error reenter_transaction restricted_card revocation_of_all_authorizations revocation_of_authorization
-security_violation service_not_allowed stolen_card stop_payment_order testmode_decline transaction_not_allowed
-try_again_later withdrawal_count_limit_exceeded mobile_device_authentication_required
+card_velocity_exceeded currency_not_supported do_not_honor do_not_try_again duplicate_transaction
+expired_card fraudulent generic_decline incorrect_address incorrect_cvc incorrect_number
+incorrect_pin incorrect_zip insufficient_funds invalid_account invalid_amount invalid_cvc
+invalid_expiry_month invalid_expiry_year invalid_number invalid_pin issuer_not_available lost_card
+merchant_blacklist new_account_information_available no_action_taken not_permitted
+offline_pin_required online_or_offline_pin_required pickup_card pin_try_exceeded processing_error
+reenter_transaction restricted_card revocation_of_all_authorizations revocation_of_authorization
+security_violation service_not_allowed stolen_card stop_payment_order testmode_decline
+transaction_not_allowed try_again_later withdrawal_count_limit_exceeded
+mobile_device_authentication_required
 """
 )
 STRIPE_ERROR_CODES = codes(
     """
-card_declined expired_card incorrect_cvc incorrect_number incorrect_zip incorrect_address invalid_cvc
-invalid_expiry_month invalid_expiry_year invalid_number insufficient_funds processing_error authentication_required
-card_decline_rate_limit_exceeded payment_intent_authentication_failure payment_intent_payment_attempt_failed
-payment_intent_payment_attempt_expired payment_intent_action_required payment_method_provider_decline
-payment_method_provider_timeout payment_method_unactivated invoice_payment_intent_requires_action
-invoice_no_payment_method_types india_recurring_payment_mandate_canceled debit_not_authorized bank_account_declined
-account_closed rate_limit lock_timeout idempotency_key_in_use api_key_expired resource_missing testmode_charges_only
-livemode_mismatch platform_api_key_expired parameter_missing parameter_invalid_integer
+card_declined expired_card incorrect_cvc incorrect_number incorrect_zip incorrect_address
+invalid_cvc invalid_expiry_month invalid_expiry_year invalid_number insufficient_funds
+processing_error authentication_required card_decline_rate_limit_exceeded
+payment_intent_authentication_failure payment_intent_payment_attempt_failed
+payment_intent_payment_attempt_expired payment_intent_action_required
+payment_method_provider_decline payment_method_provider_timeout payment_method_unactivated
+invoice_payment_intent_requires_action invoice_no_payment_method_types
+india_recurring_payment_mandate_canceled debit_not_authorized bank_account_declined account_closed
+rate_limit lock_timeout idempotency_key_in_use api_key_expired resource_missing
+testmode_charges_only livemode_mismatch platform_api_key_expired parameter_missing
+parameter_invalid_integer
 """
 )
 STRIPE_ERROR_TYPES = ["api_error", "card_error", "idempotency_error", "invalid_request_error"]
@@ -60,18 +65,30 @@ ADYEN_REFUSAL_CODES = [str(c) for c in [*range(2, 13), *range(14, 30), *range(31
 BRAINTREE_PROCESSOR_CODES = [str(c) for c in [*range(2000, 3001), 4001, 4003, 4004, 4005, 4006, *range(4018, 4025)]]
 BRAINTREE_GATEWAY_REJECTIONS = codes(
     """
-application_incomplete avs avs_and_cvv cvv duplicate excessive_retry fraud risk_threshold three_d_secure token_issuance
+application_incomplete avs avs_and_cvv cvv duplicate excessive_retry fraud risk_threshold
+three_d_secure token_issuance
 """
 )
 PADDLE_ERROR_CODES = codes(
     """
-already_canceled already_refunded authentication_failed blocked_card canceled declined declined_not_retryable
-expired_card fraud invalid_amount invalid_payment_details issuer_unavailable not_enough_balance
-preferred_network_not_supported prepaid_card_not_supported psp_error redacted_payment_method system_error
-transaction_not_permitted unknown
+already_canceled already_refunded authentication_failed blocked_card canceled declined
+declined_not_retryable expired_card fraud invalid_amount invalid_payment_details issuer_unavailable
+not_enough_balance preferred_network_not_supported prepaid_card_not_supported psp_error
+redacted_payment_method system_error transaction_not_permitted unknown
 """
 )
-MASTERCARD_ADVICE_CODES = ["01", "02", "03", "04", "21", "22", *[str(c) for c in range(24, 31)], "40", "41", "43"]
+MASTERCARD_ADVICE_CODES = [
+    "01",
+    "02",
+    "03",
+    "04",
+    "21",
+    "22",
+    *[str(c) for c in range(24, 31)],
+    "40",
+    "41",
+    "43",
+]
 VISA_CATEGORIES = {
     1: codes("04 07 12 14 15 41 43 46 57 R0 R1 R3"),
     2: codes("03 19 39 52 53 51 59 61 62 65 75 78 86 91 93 96 N3 N4"),
@@ -128,7 +145,7 @@ def test_an_unlisted_visa_response_code_is_the_generic_category() -> None:
     assert default_tables().networks.visa_category("N0") == 4
 
 
-# ------------------------------------------------------------------ cross-check against the reference markdown
+# ---------------------------------------------------------------- cross-check against the reference markdown
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference folder not next to the repository")

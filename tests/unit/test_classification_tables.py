@@ -1,4 +1,4 @@
-"""Loading tables and tenant overrides: a bad file stops loading with a message naming file, row and problem."""
+"""Loading tables and overrides: a bad file stops loading with a message naming file, row and problem."""
 
 from __future__ import annotations
 
@@ -41,7 +41,11 @@ def write(path: Path, data: Json) -> Path:
 
 
 def override(tenant: str = "acme", provider: str = "stripe", version: int = 2, **rows: Json) -> Json:
-    row = {"category": "HARD_DECLINE", "reason": "do_not_honor", "explanation": "acme never retries do_not_honor"}
+    row = {
+        "category": "HARD_DECLINE",
+        "reason": "do_not_honor",
+        "explanation": "acme never retries do_not_honor",
+    }
     return {
         "tenant": tenant,
         "provider": provider,
@@ -56,7 +60,7 @@ def load_error(directory: Path, overrides: Path | None = None) -> Classification
     return caught.value
 
 
-# ------------------------------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------------------------------- loading
 
 
 def test_the_shipped_tables_load_with_one_versioned_table_per_provider() -> None:
@@ -75,7 +79,7 @@ def test_codes_are_matched_case_insensitively_and_listed_lower_case() -> None:
     assert "lost_card" in table.codes("decline_code") and table.codes("no_such_section") == frozenset()
 
 
-# ----------------------------------------------------------------------------------------------- invalid files
+# --------------------------------------------------------------------------------------------- invalid files
 
 
 def test_a_row_missing_its_category_names_the_file_the_row_and_the_field(tables_dir: Path) -> None:
@@ -107,7 +111,10 @@ def test_a_duplicate_row_in_the_json_is_caught_even_though_json_would_keep_the_l
     ("version", "problem"), [(0, "greater than or equal to 1"), ("3", "valid integer"), (None, "")]
 )
 def test_a_bad_version_is_rejected(tables_dir: Path, version: object, problem: str) -> None:
-    edit(tables_dir / "braintree.json", lambda d: d.pop("version") if version is None else d.update(version=version))
+    edit(
+        tables_dir / "braintree.json",
+        lambda d: d.pop("version") if version is None else d.update(version=version),
+    )
     error = load_error(tables_dir)
     assert error.row == "version" and problem in error.problem
     assert error.problem == "required field is missing" or version is not None
@@ -137,7 +144,10 @@ def test_a_stop_signal_outside_the_advice_and_outcome_sections_is_rejected(table
 
 
 def test_an_alias_that_repeats_another_code_is_rejected(tables_dir: Path) -> None:
-    edit(tables_dir / "adyen.json", lambda d: d["rows"]["decline_code"]["2"].update(aliases=["refused", "Referral"]))
+    edit(
+        tables_dir / "adyen.json",
+        lambda d: d["rows"]["decline_code"]["2"].update(aliases=["refused", "Referral"]),
+    )
     error = load_error(tables_dir)
     assert error.row in ("rows.decline_code.2", "rows.decline_code.3") and "listed twice" in error.problem
 
@@ -194,7 +204,10 @@ def test_a_missing_network_table_is_rejected(tables_dir: Path) -> None:
 
 
 def test_several_problems_are_counted_in_the_message(tables_dir: Path) -> None:
-    edit(tables_dir / "stripe.json", lambda d: d["rows"]["decline_code"]["lost_card"].update(category="X", reason="Y!"))
+    edit(
+        tables_dir / "stripe.json",
+        lambda d: d["rows"]["decline_code"]["lost_card"].update(category="X", reason="Y!"),
+    )
     assert "(and 1 more problem)" in load_error(tables_dir).problem
 
 
@@ -218,10 +231,16 @@ def test_an_override_keeps_every_row_it_does_not_replace(tmp_path: Path) -> None
 
 
 def test_an_override_can_add_a_code_the_shipped_table_lacks(tmp_path: Path) -> None:
-    row = {"category": "SOFT_DECLINE", "reason": "partner_generic_decline", "explanation": "local method decline"}
+    row = {
+        "category": "SOFT_DECLINE",
+        "reason": "partner_generic_decline",
+        "explanation": "local method decline",
+    }
     path = write(tmp_path / "acme.json", override(decline_code={"partner_generic_decline": row}))
     result = classify(
-        "stripe", DeclineInfo(decline_code="partner_generic_decline"), load_tables(overrides=path).for_tenant("acme")
+        "stripe",
+        DeclineInfo(decline_code="partner_generic_decline"),
+        load_tables(overrides=path).for_tenant("acme"),
     )
     assert not result.unknown and result.reason == "partner_generic_decline"
 
@@ -230,7 +249,11 @@ def test_a_folder_of_overrides_serves_several_tenants_and_views_are_reused(tmp_p
     folder = tmp_path / "overrides"
     folder.mkdir()
     write(folder / "acme.json", override())
-    stops = {"category": "HARD_DECLINE", "reason": "generic_decline", "explanation": "initech stops on declined"}
+    stops = {
+        "category": "HARD_DECLINE",
+        "reason": "generic_decline",
+        "explanation": "initech stops on declined",
+    }
     write(folder / "initech.json", override(tenant="initech", provider="paddle", error_code={"declined": stops}))
     tables = load_tables(overrides=folder)
     assert sorted(tables.tenant_tables) == ["acme", "initech"]
@@ -248,7 +271,12 @@ def test_an_override_with_an_invalid_row_names_the_override_file_and_row(tmp_pat
 
 
 def test_an_override_that_breaks_the_merged_table_names_the_override_file(tmp_path: Path) -> None:
-    row = {"category": "SOFT_DECLINE", "reason": "generic_decline", "aliases": ["lost_card"], "explanation": "clash"}
+    row = {
+        "category": "SOFT_DECLINE",
+        "reason": "generic_decline",
+        "aliases": ["lost_card"],
+        "explanation": "clash",
+    }
     path = write(tmp_path / "acme.json", override(decline_code={"my_code": row}))
     error = load_error(TABLES_DIR, path)
     assert error.file.endswith("acme.json") and "listed twice" in error.problem

@@ -5,7 +5,11 @@
 """
 
 from actors.domain.classification.classify import classify
-from actors.domain.classification.errors import ClassificationError, ClassificationTableError, UnknownProviderError
+from actors.domain.classification.errors import (
+    ClassificationError,
+    ClassificationTableError,
+    UnknownProviderError,
+)
 from actors.domain.classification.loading import ClassificationTables, default_tables, load_tables
 from actors.domain.classification.tables import NetworkTable, ProviderTable, Row, TenantOverride
 from actors.domain.classification.taxonomy import (

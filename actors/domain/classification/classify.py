@@ -53,7 +53,11 @@ def _raw_codes(decline: DeclineInfo) -> dict[str, str]:
 
 
 def _matches(
-    table: ProviderTable, networks: NetworkTable, raw: dict[str, str], fields: tuple[str, ...], stop_only: bool = False
+    table: ProviderTable,
+    networks: NetworkTable,
+    raw: dict[str, str],
+    fields: tuple[str, ...],
+    stop_only: bool = False,
 ) -> Iterator[Match]:
     """Every present field in `fields` order that has a row (only stop rows when `stop_only`)."""
     for name in fields:
@@ -121,7 +125,7 @@ def _verdict(
 
 
 def _cap(row: Row, fallback: Row) -> int | None:
-    """An unknown code never earns more attempts than the fallback allows; a non-retryable verdict needs none."""
+    """An unknown code earns no more attempts than the fallback allows; a non-retryable one needs no cap."""
     if not is_retryable(row.category):
         return row.max_attempts_cap
     caps = [c for c in (row.max_attempts_cap, fallback.max_attempts_cap) if c is not None]

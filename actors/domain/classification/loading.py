@@ -14,7 +14,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
-from actors.domain.classification.errors import ClassificationTableError, UnknownProviderError, from_validation
+from actors.domain.classification.errors import (
+    ClassificationTableError,
+    UnknownProviderError,
+    from_validation,
+)
 from actors.domain.classification.tables import NetworkTable, ProviderTable, TenantOverride
 
 TABLES_DIR = Path(__file__).resolve().parent / "tables"

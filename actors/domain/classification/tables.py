@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, model
 from actors.domain.classification.taxonomy import Category, CustomerAction, is_retryable
 
 Section = Literal[
-    "decline_code", "outcome_reason", "error_code", "advice_code", "network_advice_code", "error_type", "http_status"
+    "decline_code",
+    "outcome_reason",
+    "error_code",
+    "advice_code",
+    "network_advice_code",
+    "error_type",
+    "http_status",
 ]
 #: Sections whose rows may be stop signals (explicit "do not retry" advice or a fraud block).
 SIGNAL_SECTIONS: frozenset[str] = frozenset({"outcome_reason", "advice_code", "network_advice_code"})

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class Category(StrEnum):
     """The seven kinds of failure. Strategies give each one a behaviour; the taxonomy fixes the contract."""
 
-    #: The issuer will never approve this credential (lost, stolen, closed, revoked, expired ...): never retry;
-    #: only a new or updated payment method helps.
+    #: The issuer will never approve this credential (lost, stolen, closed, revoked, expired ...):
+    #: never retry; only a new or updated payment method helps.
     HARD_DECLINE = "HARD_DECLINE"
     #: The issuer cannot approve now (funds, limits, generic refusals): retry later, within network limits.
     SOFT_DECLINE = "SOFT_DECLINE"
@@ -51,7 +51,8 @@ class CustomerAction(StrEnum):
 class NetworkRule(BaseModel):
     """The card-network rule a decline falls under (reference/networks.md), or none.
 
-    `visa_category` 1 means never retry; 2 and 4 retry within the 30-day budget; 3 only after the data changed.
+    `visa_category` 1 means never retry; 2 and 4 retry within the 30-day budget; 3 only after the data
+    changed.
     `mastercard_advice` is the Merchant Advice Code (03 and 21 stop the series; 24–30 set minimum waits).
     """
 
