@@ -1,0 +1,1 @@
+"""Benchmarks with recorded results: ceilings, ingest, profile (run `python -m bench.run --help`)."""
