@@ -212,6 +212,10 @@ class CustomerShard:
             customer = await self._load(tenant_id, customer_id)
         return {"version": customer.version, "status": customer_status(customer.state), "state": customer.state}
 
+    async def node(self) -> str:
+        """The Ray node hosting this shard (for placement checks and the dashboard)."""
+        return str(ray.get_runtime_context().get_node_id())
+
     async def stats(self) -> dict[str, Any]:
         return {"index": self.index, "active_customers": len(self._active), "applied": self.applied,
                 "fired": self.fired}

@@ -36,8 +36,10 @@ class ActorSystem:
         from actors.scheduler import Scheduler
         from actors.shard import CustomerShard
 
+        placement = {"resources": self.config["shard_resources"]} if self.config.get("shard_resources") else {}
         self.shards = [
-            CustomerShard.options(name=shard_name(i), namespace=NAMESPACE, get_if_exists=True).remote(i, self.config)
+            CustomerShard.options(name=shard_name(i), namespace=NAMESPACE, get_if_exists=True, **placement).remote(
+                i, self.config)
             for i in range(self.settings.shards)
         ]
         self.scheduler = Scheduler.options(name="scheduler", namespace=NAMESPACE, get_if_exists=True).remote(
