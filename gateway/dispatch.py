@@ -113,7 +113,7 @@ class Dispatcher:
         async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE deliveries SET status = 'dispatched', dispatched_at = now()"
-                " WHERE delivery_id = ANY(%s) AND status = 'received'", (delivery_ids,))
+                " WHERE delivery_id = ANY(%s) AND status IN ('received', 'dispatched')", (delivery_ids,))
 
     async def _sweep_loop(self) -> None:
         await asyncio.to_thread(self.refresh_handles)

@@ -18,17 +18,29 @@ def normalize_stored(provider: str, body: bytes) -> tuple[str | None, list[dict[
     return events[0].customer_id, [e.model_dump(mode="json", exclude_none=True) for e in events]
 
 
-async def pending_items(conn: Conn, grace_seconds: float, limit: int) -> list[dict[str, Any]]:
+async def pending_items(conn: Conn, grace_seconds: float, limit: int,
+                        redispatch_after_seconds: float = 30.0) -> list[dict[str, Any]]:
+    """Deliveries stored but not applied: never handed off after `grace_seconds`, or handed off and still not
+    applied after `redispatch_after_seconds`. Least recently tried first, so nothing starves."""
     cur = await conn.execute(
         "SELECT delivery_id, tenant_id, provider, body FROM deliveries"
-        " WHERE status IN ('received', 'dispatched') AND received_at < now() - make_interval(secs => %s)"
-        " AND coalesce(dispatched_at, received_at) < now() - make_interval(secs => %s)"
-        " ORDER BY delivery_id LIMIT %s",
-        (grace_seconds, grace_seconds, limit),
+        " WHERE (status = 'received' AND received_at < now() - make_interval(secs => %s))"
+        " OR (status = 'dispatched' AND dispatched_at < now() - make_interval(secs => %s))"
+        " ORDER BY coalesce(dispatched_at, received_at), delivery_id LIMIT %s",
+        (grace_seconds, max(grace_seconds, redispatch_after_seconds), limit),
     )
     items = []
     for row in await cur.fetchall():
-        customer_id, events = normalize_stored(row["provider"], bytes(row["body"]))
+        try:
+            customer_id, events = normalize_stored(row["provider"], bytes(row["body"]))
+        except stripe_provider.PayloadError as exc:
+            await conn.execute("UPDATE deliveries SET status = 'quarantined', status_reason = %s"
+                               " WHERE delivery_id = %s", (exc.reason, row["delivery_id"]))
+            continue
+        if not events:
+            await conn.execute("UPDATE deliveries SET status = 'ignored' WHERE delivery_id = %s",
+                               (row["delivery_id"],))
+            continue
         items.append({"tenant_id": row["tenant_id"], "delivery_id": row["delivery_id"],
                       "customer_id": customer_id, "events": events})
     return items
