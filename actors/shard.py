@@ -9,6 +9,7 @@ a delivery already applied, or a timer already fired, is skipped inside the same
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import OrderedDict
 from datetime import timedelta
@@ -191,12 +192,18 @@ class CustomerShard:
         if adapter is None:
             log.warning("charge.no_provider", tenant=tenant_id, customer=customer_id, invoice=charge.invoice_id)
             return
+        self._maybe_crash("before_call")
         result = await asyncio.to_thread(adapter.pay_invoice, charge.invoice_id, charge.idempotency_key)
-        if self.config.get("crash_after_call"):
-            import os
-
-            os._exit(1)  # fault injection for tests: die between the provider call and the result commit
+        self._maybe_crash("after_call")
         await self._settle(tenant_id, customer_id, charge, result)
+
+    def _maybe_crash(self, point: str) -> None:
+        """Fault injection for tests: die once at `point` (the marker file makes it once per test)."""
+        marker = self.config.get("crash_marker")
+        if self.config.get("crash_point") == point and marker and not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write(point)
+            os._exit(1)
 
     def _provider(self) -> Any:
         if self._adapter is None and self.config.get("stripe_api_key"):
