@@ -121,7 +121,7 @@ def _bad(exc: a.ParameterError) -> ProblemError:
 
 async def _tenant(request: Request) -> str:
     tenant = request.query_params.get("tenant", "default")
-    if not await request.app.state.platform.tenants.exists(tenant):
+    if await request.app.state.platform.tenants.get(tenant) is None:
         raise ProblemError(404, "not-found", "Not Found", f"no tenant {tenant!r}", parameter="tenant")
     return tenant
 

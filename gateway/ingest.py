@@ -35,10 +35,11 @@ class Delivery:
     status: str  # received | ignored | quarantined
     status_reason: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    redis_namespace: str = ""  # the tenant's random namespace (migration 0002)
 
     @property
     def key(self) -> str:
-        return f"{self.tenant_id}:{self.provider}:{self.provider_event_id}"
+        return f"{self.redis_namespace or self.tenant_id}:{self.provider}:{self.provider_event_id}"
 
 
 @dataclass(frozen=True, slots=True)

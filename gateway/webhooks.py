@@ -24,18 +24,19 @@ _KEPT_HEADERS = ("stripe-signature", "content-type", "user-agent", "content-leng
 async def stripe_webhook(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     tenant_id = request.path_params.get("tenant", "default")
-    if not await platform.tenants.exists(tenant_id):
+    tenant = await platform.tenants.get(tenant_id)
+    if tenant is None:
         raise ProblemError(404, "unknown-tenant", "Unknown tenant", f"tenant {tenant_id!r} does not exist")
     body = await _read_body(request, platform.settings.max_body_bytes)
-    secrets = await platform.tenants.stripe_secrets(tenant_id)
     try:
-        stripe_provider.verify(body, request.headers.get("stripe-signature"), secrets,
+        stripe_provider.verify(body, request.headers.get("stripe-signature"), tenant.stripe_secrets,
                                platform.settings.stripe_tolerance_seconds)
     except stripe_provider.SignatureError as exc:
         platform.metrics.unverified(tenant_id, "stripe", exc.reason)
         log.warning("webhook.unverified", tenant=tenant_id, provider="stripe", reason=exc.reason)
         raise ProblemError(400, "invalid-signature", "Invalid signature", exc.reason) from None
     delivery = _build_delivery(tenant_id, body, request)
+    delivery.redis_namespace = tenant.redis_namespace
     stored = await platform.ingest.submit(delivery)
     platform.metrics.delivery("stripe", "duplicate" if stored.duplicate else delivery.status)
     if not stored.duplicate and delivery.status == "received":

@@ -152,3 +152,14 @@ def test_a_verified_payload_that_cannot_be_parsed_is_quarantined_and_listed(gate
 def test_an_invalid_status_filter_is_a_problem(gateway: str) -> None:
     response = httpx.get(gateway + "/api/deliveries?status=bogus", timeout=10)
     assert response.status_code == 400 and "status must be one of" in response.json()["detail"]
+
+
+def test_a_redis_claim_from_another_database_never_answers_for_this_one(gateway: str, database_url: str,
+                                                                         redis_url: str) -> None:
+    """Redis outliving its database (a restore, a new test database) must not make a new event a duplicate."""
+    event_id, body = new_failure()
+    client = redis.Redis.from_url(redis_url)
+    for key in (f"payrisk:dlv:default:stripe:{event_id}",):  # what a tenant-only key would have been
+        client.set(key, b"c")
+    response = post(gateway, body, sign(body))
+    assert response.json()["duplicate"] is False and count(database_url, event_id) == 1
