@@ -38,12 +38,7 @@ def make_planner(name: str) -> Planner:
 @lru_cache(maxsize=256)
 def classifier_for(tenant_id: str) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     """The pure classification function bound to the tenant's tables (with its overrides)."""
-    try:
-        from actors.domain.classification import classify, default_tables
-    except ImportError:
-        from actors.domain.basic_classification import classify_basic
-
-        return classify_basic
+    from actors.domain.classification import classify, default_tables
     from actors.domain.inbound import DeclineInfo
 
     tables = default_tables().for_tenant(tenant_id)

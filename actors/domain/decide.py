@@ -36,9 +36,9 @@ class _Run:
     def timer(self, invoice_id: str, due_at: datetime | None, **payload: Any) -> None:
         self.d.timers.append(TimerCmd(f"invoice:{invoice_id}", due_at, payload))
 
-    def notify(self, topic: str, key: str, payload: Json) -> None:
+    def notify(self, topic: str, key: str, payload: Json, invoice_id: str) -> None:
         self.d.outbox.append(OutboxCmd(topic, key, payload))
-        self.emit("NotificationRequested", {"invoice_id": payload.get("invoice_id"), "topic": topic,
+        self.emit("NotificationRequested", {"invoice_id": invoice_id, "topic": topic,
                                             "idempotency_key": key, "template": payload.get("template"),
                                             "kind": payload.get("kind")})
 
@@ -287,13 +287,28 @@ def _classify_and_plan(run: _Run, invoice_id: str, decline_override: Json | None
     decline = decline_override if decline_override is not None else _known_decline(run, case)
     classification = run.ctx.classify(run.ctx.provider, decline)
     card = {k: decline.get(k) for k in ("card_brand", "card_fingerprint", "card_country") if decline.get(k)}
-    run.emit("FailureClassified", {"invoice_id": invoice_id, "classification": classification, "card": card})
+    run.emit("FailureClassified", {"invoice_id": invoice_id, "classification": classification, "card": card,
+                                   "at": iso(run.ctx.now), "provider": run.ctx.provider})
+    if classification.get("unknown"):
+        _unknown_code(run, invoice_id, classification)
     case = run.case(invoice_id)
     assert case is not None
     history = run.ctx.card_history.get(case["card"].get("card_fingerprint", ""), ())
     plan = run.ctx.planner.plan(customer=run.state, case=case, classification=classification, now=run.ctx.now,
                                 card_history=history)
     _apply_plan(run, case, plan)
+
+
+def _unknown_code(run: _Run, invoice_id: str, classification: Json) -> None:
+    """An operator should add a table row: one alert per provider and code (the fallback already capped it)."""
+    code = str(classification.get("unknown_code") or classification.get("reason"))
+    tenant = run.state["tenant_id"]
+    run.notify("alert", f"alert:{tenant}:unknown-code:{run.ctx.provider}:{code}", {
+        "kind": "engineering", "title": f"unknown decline code: {code}",
+        "text": f"{run.ctx.provider} sent {code}, which no classification row covers; it was handled as "
+                f"{classification.get('category')} with a small attempt cap. Add a row to the table.",
+        "severity": "warning", "fields": {"tenant": tenant, "provider": run.ctx.provider, "code": code}},
+        invoice_id)
 
 
 def _plan_payload(case: Json, plan: Plan, **extra: Any) -> Json:
@@ -347,7 +362,7 @@ def _apply_final(run: _Run, case: Json, plan: Plan) -> None:
     if plan.final_action and plan.final_action != "leave_past_due":
         run.notify("provider", f"final:{run.state['tenant_id']}:{case['invoice_id']}", {
             "action": plan.final_action, "invoice_id": case["invoice_id"],
-            "subscription_id": case["subscription_id"], "customer_id": run.state["customer_id"]})
+            "subscription_id": case["subscription_id"], "customer_id": run.state["customer_id"]}, case["invoice_id"])
 
 
 _PLAN_ACTIONS = {"retry": _apply_retry, "await_customer": _apply_await, "escalate": _apply_escalate,
@@ -389,7 +404,7 @@ def _email(run: _Run, case: Json, template: str, plan: Plan | None) -> None:
         "amount_due": case["amount_due"], "currency": case["currency"] or "usd",
         "hosted_invoice_url": case["hosted_invoice_url"],
         "next_attempt_at": iso(plan.at) if plan and plan.action == "retry" else None,
-        "timezone": None, "branding": run.ctx.branding})
+        "timezone": None, "branding": run.ctx.branding}, case["invoice_id"])
 
 
 def _alert(run: _Run, case: Json, kind: str, plan: Plan) -> None:
@@ -405,4 +420,4 @@ def _alert(run: _Run, case: Json, kind: str, plan: Plan) -> None:
         "kind": kind, "title": f"{kind.replace('_', ' ')}: {reason}", "text": plan.explanation,
         "severity": "critical" if kind in ("engineering", "fraud") else "warning",
         "fields": {"tenant": tenant, "customer": run.state["customer_id"], "invoice": case["invoice_id"],
-                   "category": str(classification.get("category")), "reason": reason}})
+                   "category": str(classification.get("category")), "reason": reason}}, case["invoice_id"])

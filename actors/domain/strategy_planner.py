@@ -39,7 +39,9 @@ class StrategyPlanner:
             strategy, category=str(classification.get("category")), reason=str(classification.get("reason")),
             attempts_made=provider_charges + int(case["attempts_made"]), first_failed_at=first, now=now,
             profile=profile, card_history=[*card_history, now], brand=case["card"].get("card_brand"),
-            visa_category=_visa_category(classification), mc_advice_code=raw.get("network_advice_code"),
+            visa_category=_visa_category(classification),
+            mc_advice_code=(classification.get("network_rule") or {}).get("mastercard_advice")
+            or raw.get("network_advice_code"),
             min_delay_seconds=int(classification.get("min_delay_seconds") or 0),
             seed=zlib.crc32(f"{case['invoice_id']}:{case['attempts_made']}".encode()), limits=self._limits,
             segment=choice.segment)

@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from actors.domain.basic_classification import classify_basic
+from actors.planning import classifier_for
 from actors.domain.case import empty_state, evolve
 from actors.domain.decide import decide_attempt_result, decide_inbound, decide_timer
 from actors.domain.decisions import Context, Decision
@@ -42,7 +42,7 @@ class RecoveryMachine(RuleBasedStateMachine):
         self.new_card: set[str] = set()  # invoices whose customer gave a new payment method since classification
 
     def ctx(self) -> Context:
-        return Context(now=self.now, classify=classify_basic, planner=PLANNER)
+        return Context(now=self.now, classify=classifier_for("default"), planner=PLANNER)
 
     def apply(self, decision: Decision) -> None:
         self.state = decision.state
