@@ -41,6 +41,13 @@ class StripeAdapter:
             return self.reconcile(invoice_id, str(exc))
         return ChargeOutcome("succeeded" if invoice.status == "paid" else "unknown")
 
+    def final_action(self, action: str, invoice_id: str, subscription_id: str | None, key: str) -> None:
+        """The strategy's final action at the provider; raises stripe.StripeError when it did not happen."""
+        if action == "cancel_subscription" and subscription_id:
+            self._client.v1.subscriptions.cancel(subscription_id, options={"idempotency_key": key})
+        elif action == "mark_uncollectible":
+            self._client.v1.invoices.mark_uncollectible(invoice_id, options={"idempotency_key": key})
+
     def reconcile(self, invoice_id: str, why: str = "") -> ChargeOutcome:
         """Read the invoice: paid → succeeded; anything else stays unknown (retry the same key later)."""
         try:

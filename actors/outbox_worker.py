@@ -60,8 +60,44 @@ class OutboxWorker:
         db, deliverer = await self._ready()
         now = await self._clock.now()
         handled = await run_once(db.pool, deliverer, now, "outbox-worker", limit)
+        handled += await self._provider_actions(db, now, limit)
         self.handled += handled
         return handled
+
+    async def _provider_actions(self, db: Database, now: Any, limit: int) -> int:
+        """Final actions (cancel the subscription, mark the invoice uncollectible), each key sent once."""
+        from payrisk.store import outbox
+
+        async with db.transaction() as conn:
+            rows = await outbox.claim(conn, now, "outbox-worker", topics=("provider",), limit=limit)
+        adapter = self._adapter()
+        for row in rows:
+            if adapter is None:
+                await self._retry_later(db, row.outbox_id, "no STRIPE_API_KEY configured", minutes=60)
+                continue
+            try:
+                await asyncio.to_thread(adapter.final_action, row.payload["action"], row.payload["invoice_id"],
+                                        row.payload.get("subscription_id"), row.idempotency_key)
+            except Exception as exc:  # noqa: BLE001 - any provider error: try again later, keep the reason
+                await self._retry_later(db, row.outbox_id, str(exc)[:300], minutes=min(60, 2 ** row.attempts))
+                continue
+            async with db.connection() as conn:
+                await outbox.mark_sent(conn, row.outbox_id)
+        return len(rows)
+
+    def _adapter(self) -> Any:
+        if not self.config.get("stripe_api_key"):
+            return None
+        from actors.executor import StripeAdapter
+
+        return StripeAdapter(self.config["stripe_api_key"], self.config.get("stripe_api_base"))
+
+    async def _retry_later(self, db: Database, outbox_id: int, error: str, minutes: float) -> None:
+        async with db.connection() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = %s, claimed_by = NULL, claimed_at = NULL,"
+                " available_at = available_at + make_interval(mins => %s) WHERE outbox_id = %s",
+                (error, minutes, outbox_id))
 
     async def stop(self) -> None:
         if self._task is not None:
