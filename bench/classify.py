@@ -74,7 +74,9 @@ def bench_inline(work: list[Item], clock: Callable[[], float]) -> list[tuple[str
     models = [(t, p, DeclineInfo.model_validate(d)) for t, p, d in work]
     as_actor = inline_classifier(tables)
     rows = []
-    seconds, rate = timed(lambda: [classify(p, d, tables.for_tenant(t)) for t, p, d in models], len(work), clock)
+    seconds, rate = timed(
+        lambda: [classify(p, d, tables.for_tenant(t)) for t, p, d in models], len(work), clock
+    )
     rows.append(("inline: classify(DeclineInfo) -> Classification", len(work), seconds, rate))
     seconds, rate = timed(lambda: [as_actor(p, d) for _, p, d in work], len(work), clock)
     rows.append(("inline: dict in, JSON dict out (the actor's work)", len(work), seconds, rate))
@@ -103,7 +105,9 @@ def print_table(rows: list[tuple[str, int, float, float]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--pool-items", type=int, default=50_000)
     parser.add_argument("--pool-sizes", default="1,2")
@@ -115,7 +119,9 @@ def main() -> None:
     started = not ray.is_initialized()
     if started:
         temp_dir = tempfile.mkdtemp(prefix="payrisk-ray-bench-")
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir)
+        ray.init(
+            include_dashboard=False, _node_ip_address="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir
+        )
     try:
         pool_work = workload(args.pool_items, rng)
         for size in args.pool_sizes.split(","):

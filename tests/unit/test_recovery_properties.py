@@ -14,12 +14,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from actors.planning import classifier_for
 from actors.domain.case import empty_state, evolve
 from actors.domain.decide import decide_attempt_result, decide_inbound, decide_timer
 from actors.domain.decisions import Context, Decision
 from actors.domain.machine import CaseState
 from actors.domain.strategy_planner import StrategyPlanner
+from actors.planning import classifier_for
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 INVOICES = st.sampled_from(["in_a", "in_b"])

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from actors.planning import classifier_for
 from actors.domain.case import empty_state
 from actors.domain.decide import decide_inbound
 from actors.domain.decisions import Context
 from actors.domain.strategy_planner import StrategyPlanner
+from actors.planning import classifier_for
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CODE_FIELDS = {"invalid_api_key": {"error_type": "invalid_request_error", "error_code": "api_key_expired",
