@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import api
+from gateway import analytics, api
 from gateway.metrics import metrics_endpoint
 from gateway.problems import ProblemError, handle_problem, handle_server_error, problem_response
 from gateway.webhooks import stripe_webhook, unknown_provider
@@ -48,6 +48,7 @@ ROUTES = [
     Route("/webhooks/{provider}", unknown_provider, methods=["POST"]),
     Route("/webhooks/{provider}/{tenant}", unknown_provider, methods=["POST"]),
     *api.ROUTES,
+    *analytics.ROUTES,
 ]
 
 

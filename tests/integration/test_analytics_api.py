@@ -18,7 +18,6 @@ from actors.domain.case import empty_state, evolve
 from actors.domain.spikes import SpikeConfig
 from actors.monitor import detect_and_record, open_incidents
 from actors.notifier.messages import AlertPayload
-from gateway import analytics
 from gateway.app import create_app
 from payrisk.config import load_settings
 from payrisk.store import Database
@@ -143,9 +142,7 @@ WINDOW = {"from": "2025-03-01", "to": "2025-03-03"}
 def gateway(database_url: str, redis_url: str) -> Iterator[str]:
     settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
                              sweep_interval_seconds=3600)  # fmt: skip
-    app = create_app(settings)
-    app.router.routes.extend(analytics.ROUTES)  # the app's own list gains them when the routes are wired in
-    with ServerThread(app) as server:
+    with ServerThread(create_app(settings)) as server:
         yield server.url
 
 
