@@ -50,6 +50,7 @@ class CustomerShard:
         self._clock = make_clock(config.get("clock", "real"))
         self._contexts = make_context_factory(config)
         self._adapter: Any = None
+        self._incidents: dict[str, tuple[float, frozenset[str]]] = {}
         self.applied = 0
         self.fired = 0
 
@@ -177,7 +178,7 @@ class CustomerShard:
         now = await self._clock.now()
         async with db.transaction() as conn:
             history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
-            ctx = await self._contexts(tenant_id, now, history)
+            ctx = await self._contexts(tenant_id, now, history, await self._paused(conn, tenant_id))
             decisions = await decide(conn, customer.state, ctx)
             if decisions is None:
                 return None
@@ -196,6 +197,17 @@ class CustomerShard:
         result = await asyncio.to_thread(adapter.pay_invoice, charge.invoice_id, charge.idempotency_key)
         self._maybe_crash("after_call")
         await self._settle(tenant_id, customer_id, charge, result)
+
+    async def _paused(self, conn: Any, tenant_id: str, ttl: float = 5.0) -> frozenset[str]:
+        """Providers with an open incident for the tenant (cached a few seconds per shard)."""
+        cached = self._incidents.get(tenant_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        from actors.monitor import open_incidents
+
+        paused = frozenset(str(i.get("provider")) for i in await open_incidents(conn, tenant_id))
+        self._incidents[tenant_id] = (time.monotonic() + ttl, paused)
+        return paused
 
     def _maybe_crash(self, point: str) -> None:
         """Fault injection for tests: die once at `point` (the marker file makes it once per test)."""

@@ -30,8 +30,10 @@ class ActorSystem:
         self.shards: list[Any] = []
         self.scheduler: Any = None
         self.outbox: Any = None
+        self.monitor: Any = None
 
     def start(self, run_loops: bool = True) -> None:
+        from actors.monitor import Monitor
         from actors.outbox_worker import OutboxWorker
         from actors.scheduler import Scheduler
         from actors.shard import CustomerShard
@@ -46,12 +48,13 @@ class ActorSystem:
             self.config)
         self.outbox = OutboxWorker.options(name="outbox", namespace=NAMESPACE, get_if_exists=True).remote(
             self.config)
+        self.monitor = Monitor.options(name="monitor", namespace=NAMESPACE, get_if_exists=True).remote(self.config)
         ray.get([s.stats.remote() for s in self.shards])  # wait until every shard is up
         if run_loops:
-            ray.get([self.scheduler.start.remote(), self.outbox.start.remote()])
+            ray.get([self.scheduler.start.remote(), self.outbox.start.remote(), self.monitor.start.remote()])
 
     def stop(self) -> None:
-        for handle in [*self.shards, self.scheduler, self.outbox]:
+        for handle in [*self.shards, self.scheduler, self.outbox, self.monitor]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
-        self.shards, self.scheduler, self.outbox = [], None, None
+        self.shards, self.scheduler, self.outbox, self.monitor = [], None, None, None

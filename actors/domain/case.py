@@ -34,6 +34,8 @@ TRIGGERS: dict[str, str | None] = {
     "LateEventIgnored": None,
     "NotificationRequested": None,
     "ShadowDecision": None,
+    "RetryPaused": None,
+    "UnknownCodeSeen": None,
 }
 
 _STATE_PRIORITY = [CaseState.RETRYING, CaseState.RETRY_SCHEDULED, CaseState.CLASSIFYING,
@@ -152,6 +154,7 @@ _CASE_UPDATES = {
     "Escalated": _on_plan,
     "Halted": _on_plan,
     "Exhausted": _on_plan,
+    "RetryPaused": _on_plan,
     "AttemptStarted": _on_attempt_started,
     "AttemptFailed": _on_attempt_done,
     "AttemptSucceeded": _on_attempt_done,

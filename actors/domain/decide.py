@@ -6,6 +6,7 @@ the classifier and the planner come in through the context; nothing here does I/
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -175,6 +176,8 @@ def decide_timer(state: Json, invoice_id: str, payload: Json, ctx: Context) -> D
     action = payload.get("action")
     if action == "classify" and case["state"] == CaseState.CLASSIFYING:
         _classify_and_plan(run, invoice_id)
+    elif action == "retry" and case["state"] == CaseState.RETRY_SCHEDULED and ctx.provider in ctx.paused_providers:
+        _pause(run, case, int(payload.get("attempt_no", case["attempts_made"] + 1)))
     elif action == "retry" and case["state"] == CaseState.RETRY_SCHEDULED:
         _start_attempt(run, case, int(payload.get("attempt_no", case["attempts_made"] + 1)))
     elif action == "reconcile" and case["state"] == CaseState.RETRYING and case["inflight_key"]:
@@ -185,6 +188,20 @@ def decide_timer(state: Json, invoice_id: str, payload: Json, ctx: Context) -> D
     elif action == "recheck" and case["state"] == CaseState.ESCALATED:
         _resume(run, case, "the configuration incident hold has been re-checked")
     return run.d
+
+
+def _pause(run: _Run, case: Json, attempt_no: int) -> None:
+    """An incident is open for this provider: hold the retry. Each case rechecks at its own offset within the
+    recheck period, so the catch-up after the incident clears is paced, not a thundering herd."""
+    period = run.ctx.pause_recheck.total_seconds()
+    offset = zlib.crc32(case["invoice_id"].encode()) % max(1, int(period))
+    at = run.ctx.now + run.ctx.pause_recheck + timedelta(seconds=offset)
+    run.emit("RetryPaused", {"invoice_id": case["invoice_id"], "action": "retry", "at": iso(at),
+                             "attempt_no": attempt_no, "max_attempts": case["max_attempts"],
+                             "strategy": case["strategy"],
+                             "explanation": f"retry held: an incident is open for {run.ctx.provider}; "
+                                            f"rechecking at {at:%a %H:%M} UTC"})
+    run.timer(case["invoice_id"], at, action="retry", attempt_no=attempt_no)
 
 
 def _start_attempt(run: _Run, case: Json, attempt_no: int) -> None:

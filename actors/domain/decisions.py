@@ -42,6 +42,9 @@ class Context:
     reconcile_after: timedelta = timedelta(minutes=10)
     resume_delay: timedelta = timedelta(minutes=5)
     branding: Json = field(default_factory=dict)
+    #: providers with an open incident (CONFIG_ERROR / RATE_LIMITED burst) for this tenant: retries wait
+    paused_providers: frozenset[str] = frozenset()
+    pause_recheck: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,3 +125,22 @@ def test_payment_method_update_while_awaiting_customer_triggers_a_prompt_retry()
     d2 = decide_inbound(d1.state, pm, ctx(T0 + timedelta(hours=1)))
     assert d2.state["cases"]["in_1"]["state"] == "retry_scheduled"
     assert d2.timers[-1].due_at == T0 + timedelta(hours=1, minutes=5)
+
+
+def test_an_open_incident_holds_retries_and_spreads_the_catch_up() -> None:
+    from dataclasses import replace
+
+    starts = []
+    for invoice in ("in_1", "in_2", "in_3"):
+        d1 = decide_inbound(empty_state("default", "cus_1"), failed(invoice=invoice), ctx(T0))
+        due = T0 + timedelta(hours=3)
+        paused = replace(ctx(due), paused_providers=frozenset({"stripe"}))
+        d2 = decide_timer(d1.state, invoice, d1.timers[-1].payload, paused)
+        assert names(d2) == ["RetryPaused"] and not d2.charges
+        assert d2.state["cases"][invoice]["state"] == "retry_scheduled"
+        resume_at = d2.timers[-1].due_at
+        assert resume_at is not None and resume_at >= due + timedelta(hours=1)
+        starts.append(resume_at)
+        d3 = decide_timer(d2.state, invoice, d2.timers[-1].payload, ctx(resume_at))  # incident cleared
+        assert [c.attempt_no for c in d3.charges] == [1]
+    assert len(set(starts)) == 3  # paced: not all at the same instant

@@ -39,6 +39,7 @@ class RecoveryMachine(RuleBasedStateMachine):
         self.timers: dict[str, dict[str, Any]] = {}
         self.n = 0
         self.last: Decision | None = None
+        self.charged: set[str] = set()
         self.new_card: set[str] = set()  # invoices whose customer gave a new payment method since classification
 
     def ctx(self) -> Context:
@@ -123,8 +124,15 @@ class RecoveryMachine(RuleBasedStateMachine):
 
     @invariant()
     def attempts_never_exceed_the_strategy(self) -> None:
-        for case in self.state["cases"].values():
-            assert case["attempts_made"] <= max(case["max_attempts"], 0) or case["attempts_made"] == 0
+        """A charge starts only while the strategy (as decided when it starts) has attempts left. The provider's
+        own later charges can lower what is left, but never make payrisk charge again."""
+        if self.last is None:
+            return
+        for charge in self.last.charges:
+            if charge.idempotency_key in self.charged:
+                continue  # a reconcile re-sends the same key: not a new attempt
+            self.charged.add(charge.idempotency_key)
+            assert charge.attempt_no <= self.last.state["cases"][charge.invoice_id]["max_attempts"]
 
     @invariant()
     def nothing_is_scheduled_after_a_non_retryable_category(self) -> None:
