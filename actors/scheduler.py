@@ -11,6 +11,7 @@ import ray
 import structlog
 
 from actors.clock import make_clock
+from actors.metrics import SchedulerMetrics
 from actors.placement import NAMESPACE, shard_index, shard_name
 from payrisk.store import Database, StoreError, timers
 
@@ -27,6 +28,7 @@ class Scheduler:
         self._handles: dict[int, Any] = {}
         self.fired = 0
         self.last_lag_seconds = 0.0
+        self._metrics = SchedulerMetrics()
 
     async def _database(self) -> Database:
         if self._db is None:
@@ -62,7 +64,9 @@ class Scheduler:
             due = await timers.claim_due(conn, now, f"scheduler:{id(self)}", limit)
         if not due:
             return 0
-        self.last_lag_seconds = max((now - t.due_at).total_seconds() for t in due)
+        lags = [(now - t.due_at).total_seconds() for t in due]
+        self.last_lag_seconds = max(lags)
+        self._metrics.delivered(lags)
         by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
         shards = int(self.config["shards"])
         for t in due:

@@ -22,13 +22,17 @@ from actors.clock import make_clock
 from actors.domain.case import customer_status, empty_state, evolve
 from actors.domain.decide import decide_attempt_result, decide_inbound, decide_timer
 from actors.domain.decisions import ChargeRequest, Context, Decision
+from actors.domain.machine import OPEN
+from actors.metrics import EngineMetrics
 from actors.persist import card_history, persist, record_outcome
+from actors.placement import shard_name
 from actors.planning import make_context_factory
 from payrisk.store import ConcurrencyConflict, Database, checkpoints, events
 
 log = structlog.get_logger("payrisk.shard")
 
 _DONE = ("applied", "ignored", "quarantined")
+OPEN_STATES = frozenset(s.value for s in OPEN)
 
 
 class _Customer:
@@ -51,6 +55,8 @@ class CustomerShard:
         self._contexts = make_context_factory(config)
         self._adapter: Any = None
         self._incidents: dict[str, tuple[float, frozenset[str]]] = {}
+        self._metrics = EngineMetrics(shard_name(index))
+        self._next_occupancy = 0.0
         self.applied = 0
         self.fired = 0
 
@@ -121,7 +127,9 @@ class CustomerShard:
             return decisions
 
         outcome = await self._decide(tenant_id, customer_id, decide)
-        self.applied += outcome == "applied"
+        if outcome == "applied":
+            self.applied += 1
+            self._metrics.delivery_applied()
         return outcome
 
     async def fire_timers(self, timers: list[dict[str, Any]]) -> int:
@@ -185,7 +193,17 @@ class CustomerShard:
             version = await persist(conn, tenant_id, customer_id, customer.version, decisions, now)
         if decisions:
             customer.state, customer.version = decisions[-1].state, version
+        self._observe(decisions)
         return [c for d in decisions for c in (*d.charges, *d.reconciles)]
+
+    def _observe(self, decisions: list[Decision]) -> None:
+        """Metrics after commit (never before: a rolled-back decision counts nothing)."""
+        self._metrics.record([e for d in decisions for e in d.events])
+        if time.monotonic() >= self._next_occupancy:  # a scan of the active set, at most every 5 s
+            self._next_occupancy = time.monotonic() + 5.0
+            self._metrics.occupancy(len(self._active), sum(
+                1 for c in self._active.values() for case in c.state["cases"].values()
+                if case["state"] in OPEN_STATES))
 
     async def _charge(self, tenant_id: str, customer_id: str, charge: ChargeRequest) -> None:
         """Call the provider after the intent committed, then record the outcome in its own decision."""

@@ -86,19 +86,33 @@ def redis_url(_embedded_dir: Path) -> Iterator[str]:
     server.stop()
 
 
+RAY_METRICS_PORT = 0
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """One local Ray for the whole session, bound to loopback with its own temp dir."""
     import ray
 
+    global RAY_METRICS_PORT
     started = False
     if not ray.is_initialized():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            RAY_METRICS_PORT = s.getsockname()[1]
         ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", namespace="payrisk",
-                 _temp_dir=tempfile.mkdtemp(prefix="payrisk-ray-"), log_to_driver=False)
+                 _temp_dir=tempfile.mkdtemp(prefix="payrisk-ray-"), log_to_driver=False,
+                 _metrics_export_port=RAY_METRICS_PORT)
         started = True
     yield
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_metrics_url(ray_session: None) -> str:
+    """The node's Prometheus export of Ray and custom metrics (0 when another fixture started Ray)."""
+    return f"http://127.0.0.1:{RAY_METRICS_PORT}/metrics"
 
 
 @pytest.fixture

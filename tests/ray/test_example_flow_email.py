@@ -89,3 +89,22 @@ def test_example_flow_sends_exactly_one_fallback_email_with_the_link(platform: d
 
     ray.get(system.outbox.tick.remote())
     assert len([m for m in catcher.messages if inv in m.as_string()]) == 1  # sent once
+
+
+def test_custom_metrics_are_visible_on_the_ray_metrics_endpoint(platform: dict[str, Any],
+                                                                ray_metrics_url: str) -> None:
+    wanted = ("ray_payrisk_failures", "ray_payrisk_deliveries_applied", "ray_payrisk_timer_lag_seconds")
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = httpx.get(ray_metrics_url, timeout=5).text
+        except httpx.HTTPError:
+            text = ""
+        if all(name in text for name in wanted):
+            break
+        time.sleep(2)
+    missing = [name for name in wanted if name not in text]
+    assert not missing, f"not exported: {missing}"
+    assert 'category="SOFT_DECLINE"' in text
+    assert "cus_" not in "".join(line for line in text.splitlines() if line.startswith("ray_payrisk"))  # no ids
