@@ -17,6 +17,21 @@ from payrisk.raysys import ray_alive
 from payrisk.store import Database, StoreError
 
 
+def _join_ray(address: str) -> None:
+    """A uvicorn worker process is a Ray driver of the platform's cluster (never a new cluster)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address.startswith(("127.0.0.1:", "localhost:")):
+        # ray.init(address=...) rewrites a loopback address to the machine's interface address, but a local
+        # platform's Ray listens on loopback only: keep the address as given.
+        import ray._private.services as services
+
+        services.resolve_ip_for_localhost = lambda host: host
+    ray.init(address=address, namespace="payrisk", log_to_driver=False)
+
+
 class Platform:
     def __init__(self, settings: Settings) -> None:
         if not settings.database_url or not settings.redis_url:
@@ -32,6 +47,8 @@ class Platform:
         self.dispatcher = Dispatcher(self.db, settings, self.metrics)
 
     async def start(self) -> None:
+        if self.settings.ray_address:
+            await asyncio.to_thread(_join_ray, self.settings.ray_address)
         await self.db.open(wait=False)
         self.ingest.start()
         self.dispatcher.start()

@@ -157,6 +157,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         # the `finally` below stops everything this command started.
         signal.signal(signal.SIGTERM, _terminate)
         if settings.workers > 1:
+            _multiprocess_metrics(settings)
             uvicorn.run("gateway.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
                         workers=settings.workers, log_level="warning", access_log=False)
         else:
@@ -167,6 +168,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         stack.stop()
+
+
+def _multiprocess_metrics(settings: Settings) -> None:
+    """Several workers: each writes its Prometheus samples to a shared directory, merged on /metrics."""
+    import shutil
+
+    directory = settings.data_dir / "prometheus"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _terminate(signum: int, frame: object) -> None:

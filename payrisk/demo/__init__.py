@@ -1,0 +1,5 @@
+"""`payrisk demo`: simulated customers and renewals, recovered by the platform, compared with two baselines."""
+
+from payrisk.demo.command import cmd_demo
+
+__all__ = ["cmd_demo"]

@@ -1,0 +1,111 @@
+"""`payrisk demo`: the platform against two baselines on one simulated population, with integrity checks."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import TextIO
+
+from payrisk.config import Settings, load_settings
+from payrisk.demo.baselines import FIXED_SCHEDULE, NO_RETRY, run_schedule
+from payrisk.demo.drive import Driver
+from payrisk.demo.ledger import charges_per_key, score
+from payrisk.demo.network import violations
+from payrisk.demo.paired import PairedModel
+from payrisk.demo.reads import Reads
+from payrisk.demo.stack import DemoStack
+from payrisk.demo.summary import Approach, Checks, Run, Summary, render
+from payrisk.errors import CliError
+from simulator.catalog import is_hard
+from simulator.core import SimulatorSettings
+from simulator.models import load_model
+
+#: Simulated time per step: retries land at most this late after their planned time.
+STEP = timedelta(hours=1)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo; print the summary (text, or one JSON object with --json). Exit 1 when a check fails."""
+    if args.customers < 1 or args.days < 1:
+        raise CliError("--customers and --days must be at least 1")
+    overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+    settings = load_settings(**overrides)
+    out = sys.stderr if args.json else sys.stdout
+    summary = run_demo(
+        settings, args.customers, args.days, args.seed, out, keep=bool(getattr(args, "keep", False))
+    )
+    print(summary.model_dump_json() if args.json else render(summary), flush=True)
+    return 0 if summary.checks.passed else 1
+
+
+def run_demo(
+    settings: Settings, customers: int, days: int, seed: int, out: TextIO, keep: bool = False
+) -> Summary:
+    run_id = secrets.token_hex(4)  # the simulator's id namespace and the run's database name
+    sim_settings = SimulatorSettings(
+        seed=seed,
+        customers=customers,
+        id_namespace=run_id,
+        api_keys=(f"sk_test_demo_{run_id}",),
+        webhook_secret=f"whsec_demo_{secrets.token_hex(16)}",
+        auto_deliver=False,
+    )
+    began = time.monotonic()
+    print(
+        f"payrisk demo: {customers:,} customers × {days} days, seed {seed} (run {run_id})",
+        file=out,
+        flush=True,
+    )
+    with DemoStack(
+        settings, sim_settings, PairedModel(load_model(sim_settings.model), seed), run_id, keep
+    ) as stack:
+        assert stack.settings.database_url is not None
+        reads = Reads(stack.settings.database_url)
+        try:
+            started = time.monotonic()
+            driver = Driver(stack, reads, out)
+            driver.run(days, STEP)
+            platform_seconds = time.monotonic() - started
+            platform, checks = _measure(stack, reads, driver)
+        finally:
+            reads.close()
+    print("baselines: no retry, fixed schedule (8/16/24 days) on the same population…", file=out, flush=True)
+    no_retry = run_schedule("no retry", sim_settings, days, NO_RETRY, STEP)
+    fixed = run_schedule("fixed 3 × 8 days", sim_settings, days, FIXED_SCHEDULE, STEP)
+    run = Run(
+        customers=customers,
+        days=days,
+        seed=seed,
+        tenant="default",
+        id_namespace=run_id,
+        database=stack.database if keep else None,
+        start=sim_settings.start.isoformat(),
+        step_hours=STEP.total_seconds() / 3600,
+        wall_seconds=round(time.monotonic() - began, 2),
+        platform_seconds=round(platform_seconds, 2),
+        customer_days_per_second=round(customers * days / platform_seconds, 1),
+    )
+    return Summary(run=run, platform=platform, no_retry=no_retry, fixed_schedule=fixed, checks=checks)
+
+
+def _measure(stack: DemoStack, reads: Reads, driver: Driver) -> tuple[Approach, Checks]:
+    entries = stack.sim.ledger_entries()
+    platform = score("payrisk", entries, is_hard)
+    ours = [e for e in entries if e.source == "api"]
+    network = violations(reads.attempts())
+    network["retried_after_do_not_retry"] = platform.retries_after_do_not_retry
+    checks = Checks(
+        double_charges=len(stack.sim.double_charges()),
+        charges_per_attempt=charges_per_key(ours),
+        attempts_without_charge=len(reads.attempt_keys() - {e.idempotency_key for e in ours}),
+        deliveries=reads.deliveries(driver.acknowledged),
+        network_violations=network,
+        platform_revenue_matches_ledger=reads.recovered_revenue() == platform.revenue_saved,
+        outbox_errors=len(driver.outbox_errors),
+        outbox_first_error=driver.outbox_errors[0] if driver.outbox_errors else None,
+    )
+    return platform, checks

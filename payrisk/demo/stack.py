@@ -1,0 +1,210 @@
+"""Everything one demo run starts, in order, and stops again in reverse.
+
+The run gets its own PostgreSQL database (created on the embedded server, or on DATABASE_URL's server) so that
+its deliveries, timers and attempts never mix with another run's or a live installation's: the scheduler claims
+every due timer of its database, whatever the tenant. Redis keys are namespaced by that database's tenant.
+Nothing here talks to the outside: Ray is local on 127.0.0.1, mail goes to a local catcher, alert webhooks are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import uvicorn
+
+from payrisk.config import Settings
+from payrisk.errors import CliError
+from simulator.core import Simulator, SimulatorSettings
+from simulator.outcomes import OutcomeModel
+from simulator.server import SimulatorServer, free_port
+
+#: Outside endpoints a demo must never reach, removed from the environment the Ray workers inherit.
+_SCRUBBED_ENV = ("RAY_ADDRESS", "SLACK_WEBHOOK_URL", "ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_SECRET", "SMTP_URL")
+
+
+class GatewayThread:
+    """The gateway app under uvicorn on 127.0.0.1 in a background thread of this process."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.port = port
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=f"demo-gateway-{port}", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise CliError(f"the demo gateway did not start on 127.0.0.1:{self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+class DemoStack:
+    """Storage, a fresh database, Ray, the simulated clock, the actors, the simulator and the gateway."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sim_settings: SimulatorSettings,
+        model: OutcomeModel,
+        run_id: str,
+        keep: bool = False,
+    ) -> None:
+        self.settings, self.sim_settings, self.model = settings, sim_settings, model
+        self.database = f"payrisk_demo_{run_id}"
+        self.keep = keep  # keep the database and the caught mail after the run
+        self.maildir = Path()
+        self.server: SimulatorServer | None = None
+        self.system: Any = None
+        self.clock: Any = None
+        self._stops = contextlib.ExitStack()
+
+    # ------------------------------------------------------------------------------------------------- start
+    def __enter__(self) -> DemoStack:
+        try:
+            self._start()
+        except BaseException:
+            self._stops.close()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stops.close()
+
+    def _start(self) -> None:
+        self._start_database()
+        self._start_ray()
+        gateway_port = free_port()
+        self._start_simulator(f"http://127.0.0.1:{gateway_port}/webhooks/stripe")
+        self._start_actors()
+        self._start_gateway(gateway_port)
+
+    def _start_database(self) -> None:
+        from payrisk.serve import Stack
+        from payrisk.store.migrate import apply_migrations
+
+        storage = Stack(self.settings)
+        self._stops.callback(storage.stop)
+        settings = storage.start_storage()
+        assert settings.database_url is not None
+        server_url = settings.database_url
+        _create_database(server_url, self.database)
+        if not self.keep:
+            self._stops.callback(_drop_database, server_url, self.database)
+        url = with_database(server_url, self.database)
+        apply_migrations(url)
+        self.settings = settings.model_copy(update={"database_url": url})
+
+    def _start_ray(self) -> None:
+        import ray
+
+        from payrisk.raysys import start_ray
+
+        for name in _SCRUBBED_ENV:
+            os.environ.pop(name, None)
+        started = not ray.is_initialized()
+        start_ray(None, include_dashboard=False)
+        if started:
+            self._stops.callback(ray.shutdown)
+
+    @property
+    def sim(self) -> Simulator:
+        assert self.server is not None, "start the stack first"
+        return self.server.sim
+
+    def _start_simulator(self, webhook_url: str) -> None:
+        settings = self.sim_settings.model_copy(update={"webhook_url": webhook_url, "auto_deliver": False})
+        self.server = SimulatorServer(sim=Simulator(settings, model=self.model))
+        self.server.start()
+        self._stops.callback(self.server.stop)
+
+    def _start_actors(self) -> None:
+        import ray
+
+        from actors.clock import start_sim_clock
+        from actors.notifier.catcher import start_catcher
+        from actors.system import ActorSystem
+
+        assert self.server is not None
+        if self.keep:
+            self.maildir = self.settings.data_dir / "demo" / self.database / "mail"
+        else:
+            self.maildir = Path(
+                self._stops.enter_context(tempfile.TemporaryDirectory(prefix="payrisk-demo-mail-"))
+            )
+        catcher = start_catcher(0, self.maildir)
+        self._stops.callback(catcher.stop)
+        self.settings = self.settings.model_copy(
+            update={
+                "stripe_api_key": self.sim_settings.api_keys[0],
+                "stripe_api_base": self.server.url,
+                "stripe_webhook_secrets": (self.sim_settings.webhook_secret,),
+                "smtp_url": catcher.smtp_url,
+            }
+        )
+        self.clock = start_sim_clock(self.sim.now())
+        self._stops.callback(ray.kill, self.clock)
+        self.system = ActorSystem(
+            self.settings,
+            clock="sim",
+            planner="strategies",
+            notifier_env={"SMTP_URL": catcher.smtp_url, "MAIL_FROM": self.settings.mail_from},
+        )
+        self._stops.callback(self.system.stop)
+        self.system.start(run_loops=False)
+
+    def _start_gateway(self, port: int) -> None:
+        from gateway.app import create_app
+
+        gateway = GatewayThread(create_app(self.settings), port)
+        self._stops.callback(gateway.stop)
+        gateway.start()
+
+    # ------------------------------------------------------------------------------------------------- use
+    def set_clock(self, at: datetime) -> None:
+        import ray
+
+        ray.get(self.clock.set.remote(at.isoformat()))
+
+    def flush(self) -> int:
+        """Deliver the simulator's due webhooks to the gateway; returns how many were acknowledged."""
+        assert self.server is not None
+        return self.server.flush()
+
+
+def _create_database(server_url: str, name: str) -> None:
+    try:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(f"the demo needs its own database and could not create {name!r}: {first}") from None
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    with contextlib.suppress(psycopg.Error), psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
