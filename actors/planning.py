@@ -10,19 +10,19 @@ from typing import Any
 from actors.domain.decisions import Context, Planner
 from actors.domain.default_planner import DefaultPlanner
 
-ContextFactory = Callable[[str, datetime, Mapping[str, Sequence[datetime]], frozenset[str]], Awaitable[Context]]
+ContextFactory = Callable[[str, datetime, Mapping[str, Sequence[datetime]], frozenset[str], str],
+                          Awaitable[Context]]
 
 
 def make_context_factory(config: dict[str, Any]) -> ContextFactory:
     planner = make_planner(config.get("planner", "strategies"))
-    retry_modes: dict[str, str] = dict(config.get("retry_modes", {}))
     branding = dict(config.get("branding", {"name": "payrisk", "support_email": "support@payrisk.local",
                                              "logo_url": None}))
 
     async def build(tenant_id: str, now: datetime, history: Mapping[str, Sequence[datetime]],
-                    paused: frozenset[str]) -> Context:
-        return Context(now=now, classify=classifier_for(tenant_id), planner=planner,
-                       retry_mode=retry_modes.get(tenant_id, config.get("retry_mode", "own")),
+                    paused: frozenset[str], retry_mode: str) -> Context:
+        """`retry_mode` is the tenant's (tenants.retry_mode): `own` charges, `observe` records shadow decisions."""
+        return Context(now=now, classify=classifier_for(tenant_id), planner=planner, retry_mode=retry_mode,
                        card_history=history, branding=branding, paused_providers=paused)
 
     return build

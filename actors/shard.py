@@ -54,7 +54,7 @@ class CustomerShard:
         self._clock = make_clock(config.get("clock", "real"))
         self._contexts = make_context_factory(config)
         self._adapter: Any = None
-        self._incidents: dict[str, tuple[float, frozenset[str]]] = {}
+        self._incidents: dict[str, tuple[float, frozenset[str], str]] = {}
         self._metrics = EngineMetrics(shard_name(index))
         self._next_occupancy = 0.0
         self.applied = 0
@@ -186,7 +186,8 @@ class CustomerShard:
         now = await self._clock.now()
         async with db.transaction() as conn:
             history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
-            ctx = await self._contexts(tenant_id, now, history, await self._paused(conn, tenant_id))
+            paused, mode = await self._tenant_state(conn, tenant_id)
+            ctx = await self._contexts(tenant_id, now, history, paused, mode)
             decisions = await decide(conn, customer.state, ctx)
             if decisions is None:
                 return None
@@ -216,16 +217,19 @@ class CustomerShard:
         self._maybe_crash("after_call")
         await self._settle(tenant_id, customer_id, charge, result)
 
-    async def _paused(self, conn: Any, tenant_id: str, ttl: float = 5.0) -> frozenset[str]:
-        """Providers with an open incident for the tenant (cached a few seconds per shard)."""
+    async def _tenant_state(self, conn: Any, tenant_id: str, ttl: float = 5.0) -> tuple[frozenset[str], str]:
+        """Providers with an open incident, and the tenant's retry mode (cached a few seconds per shard)."""
         cached = self._incidents.get(tenant_id)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+            return cached[1], cached[2]
         from actors.monitor import open_incidents
 
         paused = frozenset(str(i.get("provider")) for i in await open_incidents(conn, tenant_id))
-        self._incidents[tenant_id] = (time.monotonic() + ttl, paused)
-        return paused
+        cur = await conn.execute("SELECT retry_mode FROM tenants WHERE tenant_id = %s", (tenant_id,))
+        row = await cur.fetchone()
+        mode = str(row["retry_mode"]) if row else "own"
+        self._incidents[tenant_id] = (time.monotonic() + ttl, paused, mode)
+        return paused, mode
 
     def _maybe_crash(self, point: str) -> None:
         """Fault injection for tests: die once at `point` (the marker file makes it once per test)."""

@@ -87,12 +87,25 @@ def _on_payment_failed(run: _Run, e: Json, delivery_id: int | None) -> None:
         "provider_attempt_count": e.get("attempt_count"), "customer_email": e.get("customer_email"),
         "next_payment_attempt": e.get("next_payment_attempt"), "delivery_id": delivery_id,
         "classify_at": iso(run.ctx.now + run.ctx.classify_wait)})
+    if e.get("next_payment_attempt") and run.ctx.retry_mode == "own":
+        _provider_retries_on(run, invoice_id)
     if e.get("decline"):
         _record_decline(run, "invoice", invoice_id, e["decline"])
     if _details_complete(run, invoice_id):
         _classify_and_plan(run, invoice_id)
     else:
         run.timer(invoice_id, run.ctx.now + run.ctx.classify_wait, action="classify")
+
+
+def _provider_retries_on(run: _Run, invoice_id: str) -> None:
+    """The provider still schedules its own retries while payrisk owns them: both count against the card
+    networks' limits. One alert per tenant and provider tells engineering to turn the provider's off."""
+    tenant = run.state["tenant_id"]
+    run.notify("alert", f"alert:{tenant}:provider-retries-on:{run.ctx.provider}", {
+        "kind": "engineering", "title": f"{run.ctx.provider} automatic retries are still on",
+        "text": "payrisk owns retries for this tenant (retry_mode=own) but the provider set next_payment_attempt. "
+                "Turn the provider's automatic retries off (docs/OPERATIONS) or set retry_mode=observe.",
+        "severity": "warning", "fields": {"tenant": tenant, "provider": run.ctx.provider}}, invoice_id)
 
 
 def _on_decline_details(run: _Run, e: Json, delivery_id: int | None) -> None:

@@ -68,7 +68,7 @@ def test_the_driver_help_lists_its_commands(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as exit_info:
         run.main(["--help"])
     assert exit_info.value.code == 0
-    assert "{all,ceilings,ingest,profile}" in capsys.readouterr().out
+    assert "{all,ceilings,ingest,profile,report}" in capsys.readouterr().out
 
 
 def test_the_driver_refuses_load_runs_longer_than_thirty_seconds() -> None:

@@ -144,3 +144,22 @@ def test_an_open_incident_holds_retries_and_spreads_the_catch_up() -> None:
         d3 = decide_timer(d2.state, invoice, d2.timers[-1].payload, ctx(resume_at))  # incident cleared
         assert [c.attempt_no for c in d3.charges] == [1]
     assert len(set(starts)) == 3  # paced: not all at the same instant
+
+
+def test_observe_mode_records_what_it_would_do_and_charges_nothing() -> None:
+    from dataclasses import replace
+
+    observe = replace(ctx(T0), retry_mode="observe")
+    d1 = decide_inbound(empty_state("default", "cus_1"), {**failed(), "next_payment_attempt": "2026-03-05T09:00:00+00:00"},
+                        observe)
+    assert "ShadowDecision" in names(d1) and "RetryScheduled" not in names(d1)
+    assert not [t for t in d1.timers if t.payload.get("action") == "retry"]
+    shadow = dict(d1.events)["ShadowDecision"]
+    assert shadow["shadow"] is True and shadow["at"] == (T0 + timedelta(hours=3)).isoformat()
+
+
+def test_provider_retries_still_on_while_payrisk_owns_them_alert_engineering_once() -> None:
+    event = {**failed(), "next_payment_attempt": "2026-03-05T09:00:00+00:00"}
+    d1 = decide_inbound(empty_state("default", "cus_1"), event, ctx(T0))
+    alerts = [o for o in d1.outbox if o.topic == "alert"]
+    assert [a.idempotency_key for a in alerts] == ["alert:default:provider-retries-on:stripe"]
