@@ -150,8 +150,8 @@ def test_observe_mode_records_what_it_would_do_and_charges_nothing() -> None:
     from dataclasses import replace
 
     observe = replace(ctx(T0), retry_mode="observe")
-    d1 = decide_inbound(empty_state("default", "cus_1"), {**failed(), "next_payment_attempt": "2026-03-05T09:00:00+00:00"},
-                        observe)
+    event = {**failed(), "next_payment_attempt": "2026-03-05T09:00:00+00:00"}
+    d1 = decide_inbound(empty_state("default", "cus_1"), event, observe)
     assert "ShadowDecision" in names(d1) and "RetryScheduled" not in names(d1)
     assert not [t for t in d1.timers if t.payload.get("action") == "retry"]
     shadow = dict(d1.events)["ShadowDecision"]
