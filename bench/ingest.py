@@ -48,7 +48,7 @@ def gateway(database_url: str, workers: int, data_dir: Path, log: Path) -> Itera
         "--workers",
         str(workers),
     ]
-    with procs.serving(argv, f"http://127.0.0.1:{port}/readyz", env=env, log=log, timeout=180) as proc:
+    with procs.serving(argv, f"http://127.0.0.1:{port}/readyz", env=env, log=log, timeout=300) as proc:
         yield port if proc else port
 
 

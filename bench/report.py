@@ -68,7 +68,7 @@ _SCENARIOS = (
 
 def ingest_md(ingest: dict[str, Any]) -> str:
     rows = [
-        "| Workers | Scenario | req/s | p50 | p99 | max | non-2xx / socket err"
+        "| Workers | Scenario | req/s (open loop: offered) | p50 | p99 | max | non-2xx / socket err"
         " | acked; missing; stored twice |"
         " drain after | webhook→applied p50 / p99 |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -48,12 +48,12 @@ def run_ceilings(args: argparse.Namespace, database_url: str) -> None:
 
 
 def run_ingest(args: argparse.Namespace, database_url: str) -> None:
-    data = {
-        str(w): ingest.measure(
-            database_url, w, repeats=args.repeats, seconds=args.seconds, drain_cap=args.drain_cap
+    data: dict[str, Any] = {}
+    for workers in args.workers:
+        data[str(workers)] = ingest.measure(
+            database_url, workers, repeats=args.repeats, seconds=args.seconds, drain_cap=args.drain_cap
         )
-        for w in args.workers
-    }
+        _save("ingest", data, report.ingest_md(data))  # keep what is measured if a later step fails
     removed = database.delete_redis_keys("payrisk:dlv:*")
     print(f"  removed {removed} Redis idempotency keys written by the runs", flush=True)
     markdown = report.ingest_md(data)
@@ -87,11 +87,24 @@ def assemble(command: str) -> None:
     print(f"wrote {DOC.relative_to(ROOT)}")
 
 
+def rerender(args: argparse.Namespace, database_url: str | None) -> None:
+    """Rewrite the Markdown sections from the saved JSON (after a change to the report layout)."""
+    ceil, data = _load("ceilings"), _load("ingest")
+    if ceil:
+        (RESULTS / "ceilings.md").write_text(report.ceilings_md(ceil))
+    if data:
+        markdown = report.ingest_md(data)
+        if ceil:
+            markdown += "\n" + report.ratios_md(ceil, data) + "\n" + report.goals_md(ceil, data)
+        (RESULTS / "ingest.md").write_text(markdown)
+
+
 COMMANDS = {
     "ceilings": (run_ceilings,),
     "ingest": (run_ingest,),
     "profile": (run_profile,),
     "all": (run_ceilings, run_ingest, run_profile),
+    "report": (),
 }
 
 
@@ -111,10 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 30:
         parser.error("--seconds must be between 1 and 30")
-    with database.fresh_database(DBNAME) as database_url:
-        for step in COMMANDS[args.command]:
-            step(args, database_url)
-    if args.command == "all" or args.doc:
+    if args.command == "report":
+        rerender(args, None)
+    else:
+        with database.fresh_database(DBNAME) as database_url:
+            for step in COMMANDS[args.command]:
+                step(args, database_url)
+    if args.command in ("all", "report") or args.doc:
         assemble("python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv))
     return 0
 
