@@ -153,6 +153,17 @@ class CustomerShard:
         self.fired += outcome == "applied"
         return outcome == "applied"
 
+    async def update_profile(self, tenant_id: str, customer_id: str, profile: dict[str, Any],
+                             request_id: str) -> str:
+        """Record what the business says about the customer (segment inputs). Idempotent per `request_id`."""
+        async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
+            if state.get("profile_request") == request_id:
+                return None
+            payload = {"profile": profile, "request_id": request_id, "at": ctx.now.isoformat()}
+            return [Decision(state=evolve(state, "ProfileUpdated", payload), events=[("ProfileUpdated", payload)])]
+
+        return await self._decide(tenant_id, customer_id, decide)
+
     async def _settle(self, tenant_id: str, customer_id: str, charge: ChargeRequest, result: Any) -> None:
         async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
             status = {"succeeded": "succeeded", "failed": "failed"}.get(result.outcome, "unknown")

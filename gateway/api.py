@@ -92,6 +92,39 @@ async def get_timeline(request: Request) -> Response:
     return _json({"customer_id": customer_id, "items": items})
 
 
+_PROFILE_FIELDS = {"country", "timezone", "currency", "mrr", "plan", "tags", "tenure_days", "email"}
+
+
+async def put_profile(request: Request) -> Response:
+    """What the business knows of the customer (value, geography, plan, tags), used by segmentation."""
+    from pydantic import ValidationError
+
+    from gateway.dispatch import DispatchUnavailable
+    from strategies.segments import CustomerProfile
+
+    customer_id, tenant = request.path_params["customer_id"], _tenant(request)
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "invalid-body", "Body is not JSON", str(exc)) from None
+    if not isinstance(body, dict) or set(body) - _PROFILE_FIELDS:
+        unknown = sorted(set(body) - _PROFILE_FIELDS) if isinstance(body, dict) else "not an object"
+        raise ProblemError(400, "invalid-profile", "Invalid profile",
+                           f"allowed fields: {sorted(_PROFILE_FIELDS)}; got {unknown}")
+    try:
+        CustomerProfile.model_validate({"customer_id": customer_id, **body})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ProblemError(400, "invalid-profile", "Invalid profile",
+                           f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}") from None
+    request_id = request.headers.get("idempotency-key") or orjson.dumps(body, option=orjson.OPT_SORT_KEYS).hex()[:64]
+    try:
+        await request.app.state.platform.dispatcher.update_profile(tenant, customer_id, body, request_id)
+    except DispatchUnavailable as exc:
+        raise ProblemError(503, "unavailable", "Service Unavailable", f"try again: {exc}") from None
+    return _json({"customer_id": customer_id, "profile": body})
+
+
 async def openapi(request: Request) -> Response:
     from pathlib import Path
 
@@ -116,5 +149,6 @@ ROUTES = [
     Route("/api/deliveries/{delivery_id:int}", get_delivery, methods=["GET"]),
     Route("/api/customers/{customer_id}", get_customer, methods=["GET"]),
     Route("/api/customers/{customer_id}/timeline", get_timeline, methods=["GET"]),
+    Route("/api/customers/{customer_id}/profile", put_profile, methods=["PUT"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

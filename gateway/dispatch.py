@@ -26,6 +26,10 @@ log = structlog.get_logger("payrisk.dispatch")
 _SWEEP_LOCK = 7_391_001  # advisory lock id: one sweeper at a time across gateway processes
 
 
+class DispatchUnavailable(Exception):
+    """Ray or the customer's shard could not take the request now (retryable)."""
+
+
 class Dispatcher:
     def __init__(self, db: Database, settings: Settings, metrics: GatewayMetrics, *, flush_ms: float = 3.0,
                  max_batch: int = 100) -> None:
@@ -104,6 +108,19 @@ class Dispatcher:
             except ValueError:
                 return None
         return self._handles[index]
+
+    async def update_profile(self, tenant_id: str, customer_id: str, profile: dict[str, Any],
+                             request_id: str) -> str:
+        """Send a profile update to the customer's home; raises DispatchUnavailable when Ray is not there."""
+        index = shard_index(tenant_id, customer_id, self._settings.shards, self._settings.virtual_shards)
+        handle = await asyncio.to_thread(self._handle, index)
+        if handle is None:
+            raise DispatchUnavailable("the customer's shard is not reachable")
+        try:
+            return str(await handle.update_profile.remote(tenant_id, customer_id, profile, request_id))
+        except Exception as exc:  # noqa: BLE001 - every Ray failure is the same to the caller: try again
+            self._handles.pop(index, None)
+            raise DispatchUnavailable(str(exc)[:200]) from None
 
     def refresh_handles(self) -> None:
         for index in range(self._settings.shards):

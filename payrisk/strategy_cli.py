@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+from psycopg.rows import dict_row
+
+from payrisk.config import load_settings
 from payrisk.errors import CliError
 
 
@@ -15,5 +20,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    raise CliError("strategies explain --customer: reading a stored profile is not available yet; "
-                   "see docs/STRATEGIES.md for strategies.cli.explain")
+    """The customer's segment, strategy and next steps, from its stored state (its latest failing invoice)."""
+    from actors.domain.strategy_planner import profile_of
+    from strategies.cli import explain
+
+    settings = load_settings()
+    if not settings.database_url:
+        raise CliError("DATABASE_URL: explain reads the platform's database (set DATABASE_URL)")
+    try:
+        with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+            row = conn.execute("SELECT state FROM checkpoints WHERE tenant_id = %s AND stream_id = %s",
+                               (args.tenant, args.customer)).fetchone()
+    except psycopg.Error as exc:
+        raise CliError(f"DATABASE_URL: {str(exc).strip().splitlines()[0]}") from None
+    if row is None:
+        raise CliError(f"no customer {args.customer!r} in tenant {args.tenant!r}")
+    state = row["state"]
+    cases = sorted(state["cases"].values(), key=lambda c: c.get("last_failed_at") or "")
+    case = cases[-1] if cases else {"card": {}, "amount_due": 0, "currency": "usd"}
+    classification = case.get("classification") or {}
+    return int(explain(profile_of(state, case), now=datetime.now(UTC),
+                       category=str(classification.get("category", "SOFT_DECLINE")),
+                       reason=str(classification.get("reason", "generic_decline")),
+                       attempts_made=1 + int(case.get("attempts_made") or 0),
+                       brand=case["card"].get("card_brand")))

@@ -35,6 +35,7 @@ TRIGGERS: dict[str, str | None] = {
     "NotificationRequested": None,
     "ShadowDecision": None,
     "RetryPaused": None,
+    "ProfileUpdated": None,
     "UnknownCodeSeen": None,
 }
 
@@ -45,7 +46,7 @@ _STATE_PRIORITY = [CaseState.RETRYING, CaseState.RETRY_SCHEDULED, CaseState.CLAS
 def empty_state(tenant_id: str, customer_id: str) -> Json:
     return {"tenant_id": tenant_id, "customer_id": customer_id, "cases": {}, "declines": {},
             "payment_method_id": None, "subscription_status": None, "email": None,
-            "failures": 0, "recoveries": 0, "first_failure_at": None, "last_failure_at": None}
+            "failures": 0, "recoveries": 0, "first_failure_at": None, "last_failure_at": None, "profile": {}}
 
 
 def new_case(invoice_id: str) -> Json:
@@ -181,6 +182,9 @@ def _update_customer(state: Json, event_type: str, p: Json) -> None:
         state["payment_method_id"] = p.get("payment_method_id")
     elif event_type == "SubscriptionChanged":
         state["subscription_status"] = p.get("status")
+    elif event_type == "ProfileUpdated":
+        state["profile"] = {**state.get("profile", {}), **p["profile"]}
+        state["profile_request"] = p.get("request_id")
 
 
 def _merge(old: Json, new: Json) -> Json:

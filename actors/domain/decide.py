@@ -77,7 +77,7 @@ def _on_payment_failed(run: _Run, e: Json, delivery_id: int | None) -> None:
         return
     if case is not None and not may(_model(case), "fail"):
         run.emit("LateEventIgnored", {"invoice_id": invoice_id, "event": e["provider_event_type"],
-                                      "reason": f"case is {case['state']}; a late failure never reopens it"})
+                                      "reason": _ignored_because(case["state"])})
         return
     run.emit("PaymentFailed", {
         "invoice_id": invoice_id, "at": iso(run.ctx.now), "occurred_at": e["occurred_at"],
@@ -106,6 +106,12 @@ def _provider_retries_on(run: _Run, invoice_id: str) -> None:
         "text": "payrisk owns retries for this tenant (retry_mode=own) but the provider set next_payment_attempt. "
                 "Turn the provider's automatic retries off (docs/OPERATIONS) or set retry_mode=observe.",
         "severity": "warning", "fields": {"tenant": tenant, "provider": run.ctx.provider}}, invoice_id)
+
+
+def _ignored_because(state: str) -> str:
+    if state == CaseState.RETRYING:
+        return "a charge of ours is in flight; its result decides what happens next"
+    return f"case is {state}; a late failure never reopens it"
 
 
 def _on_decline_details(run: _Run, e: Json, delivery_id: int | None) -> None:

@@ -40,8 +40,9 @@ class _S:
 
 
 TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "fail", "source": [_S.HEALTHY, _S.RETRY_SCHEDULED, _S.RETRYING, _S.AWAITING_CUSTOMER,
-                                   _S.ESCALATED, _S.CLASSIFYING], "dest": _S.CLASSIFYING},
+    # not from RETRYING: while our charge is in flight, its result decides what happens next
+    {"trigger": "fail", "source": [_S.HEALTHY, _S.RETRY_SCHEDULED, _S.AWAITING_CUSTOMER, _S.ESCALATED,
+                                   _S.CLASSIFYING], "dest": _S.CLASSIFYING},
     {"trigger": "schedule_retry", "source": [_S.CLASSIFYING, _S.RETRY_SCHEDULED, _S.AWAITING_CUSTOMER,
                                              _S.ESCALATED], "dest": _S.RETRY_SCHEDULED,
      "conditions": ["is_retryable", "has_attempts_left"]},

@@ -64,12 +64,16 @@ def profile_of(customer: Json, case: Json) -> CustomerProfile:
     days = None
     if last and first and last != first:
         days = max(0, (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days)
-    return CustomerProfile(
-        customer_id=customer["customer_id"], country=case["card"].get("card_country"),
-        currency=case.get("currency") or "usd", invoice_amount=max(0, int(case.get("amount_due") or 0)),
-        mrr=max(0, int(case.get("amount_due") or 0)), past_failures=max(0, int(customer.get("failures", 1)) - 1),
-        past_recoveries=int(customer.get("recoveries", 0)), days_since_last_failure=days,
-        email=customer.get("email"))
+    known = {
+        "customer_id": customer["customer_id"], "country": case["card"].get("card_country"),
+        "currency": case.get("currency") or "usd", "invoice_amount": max(0, int(case.get("amount_due") or 0)),
+        "mrr": max(0, int(case.get("amount_due") or 0)), "past_failures": max(0, int(customer.get("failures", 1)) - 1),
+        "past_recoveries": int(customer.get("recoveries", 0)), "days_since_last_failure": days,
+        "email": customer.get("email"),
+    }
+    # what the business told us (PUT /api/customers/{id}/profile) wins over what the events suggest
+    given = {k: v for k, v in (customer.get("profile") or {}).items() if v is not None}
+    return CustomerProfile.model_validate({**known, **given})
 
 
 def _visa_category(classification: Json) -> int | None:

@@ -24,6 +24,7 @@ import uvicorn
 
 from payrisk.config import Settings
 from payrisk.errors import CliError
+from payrisk.demo.pump import WebhookPump
 from simulator.core import Simulator, SimulatorSettings
 from simulator.outcomes import OutcomeModel
 from simulator.server import SimulatorServer, free_port
@@ -141,6 +142,8 @@ class DemoStack:
         self.server = SimulatorServer(sim=Simulator(settings, model=self.model))
         self.server.start()
         self._stops.callback(self.server.stop)
+        self.pump = WebhookPump(self.server.sim, webhook_url, settings.webhook_secret)
+        self._stops.callback(self.pump.close)
 
     def _start_actors(self) -> None:
         import ray
@@ -191,9 +194,8 @@ class DemoStack:
         ray.get(self.clock.set.remote(at.isoformat()))
 
     def flush(self) -> int:
-        """Deliver the simulator's due webhooks to the gateway; returns how many were acknowledged."""
-        assert self.server is not None
-        return self.server.flush()
+        """Deliver the simulator's pending webhooks to the gateway; returns how many were acknowledged."""
+        return self.pump.flush()
 
 
 def _create_database(server_url: str, name: str) -> None:

@@ -168,5 +168,9 @@ def _render_checks(c: Checks) -> list[str]:
         f"  network-rule violations       {violations}",
         f"  revenue matches the ledger    {'yes' if c.platform_revenue_matches_ledger else 'NO'}",
         *(f"  ✗ {failure}" for failure in c.failures),
-        *([f"  warning: {c.outbox_errors} outbox tick(s) failed: {c.outbox_first_error}"] if c.outbox_errors else []),
+        *(
+            [f"  warning: {c.outbox_errors} outbox tick(s) failed: {c.outbox_first_error}"]
+            if c.outbox_errors
+            else []
+        ),
     ]

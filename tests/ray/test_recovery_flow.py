@@ -249,3 +249,23 @@ def test_a_quarantined_delivery_is_replayed_after_a_fix_and_applied_once(gateway
     assert "replayed" in result.stdout, result.stderr  # exit 1 only says other quarantined bodies still fail
     wait_applied(database_url, customer, 1)
     assert trail(database_url, customer).count("PaymentFailed") == 1
+
+
+def test_a_profile_update_changes_the_segment_of_the_next_failure(gateway: str, system: ActorSystem,
+                                                                  database_url: str) -> None:
+    customer = f"cus_{uuid.uuid4().hex[:8]}"
+    url = f"{gateway}/api/customers/{customer}/profile"
+    bad = httpx.put(url, json={"mrr": -5}, timeout=10)
+    assert bad.status_code == 400 and "mrr" in bad.json()["detail"]
+    assert httpx.put(url, json={"colour": "red"}, timeout=10).status_code == 400
+    good = httpx.put(url, json={"country": "DE", "mrr": 500_000, "currency": "eur", "tags": ["enterprise"]},
+                     timeout=10)
+    assert good.status_code == 200, good.text
+    snapshot = state(system, customer)["state"]
+    assert snapshot["profile"]["country"] == "DE" and snapshot["profile"]["mrr"] == 500_000
+    assert trail(database_url, customer) == ["ProfileUpdated"]
+    result = run_cli(database_url, "strategies", "explain", "--customer", customer)
+    assert result.returncode == 0, result.stderr
+    assert "segment" in result.stdout and "strategy" in result.stdout
+    missing = run_cli(database_url, "strategies", "explain", "--customer", "cus_nobody")
+    assert missing.returncode == 2 and "no customer 'cus_nobody'" in missing.stderr
