@@ -31,6 +31,7 @@ class ActorSystem:
         self.scheduler: Any = None
         self.outbox: Any = None
         self.monitor: Any = None
+        self.classifiers: Any = None
 
     def start(self, run_loops: bool = True) -> None:
         from actors.monitor import Monitor
@@ -48,6 +49,9 @@ class ActorSystem:
             self.config)
         self.outbox = OutboxWorker.options(name="outbox", namespace=NAMESPACE, get_if_exists=True).remote(
             self.config)
+        from actors.classifier import ClassifierPool
+
+        self.classifiers = ClassifierPool(size=self.settings.classifiers)  # tables load here: a bad file stops start
         self.monitor = Monitor.options(name="monitor", namespace=NAMESPACE, get_if_exists=True).remote(self.config)
         ray.get([s.stats.remote() for s in self.shards])  # wait until every shard is up
         if run_loops:
@@ -57,4 +61,6 @@ class ActorSystem:
         for handle in [*self.shards, self.scheduler, self.outbox, self.monitor]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
-        self.shards, self.scheduler, self.outbox, self.monitor = [], None, None, None
+        if self.classifiers is not None:
+            self.classifiers.kill()
+        self.shards, self.scheduler, self.outbox, self.monitor, self.classifiers = [], None, None, None, None

@@ -125,6 +125,38 @@ async def put_profile(request: Request) -> Response:
     return _json({"customer_id": customer_id, "profile": body})
 
 
+async def classify(request: Request) -> Response:
+    """Classify decline codes as payrisk would (the tenant's tables and overrides), through the classifier pool."""
+    from pydantic import ValidationError
+
+    from actors.domain.inbound import DeclineInfo
+    from gateway.dispatch import DispatchUnavailable
+
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "invalid-body", "Body is not JSON", str(exc)) from None
+    declines = body.get("declines") if isinstance(body, dict) else None
+    provider = body.get("provider", "stripe") if isinstance(body, dict) else None
+    if not isinstance(declines, list) or not 1 <= len(declines) <= 1000 or provider not in _PROVIDERS:
+        raise ProblemError(400, "invalid-body", "Invalid request",
+                           f"expected {{provider: one of {sorted(_PROVIDERS)}, declines: [1..1000 objects]}}")
+    try:
+        checked = [DeclineInfo.model_validate(d).model_dump(exclude_none=True) for d in declines]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ProblemError(400, "invalid-body", "Invalid decline",
+                           f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}") from None
+    try:
+        results = await request.app.state.platform.dispatcher.classify(_tenant(request), provider, checked)
+    except DispatchUnavailable as exc:
+        raise ProblemError(503, "unavailable", "Service Unavailable", f"try again: {exc}") from None
+    return _json({"classifications": results})
+
+
+_PROVIDERS = {"stripe", "adyen", "braintree", "paddle"}
+
+
 async def openapi(request: Request) -> Response:
     from pathlib import Path
 
@@ -150,5 +182,6 @@ ROUTES = [
     Route("/api/customers/{customer_id}", get_customer, methods=["GET"]),
     Route("/api/customers/{customer_id}/timeline", get_timeline, methods=["GET"]),
     Route("/api/customers/{customer_id}/profile", put_profile, methods=["PUT"]),
+    Route("/api/classify", classify, methods=["POST"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

@@ -43,6 +43,7 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self._classifiers: Any = None
 
     @property
     def shard_count(self) -> int:
@@ -121,6 +122,23 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - every Ray failure is the same to the caller: try again
             self._handles.pop(index, None)
             raise DispatchUnavailable(str(exc)[:200]) from None
+
+    async def classify(self, tenant_id: str, provider: str, declines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Classify through the classifier pool (`classifier-N` actors), in input order."""
+        import ray
+
+        if self._classifiers is None:
+            if not ray.is_initialized():
+                raise DispatchUnavailable("Ray is not reachable")
+            from actors.classifier import ClassifierPool
+
+            self._classifiers = await asyncio.to_thread(ClassifierPool, self._settings.classifiers)
+        try:
+            results = await self._classifiers.classify_async([(tenant_id, provider, d) for d in declines])
+        except Exception as exc:  # noqa: BLE001 - every Ray failure is the same to the caller: try again
+            self._classifiers = None
+            raise DispatchUnavailable(str(exc)[:200]) from None
+        return [r.model_dump(mode="json") for r in results]
 
     def refresh_handles(self) -> None:
         for index in range(self._settings.shards):

@@ -269,3 +269,16 @@ def test_a_profile_update_changes_the_segment_of_the_next_failure(gateway: str, 
     assert "segment" in result.stdout and "strategy" in result.stdout
     missing = run_cli(database_url, "strategies", "explain", "--customer", "cus_nobody")
     assert missing.returncode == 2 and "no customer 'cus_nobody'" in missing.stderr
+
+
+def test_the_classify_api_answers_through_the_classifier_pool(gateway: str, system: ActorSystem) -> None:
+    body = {"provider": "stripe", "declines": [{"decline_code": "insufficient_funds"},
+                                               {"decline_code": "insufficient_funds", "network_advice_code": "21"},
+                                               {"outcome_reason": "highest_risk_level"}]}
+    response = httpx.post(f"{gateway}/api/classify", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    categories = [c["category"] for c in response.json()["classifications"]]
+    assert categories == ["SOFT_DECLINE", "HARD_DECLINE", "FRAUD_FLAGGED"]
+    assert {n for n in system.classifiers.names} == {"classifier-0"}
+    bad = httpx.post(f"{gateway}/api/classify", json={"declines": [{"colour": "red"}]}, timeout=10)
+    assert bad.status_code == 400 and "colour" in bad.json()["detail"]
