@@ -1,4 +1,4 @@
-"""Card-network rule checks over our attempts ledger (reference/networks.md, limits from `strategies.network`).
+"""Card-network rule checks over our attempts ledger (reference/networks.md; limits: `strategies.network`).
 
 Counts are per card fingerprint over rolling windows; a card breaks a rule when any window holds more attempts
 than the limit. An approval resets the networks' counters, so counting every attempt is the strict reading.
