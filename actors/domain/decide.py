@@ -339,6 +339,9 @@ def _unknown_code(run: _Run, invoice_id: str, classification: Json) -> None:
     """An operator should add a table row: one alert per provider and code (the fallback already capped it)."""
     code = str(classification.get("unknown_code") or classification.get("reason"))
     tenant = run.state["tenant_id"]
+    run.emit("UnknownCodeSeen", {"invoice_id": invoice_id, "provider": run.ctx.provider, "code": code,
+                                 "handled_as": classification.get("category"),
+                                 "table": f"{classification.get('table_id')} v{classification.get('table_version')}"})
     run.notify("alert", f"alert:{tenant}:unknown-code:{run.ctx.provider}:{code}", {
         "kind": "engineering", "title": f"unknown decline code: {code}",
         "text": f"{run.ctx.provider} sent {code}, which no classification row covers; it was handled as "

@@ -163,3 +163,17 @@ def test_provider_retries_still_on_while_payrisk_owns_them_alert_engineering_onc
     d1 = decide_inbound(empty_state("default", "cus_1"), event, ctx(T0))
     alerts = [o for o in d1.outbox if o.topic == "alert"]
     assert [a.idempotency_key for a in alerts] == ["alert:default:provider-retries-on:stripe"]
+
+
+def test_an_unknown_code_is_recorded_and_alerts_once_per_code() -> None:
+    from dataclasses import replace
+
+    from actors.planning import classifier_for
+
+    real = replace(ctx(T0), classify=classifier_for("default"))
+    d1 = decide_inbound(empty_state("default", "cus_1"), failed(code="zz_brand_new_code"), real)
+    seen = dict(d1.events)["UnknownCodeSeen"]
+    assert seen["code"].endswith("zz_brand_new_code") and seen["handled_as"] == "SOFT_DECLINE"
+    d2 = decide_inbound(d1.state, failed(invoice="in_2", code="zz_brand_new_code", event_id="evt_2"), real)
+    keys = {o.idempotency_key for o in [*d1.outbox, *d2.outbox] if o.topic == "alert"}
+    assert len([k for k in keys if "unknown-code" in k]) == 1  # same code → one outbox key → one alert
