@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from actors.domain.decisions import Json, Plan
 
 LADDER = (timedelta(hours=3), timedelta(days=3))
-STRATEGY = {"id": "default", "version": 1, "segment": "default", "final_action": "leave_past_due"}
+FINAL_ACTION = "leave_past_due"
+STRATEGY: Json = {"id": "default", "version": 1, "segment": "default", "final_action": FINAL_ACTION}
 _RETRY = {"SOFT_DECLINE", "RATE_LIMITED", "NETWORK_ERROR"}
 
 
@@ -36,7 +37,7 @@ class DefaultPlanner:
                         email_template="action_required")
         if category not in _RETRY or made >= max_attempts:
             return Plan("final", None, made, max_attempts, f"{category} {reason}: {made} of {max_attempts} used",
-                        STRATEGY, email_template="final_notice", final_action=STRATEGY["final_action"])
+                        STRATEGY, email_template="final_notice", final_action=FINAL_ACTION)
         delay = max(LADDER[made], timedelta(seconds=int(classification.get("min_delay_seconds") or 0)))
         at = now + delay
         return Plan("retry", at, made + 1, max_attempts,
