@@ -11,6 +11,7 @@ import ray
 import structlog
 
 from actors.clock import make_clock
+from payrisk.logging import configure_logging
 from payrisk.store import Database, StoreError
 
 log = structlog.get_logger("payrisk.outbox")
@@ -19,6 +20,7 @@ log = structlog.get_logger("payrisk.outbox")
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class OutboxWorker:
     def __init__(self, config: dict[str, Any]) -> None:
+        configure_logging(config.get("log_level", "info"))
         self.config = config
         self._db: Database | None = None
         self._deliverer: Any = None

@@ -13,6 +13,7 @@ import structlog
 from actors.clock import make_clock
 from actors.metrics import SchedulerMetrics
 from actors.placement import NAMESPACE, shard_index, shard_name
+from payrisk.logging import configure_logging
 from payrisk.store import Database, StoreError, timers
 
 log = structlog.get_logger("payrisk.scheduler")
@@ -21,6 +22,7 @@ log = structlog.get_logger("payrisk.scheduler")
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Scheduler:
     def __init__(self, config: dict[str, Any]) -> None:
+        configure_logging(config.get("log_level", "info"))
         self.config = config
         self._db: Database | None = None
         self._clock = make_clock(config.get("clock", "real"))

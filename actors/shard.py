@@ -27,6 +27,7 @@ from actors.metrics import EngineMetrics
 from actors.persist import card_history, persist, record_outcome
 from actors.placement import shard_name
 from actors.planning import make_context_factory
+from payrisk.logging import configure_logging
 from payrisk.store import ConcurrencyConflict, Database, checkpoints, events
 
 log = structlog.get_logger("payrisk.shard")
@@ -45,6 +46,7 @@ class _Customer:
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class CustomerShard:
     def __init__(self, index: int, config: dict[str, Any]) -> None:
+        configure_logging(config.get("log_level", "info"))
         self.index = index
         self.config = config
         self._db: Database | None = None
@@ -111,6 +113,7 @@ class CustomerShard:
 
     async def _apply_one(self, item: dict[str, Any]) -> str:
         tenant_id, customer_id = item["tenant_id"], item["customer_id"]
+        structlog.contextvars.bind_contextvars(tenant=tenant_id, customer=customer_id, delivery=item["delivery_id"])
 
         async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
             cur = await conn.execute("SELECT status FROM deliveries WHERE delivery_id = %s FOR UPDATE",

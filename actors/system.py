@@ -19,6 +19,7 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "stripe_api_key": settings.stripe_api_key,
         "stripe_api_base": settings.stripe_api_base,
         "clock": "real",
+        "log_level": settings.log_level,
         **extra,
     }
 
