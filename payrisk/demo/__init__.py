@@ -1,4 +1,4 @@
-"""`payrisk demo`: simulated customers and renewals, recovered by the platform, compared with two baselines."""
+"""`payrisk demo`: simulated customers and renewals, recovered by the platform, beside two baselines."""
 
 from payrisk.demo.command import cmd_demo
 

@@ -1,8 +1,8 @@
 """The two reference approaches, run in-process on their own simulators (same population, seed and luck).
 
 - **no retry**: a declined renewal stays unpaid.
-- **fixed schedule**: the naive dunning many billing systems ship: retry every failed invoice 8, 16 and 24 days
-  after its first failure, whatever the decline said.
+- **fixed schedule**: the naive dunning many billing systems ship: retry every failed invoice 8, 16 and 24
+  days after its first failure, whatever the decline said.
 
 Retries call the simulator's pay path directly (no HTTP, no platform), each with its own idempotency key, at
 the scheduled simulated time; renewals due before a retry run first.

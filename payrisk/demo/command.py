@@ -32,8 +32,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo; print the summary (text, or one JSON object with --json). Exit 1 when a check fails."""
     if args.customers < 1 or args.days < 1:
         raise CliError("--customers and --days must be at least 1")
-    overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
-    settings = load_settings(**overrides)
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
     out = sys.stderr if args.json else sys.stdout
     summary = run_demo(
         settings, args.customers, args.days, args.seed, out, keep=bool(getattr(args, "keep", False))

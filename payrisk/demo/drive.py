@@ -1,9 +1,9 @@
 """Driving the platform through simulated time, one step at a time, and reporting each simulated day.
 
-A step to time `to`: the simulator runs the renewals due → the platform clock moves to `to` → the simulator's
-webhooks go to the gateway, and we wait until every acknowledged delivery is applied → the scheduler fires the
-due timers until none is left (each retry calls the simulator, whose webhooks are delivered again) → the outbox
-sends what the decisions asked for.
+A step to time `to`: the simulator runs the renewals due → the platform clock moves to `to` → the
+simulator's webhooks go to the gateway, and we wait until every acknowledged delivery is applied → the
+scheduler fires the due timers until none is left (each retry calls the simulator, whose webhooks are
+delivered again) → the outbox sends what the decisions asked for.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Driver:
             self.outbox_errors.append(str(exc.cause if exc.cause is not None else exc).splitlines()[-1][:300])
 
     def deliver(self) -> None:
-        """Flush the simulator's due webhooks until none is left; wait until each acknowledged one is applied."""
+        """Deliver the simulator's webhooks until none is left; wait until each one is applied."""
         while (accepted := self.stack.flush()) > 0:
             self.acknowledged += accepted
             self._wait_applied()

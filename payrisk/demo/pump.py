@@ -1,13 +1,13 @@
 """Delivering the simulator's webhooks to the gateway with several senders at once.
 
-The simulator's own `flush()` posts one webhook at a time, and each costs a full PostgreSQL commit in the
-gateway (~4-6 ms here), so 10,000 customers' 60,000 webhooks would take five minutes by themselves. Providers
-deliver concurrently; so does this pump: each customer's webhooks go in the order the simulator emitted them,
-different customers in parallel, so the gateway's group commit shares commits between them. Bodies are the
-simulator's exact bytes, signed the way it signs them (the `stripe` SDK's helper, wall-clock timestamp).
+The simulator's own `flush()` posts one webhook at a time, and each waits for a PostgreSQL commit in the
+gateway (4-10 ms here), so 10,000 customers' 60,000 webhooks would take five to ten minutes by themselves.
+Providers deliver concurrently; so does this pump: each customer's webhooks go in the order the simulator
+emitted them, different customers in parallel, so the gateway's group commit shares commits between them.
+Bodies are the simulator's exact bytes, signed as it signs them (the `stripe` SDK's helper, wall-clock `t`).
 
-The pump takes the simulator's pending deliveries under the simulator's lock (the API emits events under it),
-so nothing emitted meanwhile is lost. A delivery that fails is tried again (at most `attempts` times per flush).
+The pump takes the simulator's pending deliveries under the simulator's lock (the API emits events under
+it), so nothing emitted meanwhile is lost. A refused delivery is tried again, `attempts` times per flush.
 """
 
 from __future__ import annotations

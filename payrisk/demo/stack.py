@@ -1,9 +1,10 @@
 """Everything one demo run starts, in order, and stops again in reverse.
 
-The run gets its own PostgreSQL database (created on the embedded server, or on DATABASE_URL's server) so that
-its deliveries, timers and attempts never mix with another run's or a live installation's: the scheduler claims
-every due timer of its database, whatever the tenant. Redis keys are namespaced by that database's tenant.
-Nothing here talks to the outside: Ray is local on 127.0.0.1, mail goes to a local catcher, alert webhooks are off.
+The run gets its own PostgreSQL database (created on the embedded server, or on DATABASE_URL's server) so
+that its deliveries, timers and attempts never mix with another run's or a live installation's: the
+scheduler claims every due timer of its database, whatever the tenant. Redis keys are namespaced by that
+database's tenant. Nothing here talks to the outside: Ray is local on 127.0.0.1, mail goes to a local
+catcher, alert webhooks are off.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import psycopg
 import uvicorn
 
 from payrisk.config import Settings
-from payrisk.errors import CliError
 from payrisk.demo.pump import WebhookPump
+from payrisk.errors import CliError
 from simulator.core import Simulator, SimulatorSettings
 from simulator.outcomes import OutcomeModel
 from simulator.server import SimulatorServer, free_port
