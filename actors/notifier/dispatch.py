@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -127,7 +127,9 @@ async def recent_sends(
         for tenant_id, customer_id in customers:
             if customer_id is None:
                 continue
-            cursor = await conn.execute(_RECENT, (tenant_id, str(customer_id), since))
+            # an explicit row factory: the pool's connections may return dict rows (payrisk.store does)
+            cursor = conn.cursor(row_factory=tuple_row)
+            await cursor.execute(_RECENT, (tenant_id, str(customer_id), since))
             recent[customer_key(tenant_id, str(customer_id))] = [sent for (sent,) in await cursor.fetchall()]
     return recent
 

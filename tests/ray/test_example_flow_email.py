@@ -90,6 +90,14 @@ def test_example_flow_sends_exactly_one_fallback_email_with_the_link(platform: d
     ray.get(system.outbox.tick.remote())
     assert len([m for m in catcher.messages if inv in m.as_string()]) == 1  # sent once
 
+    # the customer pays: a second email to the same customer reads the first from the send history
+    deliver(gateway, envelope(f"evt_paid_{customer}", "invoice.paid", invoice(inv, customer, pi=pi, status="paid")))
+    wait(lambda: httpx.get(customer_url, timeout=5).json().get("status") == "recovered")
+    for _ in range(3):
+        ray.get(system.outbox.tick.remote())
+    subjects = sorted(m["Subject"] for m in catcher.messages if inv in m.as_string())
+    assert len(subjects) == 2 and any("went through" in s for s in subjects)  # the recovered template
+
 
 def test_custom_metrics_are_visible_on_the_ray_metrics_endpoint(platform: dict[str, Any],
                                                                 ray_metrics_url: str) -> None:
