@@ -282,3 +282,47 @@ def test_the_classify_api_answers_through_the_classifier_pool(gateway: str, syst
     assert {n for n in system.classifiers.names} == {"classifier-0"}
     bad = httpx.post(f"{gateway}/api/classify", json={"declines": [{"colour": "red"}]}, timeout=10)
     assert bad.status_code == 400 and "colour" in bad.json()["detail"]
+
+
+def test_an_open_incident_pauses_retries_and_they_resume_when_it_clears(
+        gateway: str, system: ActorSystem, database_url: str) -> None:
+    tenant = f"t_{uuid.uuid4().hex[:6]}"
+    customer = f"cus_{uuid.uuid4().hex[:8]}"
+    inv, pi, ch = f"in_{customer}", f"pi_{customer}", f"ch_{customer}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant, tenant))
+    path = f"/webhooks/stripe/{tenant}"
+    for body in (envelope(f"evt_c_{customer}", "charge.failed", charge_failed(ch, customer, pi=pi)),
+                 envelope(f"evt_p_{customer}", "payment_intent.payment_failed", pi_failed(pi, customer, charge=ch)),
+                 envelope(f"evt_i_{customer}", "invoice.payment_failed", invoice(inv, customer, pi=pi))):
+        assert httpx.post(gateway + path, content=body, headers={"stripe-signature": sign(body)},
+                          timeout=10).status_code == 200
+    wait_applied(database_url, customer, 3)
+    from actors.placement import shard_index
+
+    shard = system.shards[shard_index(tenant, customer, len(system.shards))]
+
+    def case() -> dict[str, Any]:
+        return dict(ray.get(shard.state_of.remote(tenant, customer))["state"]["cases"][inv])
+
+    due = datetime.fromisoformat(case()["next_action"]["at"])
+    with psycopg.connect(database_url, autocommit=True) as conn:  # what the monitor records for a burst
+        conn.execute("INSERT INTO events (tenant_id, stream_id, version, event_type, payload) VALUES"
+                     " (%s, 'monitor:stripe', 1, 'IncidentOpened', %s)",
+                     (tenant, '{"incident_id": "inc-1", "provider": "stripe", "categories": ["CONFIG_ERROR"]}'))
+    time.sleep(5.5)  # shards cache a tenant's incidents for 5 s
+    advance_to(due)
+    ray.get(system.scheduler.tick.remote())
+    held = case()
+    assert held["state"] == "retry_scheduled" and "incident" in held["explanation"]
+    resume = datetime.fromisoformat(held["next_action"]["at"])
+    assert resume >= due + timedelta(hours=1)
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO events (tenant_id, stream_id, version, event_type, payload) VALUES"
+                     " (%s, 'monitor:stripe', 2, 'IncidentResolved', %s)", (tenant, '{"incident_id": "inc-1"}'))
+    time.sleep(5.5)  # shards cache a tenant's incidents for 5 s
+    advance_to(resume)
+    ray.get(system.scheduler.tick.remote())
+    assert case()["state"] == "retrying"  # resumed: the attempt started
+    assert trail(database_url, customer).count("RetryPaused") == 1
