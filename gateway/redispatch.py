@@ -22,12 +22,16 @@ async def pending_items(conn: Conn, grace_seconds: float, limit: int,
                         redispatch_after_seconds: float = 30.0) -> list[dict[str, Any]]:
     """Deliveries stored but not applied: never handed off after `grace_seconds`, or handed off and still not
     applied after `redispatch_after_seconds`. Least recently tried first, so nothing starves."""
-    cur = await conn.execute(
-        "SELECT delivery_id, tenant_id, provider, body FROM deliveries"
-        " WHERE (status = 'received' AND received_at < now() - make_interval(secs => %s))"
-        " OR (status = 'dispatched' AND dispatched_at < now() - make_interval(secs => %s))"
-        " ORDER BY coalesce(dispatched_at, received_at), delivery_id LIMIT %s",
-        (grace_seconds, max(grace_seconds, redispatch_after_seconds), limit),
+    cur = await conn.execute(  # two index-ordered scans (migration 0003), never a sort of the whole backlog
+        "(SELECT delivery_id, tenant_id, provider, body, received_at AS since FROM deliveries"
+        "  WHERE status = 'received' AND received_at < now() - make_interval(secs => %s)"
+        "  ORDER BY received_at LIMIT %s)"
+        " UNION ALL"
+        " (SELECT delivery_id, tenant_id, provider, body, dispatched_at AS since FROM deliveries"
+        "  WHERE status = 'dispatched' AND dispatched_at < now() - make_interval(secs => %s)"
+        "  ORDER BY dispatched_at LIMIT %s)"
+        " ORDER BY since LIMIT %s",
+        (grace_seconds, limit, max(grace_seconds, redispatch_after_seconds), limit, limit),
     )
     items = []
     for row in await cur.fetchall():

@@ -44,7 +44,7 @@ class Settings(BaseModel):
     mail_from: str = "billing@payrisk.local"
     group_commit_ms: float = Field(default=2.0, ge=0.0, le=100.0)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
-    sweep_grace_seconds: float = Field(default=10.0, ge=0)
+    sweep_grace_seconds: float = Field(default=30.0, ge=0)
     #: fault injection for tests: drop every hand-off after commit, as if the process died right there
     fault_drop_handoff: bool = False
     log_level: str = "info"
