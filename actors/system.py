@@ -20,6 +20,7 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "stripe_api_base": settings.stripe_api_base,
         "clock": "real",
         "log_level": settings.log_level,
+        "notifiers": settings.notifiers,
         **extra,
     }
 
