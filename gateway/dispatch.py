@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._classifiers: Any = None
+        self._to_mark: list[int] = []
+        self._next_mark = 0.0
 
     @property
     def shard_count(self) -> int:
@@ -79,11 +82,18 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._flush)
             self._wakeup.clear()
+            if self._to_mark and time.monotonic() >= self._next_mark:
+                self._next_mark = time.monotonic() + 0.1  # one status write per 100 ms, not one per batch
+                ids, self._to_mark = self._to_mark, []
+                self._spawn(self._mark_dispatched(ids))
             for index in [i for i, b in self._buffers.items() if b]:
                 batch, self._buffers[index] = self._buffers[index], []
-                task = asyncio.get_running_loop().create_task(self._send(index, batch))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                self._spawn(self._send(index, batch))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     async def _send(self, index: int, batch: list[dict[str, Any]]) -> None:
         handle = await asyncio.to_thread(self._handle, index)
@@ -91,7 +101,7 @@ class Dispatcher:
             return  # Ray not there: the sweeper re-dispatches later
         try:
             ref = handle.apply_deliveries.options(enable_task_events=False).remote(batch)
-            await self._mark_dispatched([item["delivery_id"] for item in batch])
+            self._to_mark.extend(item["delivery_id"] for item in batch)
             await ref
         except Exception as exc:  # noqa: BLE001 - Ray errors are many; the sweeper repairs any of them
             self._handles.pop(index, None)
@@ -145,6 +155,11 @@ class Dispatcher:
             self._handle(index)
 
     async def _mark_dispatched(self, delivery_ids: list[int]) -> None:
+        """Status only (the sweeper re-sends `received` ones sooner); a failure here loses nothing."""
+        with contextlib.suppress(StoreError):
+            await self._write_dispatched(delivery_ids)
+
+    async def _write_dispatched(self, delivery_ids: list[int]) -> None:
         async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE deliveries SET status = 'dispatched', dispatched_at = now()"
