@@ -271,6 +271,23 @@ class CustomerShard:
         """The Ray node hosting this shard (for placement checks and the dashboard)."""
         return str(ray.get_runtime_context().get_node_id())
 
+    async def activate(self, keys: list[tuple[str, str]]) -> list[float]:
+        """Warm up: load these customers into memory now (after a restart, before a billing run). Returns each
+        load's duration in seconds (0 for one already active)."""
+        durations = []
+        for tenant_id, customer_id in keys:
+            started = time.perf_counter()
+            async with self._lock((tenant_id, customer_id)):
+                await self._load(tenant_id, customer_id)
+            durations.append(time.perf_counter() - started)
+        return durations
+
+    async def memory(self) -> dict[str, int]:
+        """This shard process's resident memory and how many customers it holds."""
+        import psutil
+
+        return {"rss": psutil.Process().memory_info().rss, "active": len(self._active)}
+
     async def stats(self) -> dict[str, Any]:
         return {"index": self.index, "active_customers": len(self._active), "applied": self.applied,
                 "fired": self.fired}
