@@ -13,6 +13,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,9 @@ def check_open_loop(
         "acked": len(acked),
         "acked_missing": sum(1 for e in acked if e not in rows),
         "non_2xx": sum(1 for o in result.outcomes if not 200 <= o.status < 300),
+        "non_2xx_statuses": dict(
+            Counter(str(o.status) for o in result.outcomes if not 200 <= o.status < 300)
+        ),
         "stored_rows": sum(len(ds) for ds in rows.values()),
         "stored_twice": sum(len(ds) > 1 for ds in rows.values()),
     }

@@ -22,7 +22,7 @@ def machine(command: str, date: str) -> str:
         [
             f"Recorded {date} with `{command}` (Python {platform.python_version()},"
             f" uvicorn {uvicorn.__version__}, PostgreSQL {versions}, {redis_version},"
-            f" wrk {_sh('wrk --version 2>&1 | head -1').split(' [')[0]}).",
+            f" {_sh('wrk --version 2>&1 | head -1').split(' [')[0]}).",
             "Other work ran beside the measurements: every number is the **median of 3 runs**;"
             " read them as ±15 %.",
             "",
