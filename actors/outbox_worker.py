@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from typing import Any
 
 import ray
 import structlog
 
-from actors.clock import make_clock
-from payrisk.logging import configure_logging
-from payrisk.store import Database, StoreError
+from actors.periodic import PeriodicActor
+from payrisk.store import Database
 
 log = structlog.get_logger("payrisk.outbox")
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class OutboxWorker:
+class OutboxWorker(PeriodicActor):
+    name = "outbox"
+
     def __init__(self, config: dict[str, Any]) -> None:
-        configure_logging(config.get("log_level", "info"))
-        self.config = config
-        self._db: Database | None = None
+        super().__init__(config)
         self._deliverer: Any = None
-        self._clock = make_clock(config.get("clock", "real"))
-        self._task: asyncio.Task[None] | None = None
         self.handled = 0
 
     async def _ready(self) -> tuple[Database, Any]:
-        if self._db is None:
-            self._db = Database(self.config["database_url"], max_size=2)
-            await self._db.open()
+        db = await self._database()
         if self._deliverer is None:
             from actors.notifier.actor import ActorDeliverer, notifier_pool
             from actors.notifier.sender import NotifierSettings
@@ -40,20 +34,7 @@ class OutboxWorker:
             settings = NotifierSettings.from_env(env)
             pool = notifier_pool(int(self.config.get("notifiers", 1)), settings)
             self._deliverer = ActorDeliverer(pool, settings.policy.longest_window)
-        return self._db, self._deliverer
-
-    async def start(self, poll_seconds: float = 1.0) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(poll_seconds))
-
-    async def _loop(self, poll_seconds: float) -> None:
-        while True:
-            try:
-                while await self.tick() > 0:
-                    pass
-            except (StoreError, ray.exceptions.RayError, OSError) as exc:
-                log.warning("outbox.tick_failed", error=str(exc)[:200])
-            await asyncio.sleep(poll_seconds)
+        return db, self._deliverer
 
     async def tick(self, limit: int = 50) -> int:
         """Deliver the outbox rows due now; returns how many rows were handled."""
@@ -100,9 +81,3 @@ class OutboxWorker:
                 "UPDATE outbox SET attempts = attempts + 1, last_error = %s, claimed_by = NULL, claimed_at = NULL,"
                 " available_at = available_at + make_interval(mins => %s) WHERE outbox_id = %s",
                 (error, minutes, outbox_id))
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

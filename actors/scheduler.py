@@ -3,60 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from typing import Any
 
 import ray
 import structlog
 
-from actors.clock import make_clock
 from actors.metrics import SchedulerMetrics
+from actors.periodic import PeriodicActor
 from actors.placement import NAMESPACE, shard_index, shard_name
-from payrisk.logging import configure_logging
-from payrisk.store import Database, StoreError, timers
+from payrisk.store import timers
 
 log = structlog.get_logger("payrisk.scheduler")
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class Scheduler:
+class Scheduler(PeriodicActor):
+    name = "scheduler"
+
     def __init__(self, config: dict[str, Any]) -> None:
-        configure_logging(config.get("log_level", "info"))
-        self.config = config
-        self._db: Database | None = None
-        self._clock = make_clock(config.get("clock", "real"))
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(config)
         self._handles: dict[int, Any] = {}
         self.fired = 0
         self.last_lag_seconds = 0.0
         self._metrics = SchedulerMetrics()
 
-    async def _database(self) -> Database:
-        if self._db is None:
-            self._db = Database(self.config["database_url"], max_size=2)
-            await self._db.open()
-        return self._db
+    def on_tick_failed(self) -> None:
+        self._handles.clear()
 
     def _shard(self, index: int) -> Any:
         if index not in self._handles:
             self._handles[index] = ray.get_actor(shard_name(index), namespace=NAMESPACE)
         return self._handles[index]
-
-    async def start(self, poll_seconds: float = 1.0) -> None:
-        """Run `tick` forever in the background (used by `payrisk up`; tests call `tick` themselves)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(poll_seconds))
-
-    async def _loop(self, poll_seconds: float) -> None:
-        while True:
-            try:
-                while await self.tick() > 0:
-                    pass
-            except (StoreError, ray.exceptions.RayError) as exc:
-                log.warning("scheduler.tick_failed", error=str(exc)[:200])
-                self._handles.clear()
-            await asyncio.sleep(poll_seconds)
 
     async def tick(self, limit: int = 500) -> int:
         """Claim the timers due now and fire them on their shards; returns how many were delivered."""
@@ -88,9 +66,3 @@ class Scheduler:
 
     async def stats(self) -> dict[str, Any]:
         return {"fired": self.fired, "last_lag_seconds": self.last_lag_seconds}
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
