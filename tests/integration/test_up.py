@@ -106,3 +106,43 @@ def test_every_subcommand_has_help() -> None:
                  ["strategies", "validate", "--help"]):
         result = subprocess.run([*PAYRISK, *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "usage:" in result.stdout, args
+
+
+def test_several_gateway_workers_hand_deliveries_to_the_shards(tmp_path: Path, database_url: str,
+                                                               redis_url: str) -> None:
+    import uuid
+
+    from tests.support.stripe_events import SECRET, envelope, invoice, sign
+
+    port = free_port()
+    env = clean_env(DATABASE_URL=database_url, REDIS_URL=redis_url, STRIPE_WEBHOOK_SECRET=SECRET,
+                    PAYRISK_SHARDS="1")
+    proc = subprocess.Popen([*PAYRISK, "up", "--port", str(port), "--workers", "2", "--no-dashboard",
+                             "--data-dir", str(tmp_path / "data")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_ready(port, proc, timeout=180)
+        tag = uuid.uuid4().hex[:6]
+        for i in range(10):
+            body = envelope(f"evt_w_{tag}_{i}", "invoice.payment_failed", invoice(f"in_w_{tag}_{i}", f"cus_w_{tag}_{i}",
+                                                                                 pi=None))
+            response = httpx.post(f"http://127.0.0.1:{port}/webhooks/stripe", content=body,
+                                  headers={"stripe-signature": sign(body)}, timeout=10)
+            assert response.status_code == 200
+        deadline = time.monotonic() + 60
+        applied = 0
+        while time.monotonic() < deadline and applied < 10:
+            rows = httpx.get(f"http://127.0.0.1:{port}/api/deliveries?status=applied&limit=1000",
+                             timeout=10).json()["data"]
+            applied = sum(1 for r in rows if r["provider_event_id"].startswith(f"evt_w_{tag}_"))
+            time.sleep(0.5)
+        assert applied == 10
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        # counted in whichever worker answered, summed across both on /metrics
+        assert 'payrisk_deliveries_total{outcome="received",provider="stripe"} 10.0' in metrics
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
