@@ -59,7 +59,7 @@ class GroupCommitter:
     """Batches deliveries into shared transactions; `submit` returns once the delivery is durable."""
 
     def __init__(self, db: Database, redis: Redis | None, *, window_ms: float = 2.0, max_batch: int = 256,
-                 redis_prefix: str = "payrisk:dlv:", redis_ttl_ms: int = 3 * 86_400_000) -> None:
+                 redis_prefix: str = "payrisk:dlv:", redis_ttl_ms: int = 3 * 86_400_000, max_flushes: int = 3) -> None:
         self._db = db
         self._redis = redis
         self._window = window_ms / 1000.0
@@ -68,6 +68,8 @@ class GroupCommitter:
         self._ttl_ms = redis_ttl_ms
         self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Stored]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._max_flushes = max_flushes
+        self._flushes: set[asyncio.Task[None]] = set()
         self.redis_errors = 0
 
     def start(self) -> None:
@@ -78,6 +80,8 @@ class GroupCommitter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._flushes:  # let commits under way finish: their callers are waiting for the answer
+            await asyncio.gather(*self._flushes, return_exceptions=True)
 
     async def submit(self, delivery: Delivery) -> Stored:
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
@@ -85,13 +89,18 @@ class GroupCommitter:
         return await future
 
     async def _run(self) -> None:
+        """Collect a batch, start its flush, collect the next one while that commits (up to `max_flushes`)."""
+        slots = asyncio.Semaphore(self._max_flushes)
         while True:
             batch = [await self._queue.get()]
             if self._window:
                 await asyncio.sleep(self._window)
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._flush(batch)
+            await slots.acquire()
+            task = asyncio.get_running_loop().create_task(self._flush(batch))
+            self._flushes.add(task)
+            task.add_done_callback(lambda t: (self._flushes.discard(t), slots.release()))
 
     async def _flush(self, batch: list[tuple[Delivery, asyncio.Future[Stored]]]) -> None:
         seen = await self._redis_claims([d for d, _ in batch])
@@ -108,10 +117,10 @@ class GroupCommitter:
                 if not future.done():
                     future.set_exception(exc)
             return
-        await self._redis_mark_committed([d for d, _ in to_store])
         for (_, future), delivery_id in zip(to_store, ids, strict=True):
             if not future.done():
                 future.set_result(Stored(delivery_id, delivery_id is None))
+        await self._redis_mark_committed([d for d, _ in to_store])  # after the answers: a fast path only
 
     async def _insert(self, deliveries: list[Delivery]) -> list[int | None]:
         rows = [
