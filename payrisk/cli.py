@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulator"]:  # the simulator has its own parser: hand it every argument as given
+        from simulator.cli import main as simulator_main
+
+        return int(simulator_main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))

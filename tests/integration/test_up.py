@@ -102,8 +102,8 @@ def test_a_port_in_use_gives_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_every_subcommand_has_help() -> None:
-    for args in (["--help"], ["up", "--help"], ["migrate", "--help"], ["replay", "--help"],
-                 ["strategies", "validate", "--help"]):
+    for args in (["--help"], ["up", "--help"], ["migrate", "--help"], ["replay", "--help"], ["demo", "--help"],
+                 ["strategies", "validate", "--help"], ["strategies", "explain", "--help"], ["simulator", "--help"]):
         result = subprocess.run([*PAYRISK, *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "usage:" in result.stdout, args
 
