@@ -9,6 +9,7 @@ a delivery already applied, or a timer already fired, is skipped inside the same
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import OrderedDict
@@ -28,7 +29,7 @@ from actors.persist import card_history, persist, record_outcome
 from actors.placement import shard_name
 from actors.planning import make_context_factory
 from payrisk.logging import configure_logging
-from payrisk.store import ConcurrencyConflict, Database, checkpoints, events
+from payrisk.store import ConcurrencyConflict, Database, StoreError, checkpoints, events
 
 log = structlog.get_logger("payrisk.shard")
 
@@ -107,7 +108,16 @@ class CustomerShard:
     # --------------------------------------------------------------------------------------------- commands
 
     async def apply_deliveries(self, items: list[dict[str, Any]]) -> list[str]:
-        """Apply hand-offs `{tenant_id, delivery_id, customer_id, events}`; each delivery at most once."""
+        """Apply hand-offs `{tenant_id, delivery_id, customer_id, events}`; each delivery at most once.
+
+        The batch shares one transaction (group commit: each customer's decisions stay whole, and all of them
+        commit together); when that transaction fails, every item is applied again on its own.
+        """
+        if len(items) > 1:
+            try:
+                return await self._apply_batch(items)
+            except StoreError as exc:  # a lost race or a deadlock: the per-item path decides each again
+                log.info("batch.fallback", size=len(items), error=str(exc)[:200])
         results = await asyncio.gather(*(self._apply_one(item) for item in items))
         return list(results)
 
@@ -116,24 +126,57 @@ class CustomerShard:
         structlog.contextvars.bind_contextvars(tenant=tenant_id, customer=customer_id, delivery=item["delivery_id"])
 
         async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
-            cur = await conn.execute("SELECT status FROM deliveries WHERE delivery_id = %s FOR UPDATE",
-                                     (item["delivery_id"],))
-            row = await cur.fetchone()
-            if row is None or row["status"] in _DONE:
-                return None
-            decisions = []
-            for event in item["events"]:
-                decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
-                state = decisions[-1].state
-            await conn.execute("UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s",
-                               (item["delivery_id"],))
-            return decisions
+            return await _decide_delivery(conn, item, state, ctx)
 
         outcome = await self._decide(tenant_id, customer_id, decide)
         if outcome == "applied":
             self.applied += 1
             self._metrics.delivery_applied()
         return outcome
+
+    async def _apply_batch(self, items: list[dict[str, Any]]) -> list[str]:
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for item in items:
+            groups.setdefault((item["tenant_id"], item["customer_id"]), []).append(item)
+        outcomes: dict[int, str] = {}
+        staged: dict[tuple[str, str], tuple[list[Decision], int]] = {}
+        async with contextlib.AsyncExitStack() as locks:
+            for key in sorted(groups):  # one global order: two batches never wait on each other in a cycle
+                await locks.enter_async_context(self._lock(key))
+            customers = {key: await self._load(*key) for key in groups}
+            db = await self._database()
+            now = await self._clock.now()
+            async with db.transaction() as conn:
+                for key, group in groups.items():
+                    staged[key] = await self._stage(conn, key, customers[key], group, now, outcomes)
+            for key, (decisions, version) in staged.items():  # committed: now the memory may follow
+                if decisions:
+                    customers[key].state, customers[key].version = decisions[-1].state, version
+                self._observe(decisions)
+        for key, (decisions, _) in staged.items():
+            for charge in (c for d in decisions for c in (*d.charges, *d.reconciles)):
+                await self._charge(key[0], key[1], charge)
+        applied = sum(1 for o in outcomes.values() if o == "applied")
+        self.applied += applied
+        for _ in range(applied):
+            self._metrics.delivery_applied()
+        return [outcomes[item["delivery_id"]] for item in items]
+
+    async def _stage(self, conn: Any, key: tuple[str, str], customer: _Customer, group: list[dict[str, Any]],
+                     now: Any, outcomes: dict[int, str]) -> tuple[list[Decision], int]:
+        """One customer's share of a batch, written in the batch's transaction."""
+        tenant_id, customer_id = key
+        history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
+        paused, mode = await self._tenant_state(conn, tenant_id)
+        ctx = await self._contexts(tenant_id, now, history, paused, mode)
+        state, decisions = customer.state, []
+        for item in group:
+            made = await _decide_delivery(conn, item, state, ctx)
+            outcomes[item["delivery_id"]] = "skipped" if made is None else "applied"
+            if made:
+                decisions += made
+                state = made[-1].state
+        return decisions, await persist(conn, tenant_id, customer_id, customer.version, decisions, now)
 
     async def fire_timers(self, timers: list[dict[str, Any]]) -> int:
         """Deliver claimed timers; a timer already fired or cancelled is a no-op. Returns how many fired."""
@@ -295,6 +338,22 @@ class CustomerShard:
     async def configure(self, changes: dict[str, Any]) -> None:
         """Test hook: change fault-injection switches at run time."""
         self.config.update(changes)
+
+
+async def _decide_delivery(conn: Any, item: dict[str, Any], state: dict[str, Any], ctx: Context
+                           ) -> list[Decision] | None:
+    """Decide one delivery's events, unless it was applied already (then None); marks it applied."""
+    cur = await conn.execute("SELECT status FROM deliveries WHERE delivery_id = %s FOR UPDATE", (item["delivery_id"],))
+    row = await cur.fetchone()
+    if row is None or row["status"] in _DONE:
+        return None
+    decisions = []
+    for event in item["events"]:
+        decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
+        state = decisions[-1].state
+    await conn.execute("UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s",
+                       (item["delivery_id"],))
+    return decisions
 
 
 def _fingerprints(state: dict[str, Any]) -> list[str]:

@@ -160,10 +160,13 @@ class Dispatcher:
             await self._write_dispatched(delivery_ids)
 
     async def _write_dispatched(self, delivery_ids: list[int]) -> None:
+        # SKIP LOCKED: a row a shard is applying right now is left alone (it becomes `applied` anyway), so this
+        # status write never waits on, or deadlocks with, a shard's transaction.
         async with self._db.connection() as conn:
             await conn.execute(
-                "UPDATE deliveries SET status = 'dispatched', dispatched_at = now()"
-                " WHERE delivery_id = ANY(%s) AND status IN ('received', 'dispatched')", (delivery_ids,))
+                "UPDATE deliveries SET status = 'dispatched', dispatched_at = now() WHERE delivery_id IN ("
+                " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s)"
+                " AND status IN ('received', 'dispatched') FOR UPDATE SKIP LOCKED)", (delivery_ids,))
 
     async def _sweep_loop(self) -> None:
         await asyncio.to_thread(self.refresh_handles)
