@@ -8,15 +8,12 @@ Whether an incident is open is read back from those events (`open_incidents`), s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime
 from typing import Any
 
 import ray
 import structlog
 
-from actors.clock import make_clock
 from actors.domain.spikes import (
     Incident,
     IncidentChange,
@@ -30,7 +27,8 @@ from actors.domain.spikes import (
     lookback_start,
     spike_alert,
 )
-from payrisk.store import Conn, Database, StoreError, events, outbox
+from actors.periodic import PeriodicActor
+from payrisk.store import Conn, Database, events, outbox
 from payrisk.store.events import NewEvent
 
 log = structlog.get_logger("payrisk.monitor")
@@ -180,21 +178,14 @@ async def _tenant_pass(
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class Monitor:
+class Monitor(PeriodicActor):
     """Named `monitor`. Config: `database_url`, `clock` (`real` | `sim`), optional `spikes` (SpikeConfig)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.spikes = SpikeConfig(**config.get("spikes", {}))
-        self._clock = make_clock(config.get("clock", "real"))
-        self._db: Database | None = None
-        self._task: asyncio.Task[None] | None = None
+    name = "monitor"
 
-    async def _database(self) -> Database:
-        if self._db is None:
-            self._db = Database(self.config["database_url"], max_size=2)
-            await self._db.open()
-        return self._db
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.spikes = SpikeConfig(**config.get("spikes", {}))
 
     async def tick(self) -> dict[str, int]:
         """Detect at the injected clock's now; returns how many new spikes and incident changes were recorded."""
@@ -202,22 +193,4 @@ class Monitor:
 
     async def start(self, poll_seconds: float = 30.0) -> None:
         """Run `tick` in the background (used by `payrisk up`; tests call `tick` themselves)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(poll_seconds))
-
-    async def _loop(self, poll_seconds: float) -> None:
-        while True:
-            try:
-                await self.tick()
-            except StoreError as exc:
-                log.warning("monitor.tick_failed", error=str(exc)[:200])
-            await asyncio.sleep(poll_seconds)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        await super().start(poll_seconds)

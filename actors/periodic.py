@@ -37,9 +37,14 @@ class PeriodicActor:
             await self._db.open()
         return self._db
 
-    async def tick(self) -> int:
-        """One pass; returns how much it did (the loop runs again at once while that is > 0)."""
+    async def tick(self) -> Any:
+        """One pass."""
         raise NotImplementedError
+
+    async def work_done(self) -> int:
+        """Run one pass and say how much it did: the loop runs again at once while this is > 0."""
+        done = await self.tick()
+        return done if isinstance(done, int) else 0
 
     def on_tick_failed(self) -> None:
         """Hook: forget cached handles after a failed pass."""
@@ -52,7 +57,7 @@ class PeriodicActor:
     async def _loop(self, poll_seconds: float) -> None:
         while True:
             try:
-                while await self.tick() > 0:
+                while await self.work_done() > 0:
                     pass
             except RETRYABLE as exc:
                 log.warning(f"{self.name}.tick_failed", error=str(exc)[:200])
@@ -64,3 +69,6 @@ class PeriodicActor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
