@@ -46,9 +46,8 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("simulator", help="run the Stripe-compatible provider simulator", add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(handler=_simulator)
+    # listed here for `payrisk --help`; `main` hands `payrisk simulator ...` to the simulator's own parser
+    sub.add_parser("simulator", help="run the Stripe-compatible provider simulator (payrisk simulator --help)")
 
 
 def _add_strategies(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,12 +73,6 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--data-dir", help="embedded data directory when DATABASE_URL is not set")
     p.set_defaults(handler=_lazy("payrisk.demo", "cmd_demo"))
-
-
-def _simulator(args: argparse.Namespace) -> int:
-    from simulator.cli import main as simulator_main
-
-    return int(simulator_main(list(args.args)))
 
 
 def _lazy(module: str, name: str) -> Handler:

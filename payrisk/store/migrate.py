@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -26,9 +26,3 @@ def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> lis
     ids = [m.id for m in pending]
     backend.connection.close()
     return ids
-
-
-def socket_host(database_url: str) -> str | None:
-    """The unix-socket directory of a URL like postgresql://u@/db?host=/run/pg (embedded servers)."""
-    values = parse_qs(urlsplit(database_url).query).get("host")
-    return values[0] if values else None
