@@ -21,7 +21,8 @@ class InboundKind(StrEnum):
     ACTION_REQUIRED = "action_required"  # the attempt needs customer authentication (SCA)
     SUBSCRIPTION_UPDATED = "subscription_updated"
     SUBSCRIPTION_DELETED = "subscription_deleted"
-    PAYMENT_METHOD_UPDATED = "payment_method_updated"  # a new or updated default payment method
+    PAYMENT_METHOD_UPDATED = "payment_method_updated"  # a new, attached, set-up or updated payment method
+    CUSTOMER_UPDATED = "customer_updated"  # the customer object as it is now (its default instrument, tenure)
     INVOICE_VOIDED = "invoice_voided"
     INVOICE_UNCOLLECTIBLE = "invoice_uncollectible"
 
@@ -74,5 +75,9 @@ class InboundEvent(BaseModel):
     subscription_status: str | None = None
     customer_email: str | None = None
     decline: DeclineInfo | None = None
+    #: The instrument the provider said was the default before this change (`previous_attributes`), when it said.
+    previous_payment_method_id: str | None = None
+    #: Since when the business has had this customer: the provider customer's `created`, or a subscription's start.
+    customer_since: datetime | None = None
     #: Our own retry attempt's idempotency key when the provider echoes it (Stripe `request.idempotency_key`).
     request_idempotency_key: str | None = None

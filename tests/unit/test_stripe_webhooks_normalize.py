@@ -178,6 +178,48 @@ def test_expanded_invoice_fields_give_their_ids() -> None:
     assert (only(event).payment_intent_id, only(event).subscription_id) == (PI, SUB)
 
 
+def test_an_expanded_charge_on_the_invoice_carries_its_decline_codes() -> None:
+    event = doc("invoice.payment_failed.legacy")
+    event["data"]["object"]["charge"] = {
+        "id": CH, "object": "charge", "failure_code": "card_declined", "failure_message": "declined",
+        "outcome": {"type": "issuer_declined", "reason": "expired_card", "network_status": "declined_by_network"},
+        "payment_method_details": {"type": "card", "card": {"brand": "visa", "fingerprint": "fp1", "country": "DE"}}}
+    parsed = only(event)
+    assert parsed.charge_id == CH
+    assert parsed.decline is not None
+    assert (parsed.decline.error_code, parsed.decline.decline_code, parsed.decline.card_country) == (
+        "card_declined", "expired_card", "DE")
+
+
+def test_an_expanded_payment_intent_with_an_authentication_failure_carries_its_code() -> None:
+    event = doc("invoice.payment_failed.legacy")
+    invoice = event["data"]["object"]
+    invoice["charge"] = None  # an SCA failure: no charge was ever made
+    invoice["payment_intent"] = {"id": PI, "object": "payment_intent", "status": "requires_payment_method",
+                                 "last_payment_error": {"type": "invalid_request_error",
+                                                        "code": "payment_intent_authentication_failure"}}
+    parsed = only(event)
+    assert (parsed.charge_id, parsed.payment_intent_id) == (None, PI)
+    assert parsed.decline is not None and parsed.decline.error_code == "payment_intent_authentication_failure"
+
+
+def test_a_2017_invoice_names_its_charge_and_subscription() -> None:
+    event = doc("invoice.payment_failed.legacy")
+    invoice = event["data"]["object"]
+    for field in ("payment_intent", "status", "collection_method"):
+        invoice.pop(field, None)
+    invoice.update({"billing": "charge_automatically", "closed": False, "forgiven": False})
+    event["api_version"] = "2017-08-15"
+    parsed = only(event)
+    assert (parsed.charge_id, parsed.subscription_id, parsed.payment_intent_id) == (CH, SUB, None)
+
+
+def test_a_sender_claiming_basil_but_sending_the_legacy_shape_is_still_read() -> None:
+    event = doc("invoice.payment_failed.legacy")
+    event["api_version"] = "2026-06-24.dahlia"
+    assert (only(event).charge_id, only(event).subscription_id) == (CH, SUB)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_paid_invoice_reports_the_amount_paid(shape: str) -> None:
     event = only(raw(f"invoice.paid.{shape}"))
@@ -336,30 +378,54 @@ def test_an_attached_or_updated_card_is_a_payment_method_update(name: str, shape
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_a_new_default_payment_method_on_the_customer_is_a_payment_method_update(shape: str) -> None:
+def test_a_customer_update_reports_the_default_method_and_what_the_provider_said_it_was(shape: str) -> None:
     event = only(in_api_version("customer.updated.default_method", shape))
-    assert (event.kind, event.payment_method_id, event.customer_id) == (
-        InboundKind.PAYMENT_METHOD_UPDATED,
-        PM,
-        CUS,
-    )
+    assert (event.kind, event.payment_method_id, event.customer_id) == (InboundKind.CUSTOMER_UPDATED, PM, CUS)
+    assert event.previous_payment_method_id == "pm_1OldB7WZ01zgkWexpired"
     assert event.customer_email == "jenny.rosen@example.com"
+    assert event.customer_since is None  # the fixture has no `created`
 
 
-def test_a_customer_update_of_another_field_is_not_used() -> None:
-    assert events_of(raw("customer.updated.email")) == []
-
-
-def test_removing_the_default_payment_method_is_not_an_update() -> None:
+def test_a_customer_update_gives_the_customer_created_time_for_tenure() -> None:
     event = doc("customer.updated.default_method")
-    event["data"]["object"]["invoice_settings"]["default_payment_method"] = None
-    assert events_of(event) == []
+    event["data"]["object"]["created"] = 1_700_000_000
+    assert only(event).customer_since == datetime.fromtimestamp(1_700_000_000, UTC)
 
 
-def test_a_default_payment_method_listed_as_changed_but_unchanged_is_not_an_update() -> None:
+def test_a_customer_update_without_previous_attributes_still_reports_the_default_method() -> None:
     event = doc("customer.updated.default_method")
-    event["data"]["previous_attributes"]["invoice_settings"]["default_payment_method"] = PM
-    assert events_of(event) == []
+    del event["data"]["previous_attributes"]
+    parsed = only(event)
+    assert (parsed.kind, parsed.payment_method_id, parsed.previous_payment_method_id) == (
+        InboundKind.CUSTOMER_UPDATED, PM, None)
+
+
+def test_a_customer_of_the_sources_api_reports_its_default_source() -> None:
+    event = doc("customer.updated.default_method")
+    obj = event["data"]["object"]
+    obj["invoice_settings"]["default_payment_method"] = None
+    obj["default_source"] = "card_new"
+    event["data"]["previous_attributes"] = {"default_source": "card_old"}
+    event["api_version"] = "2017-08-15"
+    parsed = only(event)
+    assert (parsed.payment_method_id, parsed.previous_payment_method_id) == ("card_new", "card_old")
+
+
+def test_a_customer_update_of_another_field_reports_no_previous_method() -> None:
+    (event,) = events_of(raw("customer.updated.email"))
+    assert event.kind == InboundKind.CUSTOMER_UPDATED and event.previous_payment_method_id is None
+
+
+def test_a_source_update_and_a_succeeded_setup_intent_are_payment_method_updates() -> None:
+    source = retyped("payment_method.attached", "customer.source.updated")
+    source["data"]["object"] = {"id": "card_1", "object": "card", "customer": CUS, "exp_year": 2031}
+    assert (only(source).kind, only(source).payment_method_id) == (InboundKind.PAYMENT_METHOD_UPDATED, "card_1")
+    setup = retyped("payment_method.attached", "setup_intent.succeeded")
+    setup["data"]["object"] = {"id": "seti_1", "object": "setup_intent", "customer": CUS, "payment_method": PM,
+                               "status": "succeeded"}
+    assert (only(setup).kind, only(setup).payment_method_id) == (InboundKind.PAYMENT_METHOD_UPDATED, PM)
+    setup["data"]["object"]["customer"] = None
+    assert events_of(setup) == []  # a setup for nobody in particular
 
 
 # ---------------------------------------------------------------------------------------------- unused types
@@ -383,6 +449,8 @@ def test_every_event_type_of_the_issue_is_normalized() -> None:
         "payment_method.attached",
         "payment_method.automatically_updated",
         "customer.updated",
+        "customer.source.updated",
+        "setup_intent.succeeded",
     } == set(EVENT_TYPES)
 
 

@@ -2,14 +2,17 @@
 
 `charge.failed` carries `failure_code` and `outcome`; `payment_intent.payment_failed` carries
 `last_payment_error`. Both keep the payment intent and charge ids so that the customer's machine can join them
-with the invoice in whatever order they arrive (the `invoice` field on them exists before basil only).
+with the invoice in whatever order they arrive (the `invoice` field on them exists before basil only; after it,
+the join is by id through the API, or inferred from customer, amount and currency).
+An invoice whose `charge` or `payment_intent` arrives expanded carries the same codes on the invoice event.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from actors.domain.inbound import DeclineInfo, InboundEvent, InboundKind
+from gateway.providers.stripe import versions
 from gateway.providers.stripe.envelope import StripeEnvelope
 from gateway.providers.stripe.fields import Obj, expandable_id, integer, mapping, text
 from gateway.providers.stripe.inbound import inbound_event
@@ -29,7 +32,7 @@ def charge_failed(env: StripeEnvelope) -> list[InboundEvent]:
             InboundKind.DECLINE_DETAILS,
             charge_id=text(charge.get("id")),
             payment_intent_id=expandable_id(charge.get("payment_intent")),
-            invoice_id=expandable_id(charge.get("invoice")),
+            invoice_id=expandable_id(versions.read(charge, "charge.invoice", env.api_version)),
             payment_method_id=expandable_id(charge.get("payment_method")),
             amount_due=integer(charge.get("amount")),
             currency=text(charge.get("currency")),
@@ -47,7 +50,7 @@ def payment_intent_failed(env: StripeEnvelope) -> list[InboundEvent]:
             InboundKind.DECLINE_DETAILS,
             payment_intent_id=text(intent.get("id")),
             charge_id=expandable_id(error.get("charge")) or expandable_id(intent.get("latest_charge")),
-            invoice_id=expandable_id(intent.get("invoice")),
+            invoice_id=expandable_id(versions.read(intent, "payment_intent.invoice", env.api_version)),
             payment_method_id=expandable_id(error.get("payment_method"))
             or expandable_id(intent.get("payment_method")),
             amount_due=integer(intent.get("amount")),
@@ -57,10 +60,21 @@ def payment_intent_failed(env: StripeEnvelope) -> list[InboundEvent]:
     ]
 
 
+def expanded_decline(charge: Any, intent: Any) -> DeclineInfo | None:
+    """Codes from an invoice's expanded `charge` / `payment_intent` objects; None when neither says anything."""
+    fields: dict[str, Any] = {}
+    if isinstance(intent, dict) and isinstance(intent.get("last_payment_error"), dict):
+        fields.update(_error_decline(intent["last_payment_error"]).model_dump(exclude_none=True))
+    if isinstance(charge, dict) and (text(charge.get("failure_code")) or isinstance(charge.get("outcome"), dict)):
+        fields.update(_charge_decline(charge).model_dump(exclude_none=True))
+    return DeclineInfo(**fields) if fields else None
+
+
 def _charge_decline(charge: Obj) -> DeclineInfo:
     outcome = mapping(charge.get("outcome"))
     details = mapping(charge.get("payment_method_details"))
-    is_card = details.get("type") == "card" or "card" in details
+    source = mapping(charge.get("source"))  # the sources API: the card object itself
+    is_card = details.get("type") == "card" or "card" in details or source.get("object") == "card"
     return DeclineInfo(
         error_type="card_error" if is_card and text(charge.get("failure_code")) else None,
         error_code=text(charge.get("failure_code")),
@@ -74,7 +88,7 @@ def _charge_decline(charge: Obj) -> DeclineInfo:
         network_status=text(outcome.get("network_status")),
         risk_level=text(outcome.get("risk_level")),
         message=text(charge.get("failure_message")),
-        **_card(mapping(details.get("card"))),
+        **_card(mapping(details.get("card")) or source),
     )
 
 

@@ -1,9 +1,10 @@
 """Normalization of Stripe events into InboundEvents, dispatched by event type.
 
-Both invoice shapes are accepted whatever the endpoint's API version says: before 2025-03-31 (`basil`) an
-invoice carries top-level `payment_intent`, `charge` and `subscription`; from basil on, the subscription sits
-in `parent.subscription_details` and the payments in `payments.data[].payment`. The shape is read from the
-fields present. Optional fields of the wrong type read as absent; a missing required one is a PayloadError.
+Every API version's shape is accepted (`versions.py` is the field map): invoice `charge` / `payment_intent` as
+ids, as expanded objects, or absent (basil and later); the subscription top-level or under
+`parent.subscription_details`; the sources API (`default_source`, `customer.source.*`) beside payment methods.
+Decline codes carried by an expanded charge or payment intent travel on the invoice event itself. Optional fields
+of the wrong type read as absent; a missing required one is a PayloadError.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from pydantic import ValidationError
 
 from actors.domain.inbound import InboundEvent, InboundKind
 from gateway.providers.base import PayloadError
-from gateway.providers.stripe.declines import charge_failed, payment_intent_failed
+from gateway.providers.stripe import versions
+from gateway.providers.stripe.declines import charge_failed, expanded_decline, payment_intent_failed
 from gateway.providers.stripe.envelope import StripeEnvelope
 from gateway.providers.stripe.fields import (
-    EMPTY,
-    Obj,
-    array,
     expandable_id,
     integer,
     mapping,
@@ -45,16 +44,17 @@ def normalize(envelope: StripeEnvelope) -> list[InboundEvent]:
 
 def _invoice(kind: InboundKind) -> Handler:
     def handle(env: StripeEnvelope) -> list[InboundEvent]:
-        inv = env.obj
-        payment_intent, charge = _invoice_payment_ids(inv)
+        inv, version = env.obj, env.api_version
+        intent = versions.read(inv, "invoice.payment_intent", version)
+        charge = versions.read(inv, "invoice.charge", version)
         return [
             inbound_event(
                 env,
                 kind,
                 invoice_id=required_str(inv, "id", f"{env.type} {env.id}: data.object.id"),
-                payment_intent_id=payment_intent,
-                charge_id=charge,
-                subscription_id=_invoice_subscription(inv),
+                payment_intent_id=expandable_id(intent),
+                charge_id=expandable_id(charge),
+                subscription_id=expandable_id(versions.read(inv, "invoice.subscription", version)),
                 amount_due=integer(inv.get("amount_due")),
                 amount_paid=integer(inv.get("amount_paid")),
                 currency=text(inv.get("currency")),
@@ -63,39 +63,18 @@ def _invoice(kind: InboundKind) -> Handler:
                 hosted_invoice_url=text(inv.get("hosted_invoice_url")),
                 billing_reason=text(inv.get("billing_reason")),
                 customer_email=text(inv.get("customer_email")),
+                decline=expanded_decline(charge, intent) if kind != InboundKind.PAYMENT_SUCCEEDED else None,
             )
         ]
 
     return handle
 
 
-def _invoice_payment_ids(inv: Obj) -> tuple[str | None, str | None]:
-    """(payment intent, charge): top-level before basil, else from the invoice's current payment."""
-    legacy = expandable_id(inv.get("payment_intent")), expandable_id(inv.get("charge"))
-    if legacy != (None, None):
-        return legacy
-    payment = mapping(_current_payment(inv).get("payment"))
-    return expandable_id(payment.get("payment_intent")), expandable_id(payment.get("charge"))
-
-
-def _current_payment(inv: Obj) -> Obj:
-    """The latest created invoice payment (ties: the default one). `payments` is absent unless expanded."""
-    payments = [item for item in array(mapping(inv.get("payments")).get("data")) if isinstance(item, dict)]
-    return max(
-        payments, key=lambda p: (integer(p.get("created")) or 0, p.get("is_default") is True), default=EMPTY
-    )
-
-
-def _invoice_subscription(inv: Obj) -> str | None:
-    details = mapping(mapping(inv.get("parent")).get("subscription_details"))
-    return expandable_id(inv.get("subscription")) or expandable_id(details.get("subscription"))
-
-
 def _subscription(kind: InboundKind) -> Handler:
     def handle(env: StripeEnvelope) -> list[InboundEvent]:
         sub = env.obj
         subscription_id = required_str(sub, "id", f"{env.type} {env.id}: data.object.id")
-        method = expandable_id(sub.get("default_payment_method"))
+        method = expandable_id(versions.read(sub, "subscription.default_payment_method", env.api_version))
         event = inbound_event(
             env,
             kind,
@@ -103,28 +82,45 @@ def _subscription(kind: InboundKind) -> Handler:
             subscription_status=text(sub.get("status")),
             payment_method_id=method,
             invoice_id=expandable_id(sub.get("latest_invoice")),
+            customer_since=unix_time(versions.read(sub, "subscription.started", env.api_version)),
         )
-        # Stripe charges the subscription's default payment method first, so a new one is worth a retry.
-        if method and "default_payment_method" in env.previous_attributes:
-            return [event, _method_updated(env, method, subscription_id=subscription_id)]
+        # Stripe charges the subscription's default instrument first, so a new one is worth a retry.
+        changed = {"default_payment_method", "default_source"} & set(env.previous_attributes)
+        if method and changed:
+            previous = expandable_id(env.previous_attributes[sorted(changed)[0]])
+            if previous != method:
+                return [event, _method_updated(env, method, subscription_id=subscription_id,
+                                               previous_payment_method_id=previous)]
         return [event]
 
     return handle
 
 
 def _payment_method(env: StripeEnvelope) -> list[InboundEvent]:
+    """`payment_method.attached` / `.automatically_updated`, `customer.source.updated`: that instrument."""
     return [_method_updated(env, required_str(env.obj, "id", f"{env.type} {env.id}: data.object.id"))]
 
 
+def _setup_intent(env: StripeEnvelope) -> list[InboundEvent]:
+    """A payment method set up for future off-session use: the customer fixed their card through a form."""
+    method = expandable_id(env.obj.get("payment_method"))
+    if method is None or expandable_id(env.obj.get("customer")) is None:
+        return []  # a setup for no customer (or none completed) says nothing about a recovery
+    return [_method_updated(env, method)]
+
+
 def _customer_updated(env: StripeEnvelope) -> list[InboundEvent]:
-    """Only a new, non-null `invoice_settings.default_payment_method` matters; other changes give []."""
-    previous = mapping(env.previous_attributes.get("invoice_settings"))
-    method = expandable_id(mapping(env.obj.get("invoice_settings")).get("default_payment_method"))
-    if "default_payment_method" not in previous or method is None:
-        return []
-    if method == expandable_id(previous["default_payment_method"]):
-        return []
-    return [_method_updated(env, method, customer_email=text(env.obj.get("email")))]
+    """The customer as it is now. Whether its default instrument changed is decided against what the
+    customer's state knows, because `previous_attributes` is not always there (and not every sender sends it)."""
+    obj, version = env.obj, env.api_version
+    method = expandable_id(versions.read(obj, "customer.default_payment_method", version))
+    previous = versions.read(env.previous_attributes, "customer.default_payment_method", version)
+    said_changed = "default_source" in env.previous_attributes or "default_payment_method" in mapping(
+        env.previous_attributes.get("invoice_settings"))
+    return [inbound_event(
+        env, InboundKind.CUSTOMER_UPDATED, payment_method_id=method, customer_email=text(obj.get("email")),
+        previous_payment_method_id=expandable_id(previous) if said_changed else None,
+        customer_since=unix_time(versions.read(obj, "customer.created", version)))]
 
 
 def _method_updated(env: StripeEnvelope, method: str, **fields: str | None) -> InboundEvent:
@@ -145,6 +141,8 @@ _HANDLERS: dict[str, Handler] = {
     "payment_method.attached": _payment_method,
     "payment_method.automatically_updated": _payment_method,
     "customer.updated": _customer_updated,
+    "customer.source.updated": _payment_method,
+    "setup_intent.succeeded": _setup_intent,
 }
 
 #: The Stripe event types payrisk normalizes; any other type is stored, answered 200 and ignored.
