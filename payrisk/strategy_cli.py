@@ -39,7 +39,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     cases = sorted(state["cases"].values(), key=lambda c: c.get("last_failed_at") or "")
     case = cases[-1] if cases else {"card": {}, "amount_due": 0, "currency": "usd"}
     classification = case.get("classification") or {}
-    return int(explain(profile_of(state, case), now=datetime.now(UTC),
+    now = datetime.now(UTC)
+    return int(explain(profile_of(state, case, now=now), now=now,
                        category=str(classification.get("category", "SOFT_DECLINE")),
                        reason=str(classification.get("reason", "generic_decline")),
                        attempts_made=1 + int(case.get("attempts_made") or 0),

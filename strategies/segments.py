@@ -17,7 +17,9 @@ class CustomerProfile(_Frozen):
     """What we know of a customer when a payment fails (provider data, the profile API, the event store).
 
     Amounts are minor units in ``currency`` (lower-case ISO 4217). ``days_since_last_failure`` is None
-    when the customer never failed before this case.
+    when the customer never failed before this case. ``tenure_days`` is None when nobody knows since when the
+    customer has been one: it then matches neither a minimum nor a maximum tenure (an unknown customer is
+    neither "new" nor "loyal").
     """
 
     customer_id: str
@@ -26,7 +28,7 @@ class CustomerProfile(_Frozen):
     currency: str = "usd"
     mrr: int = Field(default=0, ge=0)
     invoice_amount: int = Field(default=0, ge=0)
-    tenure_days: int = Field(default=0, ge=0)
+    tenure_days: int | None = Field(default=None, ge=0)
     past_failures: int = Field(default=0, ge=0)
     past_recoveries: int = Field(default=0, ge=0)
     days_since_last_failure: int | None = Field(default=None, ge=0)
@@ -174,6 +176,7 @@ def _geography(when: Conditions, p: CustomerProfile, sca: bool) -> bool:
 
 def _history(when: Conditions, p: CustomerProfile) -> bool:
     # No earlier failure counts as "infinitely long ago": it passes a minimum, fails a maximum.
+    # An unknown tenure (None) fails both a minimum and a maximum.
     since = p.days_since_last_failure
     return (
         _at_least(when.min_tenure_days, p.tenure_days)

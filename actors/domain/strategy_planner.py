@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from actors.domain.decisions import Json, Plan
@@ -29,7 +29,7 @@ class StrategyPlanner:
 
     def plan(self, *, customer: Json, case: Json, classification: Json, now: datetime,
              card_history: Sequence[datetime]) -> Plan:
-        profile = profile_of(customer, case)
+        profile = profile_of(customer, case, now=now)
         choice = select_segment(self._segments, profile)
         strategy = self._book.get(choice.strategy_id)
         provider_charges = max(1, int(case.get("provider_failures") or 1))
@@ -57,8 +57,8 @@ def _to_plan(plan: RetryPlan, provider_charges: int) -> Plan:
                 email_template=plan.email_template, final_action=plan.final_action, alert=plan.alert)
 
 
-def profile_of(customer: Json, case: Json) -> CustomerProfile:
-    """What the event store knows of the customer (the profile API can add more later)."""
+def profile_of(customer: Json, case: Json, *, now: datetime) -> CustomerProfile:
+    """What the event store knows of the customer at `now` (the profile API can add more later)."""
     last = customer.get("last_failure_at")
     first = customer.get("first_failure_at")
     days = None
@@ -69,11 +69,21 @@ def profile_of(customer: Json, case: Json) -> CustomerProfile:
         "currency": case.get("currency") or "usd", "invoice_amount": max(0, int(case.get("amount_due") or 0)),
         "mrr": max(0, int(case.get("amount_due") or 0)), "past_failures": max(0, int(customer.get("failures", 1)) - 1),
         "past_recoveries": int(customer.get("recoveries", 0)), "days_since_last_failure": days,
-        "email": customer.get("email"),
+        "email": customer.get("email"), "tenure_days": tenure_days(customer.get("customer_since"), now),
     }
     # what the business told us (PUT /api/customers/{id}/profile) wins over what the events suggest
     given = {k: v for k, v in (customer.get("profile") or {}).items() if v is not None}
     return CustomerProfile.model_validate({**known, **given})
+
+
+def tenure_days(customer_since: str | None, now: datetime) -> int | None:
+    """Whole days since `customer_since` (ISO-8601, UTC when it names no zone), at least 0; None when unknown."""
+    if not customer_since:
+        return None
+    since = datetime.fromisoformat(customer_since)
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return max(0, (now - since).days)
 
 
 def _visa_category(classification: Json) -> int | None:
