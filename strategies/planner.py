@@ -68,6 +68,7 @@ class _Case:
     segment: str
     calendar: CountryCalendar
     zone: ZoneInfo
+    max_attempts_cap: int | None = None
 
 
 def plan_next(
@@ -88,14 +89,19 @@ def plan_next(
     limits: NetworkLimits,
     segment: str,
     countries: Countries | None = None,
+    max_attempts_cap: int | None = None,
 ) -> RetryPlan:
     """Decide what follows failed attempt number ``attempts_made`` (>= 1; the original charge is 1).
 
     Datetimes must be timezone-aware. ``card_history`` holds every attempt already made on the card,
     the one that just failed included; jitter comes only from ``random.Random(seed)``.
+    ``max_attempts_cap`` (the classification's, e.g. an unknown code's) lowers a retry policy's
+    ``max_attempts``; like it, it counts every charge of the invoice, the original one included.
     """
     if attempts_made < 1:
         raise ValueError("attempts_made counts the failed charges and starts at 1")
+    if max_attempts_cap is not None and max_attempts_cap < 1:
+        raise ValueError("max_attempts_cap counts every charge and is at least 1")
     calendar = (countries or default_countries()).of(profile.country)
     zone = ZoneInfo(profile.timezone) if profile.timezone else calendar.zone()
     case = _Case(
@@ -116,6 +122,7 @@ def plan_next(
         segment,
         calendar,
         zone,
+        max_attempts_cap,
     )
     return _decide(case)
 
@@ -155,9 +162,18 @@ def _await(case: _Case, policy: AwaitPolicy | CustomerAction, note: str) -> Retr
     return _plan(case, "await_customer", deadline, head, [note], email=case.strategy.await_email)
 
 
+def _limit(case: _Case, policy: RetryPolicy) -> tuple[int, list[str]]:
+    """The policy's ``max_attempts``, lowered by the classification's cap (with a note saying so)."""
+    cap = case.max_attempts_cap
+    if cap is None or cap >= policy.max_attempts:
+        return policy.max_attempts, []
+    return cap, [f"capped at {cap} by the classification (the strategy allows {policy.max_attempts})"]
+
+
 def _retry(case: _Case, policy: RetryPolicy) -> RetryPlan:
-    if case.attempts_made >= policy.max_attempts:
-        return _final(case, [f"attempts used up ({case.attempts_made} of {policy.max_attempts})"], policy)
+    limit, capped = _limit(case, policy)
+    if case.attempts_made >= limit:
+        return _final(case, [f"attempts used up ({case.attempts_made} of {limit})", *capped], limit)
     window_end = case.first_failed_at + timedelta(days=policy.max_window_days)
     preferred = policy.schedule_for(case.reason)
     at, notes = _slot(case, preferred)
@@ -166,14 +182,14 @@ def _retry(case: _Case, policy: RetryPolicy) -> RetryPlan:
         at, fallback = _slot(case, policy.schedule)
         notes = [f"{notes[0]} is past the window", *fallback]
     if at is None or at > window_end:
-        return _final(case, [*notes, f"no slot before the window ends {_local(case, window_end)}"], policy)
-    head = f"attempt {case.attempts_made + 1} of {policy.max_attempts} on {_local(case, at)}"
+        return _final(case, [*notes, f"no slot before the window ends {_local(case, window_end)}", *capped], limit)
+    head = f"attempt {case.attempts_made + 1} of {limit} on {_local(case, at)}"
     # Our own transient errors (rate limits, outages) are not the customer's business: no email.
     email = None if case.category in _SILENT else case.strategy.email_after(case.attempts_made)
-    return _plan(case, "retry", at, head, notes, email=email, max_attempts=policy.max_attempts)
+    return _plan(case, "retry", at, head, [*notes, *capped], email=email, max_attempts=limit)
 
 
-def _final(case: _Case, notes: list[str], policy: RetryPolicy | None) -> RetryPlan:
+def _final(case: _Case, notes: list[str], max_attempts: int | None) -> RetryPlan:
     strategy = case.strategy
     head = f"final after {case.attempts_made} failed attempt{'s' if case.attempts_made > 1 else ''}"
     return _plan(
@@ -184,7 +200,7 @@ def _final(case: _Case, notes: list[str], policy: RetryPolicy | None) -> RetryPl
         notes,
         email=strategy.final_email,
         final_action=strategy.final_action,
-        max_attempts=policy.max_attempts if policy else None,
+        max_attempts=max_attempts,
     )
 
 

@@ -23,8 +23,7 @@ class DefaultPlanner:
         category = str(classification.get("category"))
         reason = classification.get("reason", "unknown")
         made = case["attempts_made"]
-        cap = classification.get("max_attempts_cap") or len(LADDER)
-        max_attempts = min(len(LADDER), cap)
+        max_attempts = _retries_allowed(case, classification)
         if category == "CONFIG_ERROR":
             return Plan("escalate", now + timedelta(hours=6), made + 1, max_attempts,
                         f"{category} {reason}: retries held, engineering alerted", STRATEGY, alert="engineering")
@@ -43,3 +42,15 @@ class DefaultPlanner:
         return Plan("retry", at, made + 1, max_attempts,
                     f"attempt {made + 1} of {max_attempts} at {at:%a %H:%M} UTC: {category} {reason}; "
                     f"strategy default v1", STRATEGY, email_template="payment_failed" if made >= 1 else None)
+
+
+def _retries_allowed(case: Json, classification: Json) -> int:
+    """Our own retries: the ladder's, fewer when the classification caps the invoice's charges.
+
+    The cap counts every charge of the invoice, the provider's original (and its own retries) included.
+    """
+    cap = classification.get("max_attempts_cap")
+    if cap is None:
+        return len(LADDER)
+    provider_charges = max(1, int(case.get("provider_failures") or 1))
+    return max(0, min(len(LADDER), int(cap) - provider_charges))

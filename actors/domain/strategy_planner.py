@@ -2,7 +2,9 @@
 
 Counting differs at the seam: `strategies` counts every charge of the invoice (the provider's original attempt
 included) while the recovery machine counts payrisk's own retry attempts (its idempotency keys). This adapter
-converts one into the other and records the segment, strategy id and version on the plan.
+converts one into the other and records the segment, strategy id and version on the plan. The classification's
+`max_attempts_cap` (an unknown code's small cap, or a row's own) counts like `strategies` and lowers the strategy's
+`max_attempts`; the explanation states the capped number.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class StrategyPlanner:
             or raw.get("network_advice_code"),
             min_delay_seconds=int(classification.get("min_delay_seconds") or 0),
             seed=zlib.crc32(f"{case['invoice_id']}:{case['attempts_made']}".encode()), limits=self._limits,
-            segment=choice.segment)
+            segment=choice.segment, max_attempts_cap=_cap(classification))
         return _to_plan(plan, provider_charges)
 
 
@@ -84,6 +86,12 @@ def tenure_days(customer_since: str | None, now: datetime) -> int | None:
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     return max(0, (now - since).days)
+
+
+def _cap(classification: Json) -> int | None:
+    """The classification's attempt cap (every charge, the provider's original included), if it has one."""
+    cap = classification.get("max_attempts_cap")
+    return max(1, int(cap)) if cap is not None else None
 
 
 def _visa_category(classification: Json) -> int | None:
