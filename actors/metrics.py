@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from functools import cache
 from typing import Any
 
 from ray.util.metrics import Counter, Gauge, Histogram
@@ -50,3 +52,23 @@ class SchedulerMetrics:
         for lag in lags:
             self.lag.observe(max(0.0, lag))
         self.fired.inc(len(lags))
+
+
+class NotifierMetrics:
+    """What the notifier records that an operator must see; `counts` mirrors the counter in this process."""
+
+    def __init__(self) -> None:
+        self.no_channel = Counter("payrisk_alerts_no_channel",
+                                  "Alerts recorded as no_channel: no alert channel configured, nothing sent",
+                                  tag_keys=("kind",))
+        self.counts: Tally[str] = Tally()
+
+    def alert_without_channel(self, kind: str) -> None:
+        self.no_channel.inc(1, {"kind": kind})
+        self.counts[kind] += 1
+
+
+@cache
+def notifier_metrics() -> NotifierMetrics:
+    """One per process (metrics are registered once)."""
+    return NotifierMetrics()

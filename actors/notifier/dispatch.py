@@ -12,14 +12,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import structlog
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from actors.notifier.sender import DeliveryResult, customer_key
+from actors.notifier.sender import NO_CHANNEL_REASON, DeliveryResult, customer_key
 
 DEFAULT_LEASE = timedelta(minutes=5)
+log = structlog.get_logger("payrisk.notifier")
+_warned_no_channel = False  # the missing alert channel is logged once per process, then only counted
 
 _CLAIM = """
 UPDATE outbox o SET claimed_by = %(worker)s, claimed_at = %(now)s
@@ -44,12 +47,13 @@ WHERE tenant_id = %s AND customer_id = %s AND channel = 'email' AND sent_at > %s
 """
 _RECORD = """
 INSERT INTO notifications
-    (tenant_id, idempotency_key, customer_id, channel, template, recipient, sent_at, detail)
-VALUES (%(tenant)s, %(key)s, %(customer)s, %(channel)s, %(template)s, %(recipient)s, %(now)s, %(detail)s)
+    (tenant_id, idempotency_key, customer_id, channel, template, recipient, sent_at, detail, status)
+VALUES (%(tenant)s, %(key)s, %(customer)s, %(channel)s, %(template)s, %(recipient)s, %(now)s, %(detail)s,
+        %(status)s)
 ON CONFLICT DO NOTHING
 """
 _MARK_SENT = """
-UPDATE outbox SET sent_at = %(now)s, claimed_by = NULL, claimed_at = NULL, last_error = NULL
+UPDATE outbox SET sent_at = %(now)s, claimed_by = NULL, claimed_at = NULL, last_error = %(error)s
 WHERE outbox_id = %(id)s AND sent_at IS NULL
 """
 _RESCHEDULE = """
@@ -141,9 +145,13 @@ async def record(
     now: datetime,
     worker_id: str,
 ) -> None:
-    """Write the outcome of one delivery in one transaction. Safe to repeat (every write is guarded)."""
+    """Write the outcome of one delivery in one transaction. Safe to repeat (every write is guarded).
+
+    `no_channel` (an alert while no alert channel is configured) is final like `sent` but recorded as what it
+    is, counted, and logged at warning once per process.
+    """
     async with pool.connection() as conn, conn.transaction():
-        if result.status == "sent":
+        if result.status in ("sent", "no_channel"):
             await _record_sent(conn, row, result, now)
         elif result.status == "dead":
             await _record_dead(conn, row, result, now, worker_id)
@@ -151,6 +159,21 @@ async def record(
             bump = 1 if result.status == "failed" else 0  # a deferral is not a failure
             params = {"id": row["outbox_id"], "worker": worker_id, "retry_at": result.retry_at or now}
             await conn.execute(_RESCHEDULE, {**params, "bump": bump, "error": result.error})
+    if result.status == "no_channel":
+        _no_channel(row, result)
+
+
+def _no_channel(row: Mapping[str, Any], result: DeliveryResult) -> None:
+    """After commit: count the alert nobody received; say so at warning the first time."""
+    global _warned_no_channel
+    from actors.metrics import notifier_metrics
+
+    notifier_metrics().alert_without_channel(result.template or "unknown")
+    if not _warned_no_channel:
+        _warned_no_channel = True
+        log.warning(f"alerts are recorded but not sent: {NO_CHANNEL_REASON} (set SLACK_WEBHOOK_URL or "
+                    "ALERT_WEBHOOK_URL); further ones are only counted (payrisk_alerts_no_channel)",
+                    tenant_id=row["tenant_id"], kind=result.template, idempotency_key=row["idempotency_key"])
 
 
 async def _record_sent(
@@ -167,9 +190,11 @@ async def _record_sent(
             "recipient": result.recipient,
             "now": now,
             "detail": Jsonb({**result.detail, "outbox_id": row["outbox_id"]}),
+            "status": result.status,
         },
     )
-    await conn.execute(_MARK_SENT, {"id": row["outbox_id"], "now": now})
+    error = NO_CHANNEL_REASON if result.status == "no_channel" else None
+    await conn.execute(_MARK_SENT, {"id": row["outbox_id"], "now": now, "error": error})
 
 
 async def _record_dead(

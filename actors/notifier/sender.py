@@ -19,11 +19,13 @@ from actors.notifier.errors import DeliveryError, NotifierConfigError
 from actors.notifier.messages import AlertPayload, EmailPayload, OutboxRow
 from actors.notifier.policy import SendPolicy, backoff_delay, is_dead, message_id_for, next_send_time
 
-Status = Literal["sent", "deferred", "failed", "dead"]
+Status = Literal["sent", "no_channel", "deferred", "failed", "dead"]
+#: Why an alert was recorded as `no_channel` (neither SLACK_WEBHOOK_URL nor ALERT_WEBHOOK_URL is set).
+NO_CHANNEL_REASON = "no alert channel configured"
 
 
 class NotifierSettings(BaseModel):
-    """Where notifications go. No `smtp_url`: emails fail and retry. No webhooks: alerts are no-ops."""
+    """Where notifications go. No `smtp_url`: emails fail and retry. No webhooks: alerts are `no_channel`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -192,6 +194,16 @@ class Sender:
 
     async def _alert(self, row: OutboxRow, alert: AlertPayload, now: datetime) -> DeliveryResult:
         settings, targets = self.settings, []
+        if settings.slack_webhook_url is None and not (settings.webhook_url and settings.webhook_secret):
+            return DeliveryResult(
+                outbox_id=row.outbox_id,
+                status="no_channel",
+                error=NO_CHANNEL_REASON,
+                channel="alert",
+                template=alert.kind,
+                customer_id=row.payload.get("fields", {}).get("customer_id"),
+                detail={"targets": "", "severity": alert.severity, "reason": NO_CHANNEL_REASON},
+            )
         if settings.slack_webhook_url is not None:
             await alerts.post_slack(
                 self._http, settings.slack_webhook_url.get_secret_value(), alert, row.tenant_id

@@ -29,9 +29,9 @@ from actors.notifier.dispatch import claim, run_once
 from actors.notifier.policy import SendPolicy, message_id_for
 from actors.notifier.sender import NotifierSettings, Sender
 from actors.notifier.signature import SIGNATURE_HEADER, verify_signature
+from payrisk.store.migrate import apply_migrations
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "0001_initial.sql"
 LINK = "https://invoice.stripe.com/i/acct_1/test_YWNjdF8x"
 T0 = datetime(2025, 3, 4, 14, tzinfo=UTC)  # 15:00 in Paris, 09:00 in New York
 SECRET = "whsec_test_notifier"
@@ -39,13 +39,12 @@ SECRET = "whsec_test_notifier"
 
 @pytest.fixture(scope="module")
 def notifier_database() -> Iterator[str]:
-    """A uniquely named database with the schema applied from the migration file; dropped afterwards."""
+    """A uniquely named database with every migration applied by the real runner; dropped afterwards."""
     name = f"payrisk_notifier_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(MIGRATION.read_text())  # a trusted file, no parameters: several statements allowed
+    apply_migrations(url)
     yield url
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

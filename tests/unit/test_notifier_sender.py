@@ -97,9 +97,11 @@ async def test_the_recovered_email_is_not_held_back_by_the_frequency_cap(offline
     assert good_news.status == "failed"  # it tried to send now (and had no server)
 
 
-async def test_an_alert_with_no_channel_configured_is_done_with_no_targets(offline: Sender) -> None:
+async def test_an_alert_with_no_channel_configured_is_not_sent_but_no_channel(offline: Sender) -> None:
     result = await offline.deliver(alert_row(), NOW, [])
-    assert result.status == "sent" and result.detail["targets"] == ""
+    assert (result.status, result.channel, result.template) == ("no_channel", "alert", "fraud")
+    assert result.error == result.detail["reason"] == "no alert channel configured"
+    assert result.detail["targets"] == "" and result.retry_at is None
 
 
 def answering(status: int) -> Sender:
