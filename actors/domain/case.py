@@ -38,7 +38,14 @@ TRIGGERS: dict[str, str | None] = {
     "RetryPaused": None,
     "ProfileUpdated": None,
     "UnknownCodeSeen": None,
+    "DeclineJoined": None,
+    "DetailsRequested": None,
+    "DetailsFetched": None,
+    "PaymentMethodKnown": None,
 }
+
+#: data-only events that may name an invoice payrisk has no case for: they never open one
+_NO_NEW_CASE = frozenset({"DeclineDetailsReceived", "DeclineJoined", "PaymentMethodUpdated"})
 
 _STATE_PRIORITY = [CaseState.RETRYING, CaseState.RETRY_SCHEDULED, CaseState.CLASSIFYING,
                    CaseState.AWAITING_CUSTOMER, CaseState.ESCALATED, CaseState.HALTED, CaseState.EXHAUSTED]
@@ -47,7 +54,8 @@ _STATE_PRIORITY = [CaseState.RETRYING, CaseState.RETRY_SCHEDULED, CaseState.CLAS
 def empty_state(tenant_id: str, customer_id: str) -> Json:
     return {"tenant_id": tenant_id, "customer_id": customer_id, "cases": {}, "declines": {},
             "payment_method_id": None, "subscription_status": None, "email": None,
-            "failures": 0, "recoveries": 0, "first_failure_at": None, "last_failure_at": None, "profile": {}}
+            "failures": 0, "recoveries": 0, "first_failure_at": None, "last_failure_at": None, "profile": {},
+            "customer_since": None, "customer_lookup": None, "payment_method_at": None}
 
 
 def new_case(invoice_id: str) -> Json:
@@ -57,7 +65,10 @@ def new_case(invoice_id: str) -> Json:
             "next_action": None, "inflight_key": None, "attempt_keys": [], "payment_intent_id": None,
             "charge_ids": [], "card": {}, "strategy": None, "explanation": None, "recovered_amount": 0,
             "recovered_at": None, "recovered_via": None, "closed_reason": None, "final_action": None,
-            "emails": [], "provider_failures": 0}
+            "emails": [], "provider_failures": 0, "failed_occurred_at": None, "payment_method_id": None,
+            "details_requested": None, "details_fetched": None, "retry_payment_method": None,
+            "card_updated_at": None, "resume_reason": None, "inflight_payment_method": None,
+            "recovered_credit": None, "charge_less": False}
 
 
 def customer_status(state: Json) -> str:
@@ -73,7 +84,9 @@ def evolve(state: Json, event_type: str, payload: Json) -> Json:
     """Apply one recorded event; returns a new state (the input is not modified)."""
     state = _copy(state)
     invoice_id = payload.get("invoice_id")
-    case = state["cases"].setdefault(invoice_id, new_case(invoice_id)) if invoice_id else None
+    case = None
+    if invoice_id and (invoice_id in state["cases"] or event_type not in _NO_NEW_CASE):
+        case = state["cases"].setdefault(invoice_id, new_case(invoice_id))
     if case is not None:
         _update_case(case, event_type, payload)
         trigger = TRIGGERS.get(event_type)
@@ -102,6 +115,10 @@ def _on_failed(case: Json, p: Json) -> None:
     case["first_failed_at"] = case["first_failed_at"] or p["at"]
     case["last_failed_at"] = p["at"]
     case["provider_failures"] += 1
+    case["failed_occurred_at"] = p.get("occurred_at")
+    case["charge_less"] = bool(p.get("charge_less"))
+    if p.get("payment_method_id"):
+        case["payment_method_id"] = p["payment_method_id"]
     case["next_action"] = {"kind": "classify", "at": p.get("classify_at")}
     if p.get("charge_id") and p["charge_id"] not in case["charge_ids"]:
         case["charge_ids"].append(p["charge_id"])
@@ -126,6 +143,7 @@ def _on_plan(case: Json, p: Json) -> None:
 
 def _on_attempt_started(case: Json, p: Json) -> None:
     case["inflight_key"] = p["idempotency_key"]
+    case["inflight_payment_method"] = p.get("payment_method_id")
     case["attempt_keys"].append(p["idempotency_key"])
     case["next_action"] = {"kind": "reconcile", "at": p.get("reconcile_at"), "attempt_no": p["attempt_no"]}
 
@@ -139,6 +157,7 @@ def _on_recovered(case: Json, p: Json) -> None:
     case["recovered_amount"] = p.get("amount") or case["amount_due"]
     case["recovered_at"] = p["at"]
     case["recovered_via"] = p.get("via")
+    case["recovered_credit"] = p.get("credited_to")
     case["inflight_key"] = None
     case["next_action"] = None
 
@@ -149,6 +168,19 @@ def _on_closed(case: Json, p: Json) -> None:
     case["inflight_key"] = None
 
 
+def _on_details_requested(case: Json, p: Json) -> None:
+    case["details_requested"] = p["failure_no"]
+
+
+def _on_details_fetched(case: Json, p: Json) -> None:
+    case["details_fetched"] = p["failure_no"]
+
+
+def _on_retry_scheduled(case: Json, p: Json) -> None:
+    _on_plan(case, p)
+    case["resume_reason"] = p.get("resume_reason")
+
+
 def _on_notification(case: Json, p: Json) -> None:
     if p.get("template"):
         case["emails"].append(p["template"])
@@ -157,7 +189,7 @@ def _on_notification(case: Json, p: Json) -> None:
 _CASE_UPDATES = {
     "PaymentFailed": _on_failed,
     "FailureClassified": _on_classified,
-    "RetryScheduled": _on_plan,
+    "RetryScheduled": _on_retry_scheduled,
     "AwaitingCustomer": _on_plan,
     "Escalated": _on_plan,
     "Halted": _on_plan,
@@ -169,29 +201,102 @@ _CASE_UPDATES = {
     "InvoiceRecovered": _on_recovered,
     "InvoiceClosed": _on_closed,
     "NotificationRequested": _on_notification,
+    "DetailsRequested": _on_details_requested,
+    "DetailsFetched": _on_details_fetched,
 }
+
+_CLOSED = frozenset({"recovered", "closed", "halted", "exhausted"})
 
 
 def _update_customer(state: Json, event_type: str, p: Json) -> None:
-    if event_type == "PaymentFailed":
-        state["failures"] += 1
-        state["first_failure_at"] = state["first_failure_at"] or p["at"]
-        state["last_failure_at"] = p["at"]
-        state["email"] = p.get("customer_email") or state["email"]
-    elif event_type == "DeclineDetailsReceived":
-        old = state["declines"].get(p["link"], {})
-        record = {k: p.get(k) or old.get(k) for k in ("source", "invoice_id", "payment_intent_id", "charge_id")}
-        record["decline"] = _merge(old.get("decline", {}), p["decline"])
-        state["declines"][p["link"]] = record
-    elif event_type == "InvoiceRecovered":
-        state["recoveries"] += 1
-    elif event_type == "PaymentMethodUpdated":
-        state["payment_method_id"] = p.get("payment_method_id")
-    elif event_type == "SubscriptionChanged":
-        state["subscription_status"] = p.get("status")
-    elif event_type == "ProfileUpdated":
-        state["profile"] = {**state.get("profile", {}), **p["profile"]}
-        state["profile_request"] = p.get("request_id")
+    handler = _CUSTOMER_UPDATES.get(event_type)
+    if handler is not None:
+        handler(state, p)
+
+
+def _customer_failed(state: Json, p: Json) -> None:
+    state["failures"] += 1
+    state["first_failure_at"] = state["first_failure_at"] or p["at"]
+    state["last_failure_at"] = p["at"]
+    state["email"] = p.get("customer_email") or state["email"]
+
+
+def _decline_received(state: Json, p: Json) -> None:
+    old = state["declines"].get(p["link"], {})
+    record = {k: p.get(k) or old.get(k) for k in _RECORD_FIELDS}
+    record["decline"] = _merge(old.get("decline", {}), p["decline"])
+    state["declines"][p["link"]] = record
+
+
+def _decline_joined(state: Json, p: Json) -> None:
+    record = state["declines"].get(p["link"])
+    if record is not None:
+        record.update({"invoice_id": p["invoice_id"], "joined": p.get("how")})
+
+
+def _details_requested(state: Json, p: Json) -> None:
+    if p.get("customer"):
+        state["customer_lookup"] = "requested"
+
+
+def _details_fetched(state: Json, p: Json) -> None:
+    if p.get("customer"):
+        state["customer_lookup"] = "done"
+    _learn_since(state, p.get("customer_since"))
+
+
+def _recovered(state: Json, p: Json) -> None:
+    state["recoveries"] += 1
+
+
+def _method(state: Json, p: Json) -> None:
+    """PaymentMethodUpdated (a card update) and PaymentMethodKnown (the default, as the provider showed it)."""
+    state["payment_method_id"] = p.get("payment_method_id")
+    state["payment_method_at"] = p.get("occurred_at") or state.get("payment_method_at")
+    _learn_since(state, p.get("customer_since"))
+
+
+def _card_updated(state: Json, p: Json) -> None:
+    """A card update: every open case's next retry charges that instrument."""
+    _method(state, p)
+    for case in state["cases"].values():
+        if case["state"] not in _CLOSED:
+            case["retry_payment_method"] = p.get("payment_method_id")
+            case["card_updated_at"] = p.get("at")
+
+
+def _subscription(state: Json, p: Json) -> None:
+    state["subscription_status"] = p.get("status")
+    _learn_since(state, p.get("customer_since"))
+
+
+def _profile(state: Json, p: Json) -> None:
+    state["profile"] = {**state.get("profile", {}), **p["profile"]}
+    state["profile_request"] = p.get("request_id")
+
+
+_CUSTOMER_UPDATES = {
+    "PaymentFailed": _customer_failed,
+    "DeclineDetailsReceived": _decline_received,
+    "DeclineJoined": _decline_joined,
+    "DetailsRequested": _details_requested,
+    "DetailsFetched": _details_fetched,
+    "InvoiceRecovered": _recovered,
+    "PaymentMethodUpdated": _card_updated,
+    "PaymentMethodKnown": _method,
+    "SubscriptionChanged": _subscription,
+    "ProfileUpdated": _profile,
+}
+
+
+_RECORD_FIELDS = ("source", "invoice_id", "payment_intent_id", "charge_id", "amount", "currency", "occurred_at",
+                  "payment_method_id", "failure_no", "joined")
+
+
+def _learn_since(state: Json, since: str | None) -> None:
+    """Tenure: the earliest start the provider told us of (customer created, subscription started)."""
+    if since and (state.get("customer_since") is None or since < state["customer_since"]):
+        state["customer_since"] = since
 
 
 def _merge(old: Json, new: Json) -> Json:

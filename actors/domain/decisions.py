@@ -38,9 +38,16 @@ class Context:
     retry_mode: str = "own"  # own: payrisk charges; observe: shadow decisions only
     provider: str = "stripe"
     card_history: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
+    #: the last resort: classify with whatever details arrived (the API read and the joins come first)
     classify_wait: timedelta = timedelta(minutes=2)
     reconcile_after: timedelta = timedelta(minutes=10)
-    resume_delay: timedelta = timedelta(minutes=5)
+    #: how soon a case retries after the customer updated their card
+    resume_delay: timedelta = timedelta(minutes=1)
+    #: the provider API can be read for what a delivery lacks (a key is configured): see `DetailsFetch`
+    fetch_details: bool = False
+    #: decline details with no id linking them to an invoice join it when customer, amount and currency match
+    #: and they happened within this window of the invoice failure (recorded as an *inferred* join)
+    join_window: timedelta = timedelta(minutes=10)
     branding: Json = field(default_factory=dict)
     #: providers with an open incident (CONFIG_ERROR / RATE_LIMITED burst) for this tenant: retries wait
     paused_providers: frozenset[str] = frozenset()
@@ -71,6 +78,22 @@ class ChargeRequest:
     amount: int
     currency: str | None
     card: Json
+    #: the instrument to charge (the one the customer just set up); None: the provider's default order
+    payment_method_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DetailsFetch:
+    """A read of the provider API for what a failure's deliveries lacked, made after commit by the classifier
+    pool, at most once per failure and with a timeout; its answer comes back to the customer as an event."""
+
+    invoice_id: str
+    failure_no: int
+    payment_intent_id: str | None
+    charge_id: str | None
+    subscription_id: str | None
+    codes: bool  # the decline codes are missing
+    customer: bool  # the customer's tenure is unknown: read the customer (and subscription)
 
 
 @dataclass(slots=True)
@@ -81,6 +104,7 @@ class Decision:
     outbox: list[OutboxCmd] = field(default_factory=list)
     charges: list[ChargeRequest] = field(default_factory=list)
     reconciles: list[ChargeRequest] = field(default_factory=list)
+    fetches: list[DetailsFetch] = field(default_factory=list)
 
 
 def attempt_key(tenant_id: str, invoice_id: str, attempt_no: int) -> str:

@@ -79,5 +79,8 @@ class InboundEvent(BaseModel):
     previous_payment_method_id: str | None = None
     #: Since when the business has had this customer: the provider customer's `created`, or a subscription's start.
     customer_since: datetime | None = None
+    #: The invoice says no charge was made for this failed attempt (`charge: null` in the shapes that have the
+    #: field): nothing reached the card, typically because the payment needs the customer (SCA).
+    no_charge_made: bool | None = None
     #: Our own retry attempt's idempotency key when the provider echoes it (Stripe `request.idempotency_key`).
     request_idempotency_key: str | None = None

@@ -124,7 +124,7 @@ def test_payment_method_update_while_awaiting_customer_triggers_a_prompt_retry()
           "payment_method_id": "pm_new"}
     d2 = decide_inbound(d1.state, pm, ctx(T0 + timedelta(hours=1)))
     assert d2.state["cases"]["in_1"]["state"] == "retry_scheduled"
-    assert d2.timers[-1].due_at == T0 + timedelta(hours=1, minutes=5)
+    assert d2.timers[-1].due_at == T0 + timedelta(hours=1, minutes=1)  # the default card-update delay
 
 
 def test_an_open_incident_holds_retries_and_spreads_the_catch_up() -> None:

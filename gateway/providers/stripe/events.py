@@ -19,6 +19,7 @@ from gateway.providers.stripe import versions
 from gateway.providers.stripe.declines import charge_failed, expanded_decline, payment_intent_failed
 from gateway.providers.stripe.envelope import StripeEnvelope
 from gateway.providers.stripe.fields import (
+    Obj,
     expandable_id,
     integer,
     mapping,
@@ -64,10 +65,18 @@ def _invoice(kind: InboundKind) -> Handler:
                 billing_reason=text(inv.get("billing_reason")),
                 customer_email=text(inv.get("customer_email")),
                 decline=expanded_decline(charge, intent) if kind != InboundKind.PAYMENT_SUCCEEDED else None,
+                no_charge_made=_no_charge_made(inv, version) if kind == InboundKind.PAYMENT_FAILED else None,
             )
         ]
 
     return handle
+
+
+def _no_charge_made(inv: Obj, version: str | None) -> bool | None:
+    """True when a shape that names the charge says there was none; None when the shape cannot say (basil)."""
+    if "charge" not in inv or versions.range_of(version).name == "basil" and "paid" not in inv:
+        return None
+    return inv["charge"] is None
 
 
 def _subscription(kind: InboundKind) -> Handler:
