@@ -1,40 +1,30 @@
-"""Stripe Billing objects and their lifecycle: customers, payment methods, subscriptions, invoices.
+"""Stripe Billing objects and their lifecycle: customers, subscriptions, invoices (cards are in `cards.py`).
 
-Every operation changes the in-memory `State` and reports Stripe's events through `emit`; charging lives in
-`charging.py`. Callers hold the simulator lock, so operations never interleave.
+Every operation changes the in-memory `State` and reports Stripe's events through `emit`, with a renderer so
+that each receiver gets the object in its own API version; charging lives in `charging.py`. Callers hold the
+simulator lock, so operations never interleave.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
 from simulator import render
-from simulator.catalog import known_card
-from simulator.clock import Clock, add_month
+from simulator.cards import DIFF_VIEW, Cards
+from simulator.clock import add_month
 from simulator.errors import invalid_request, missing
-from simulator.events import AUTOMATIC, Emit, RequestRef
-from simulator.ids import IdFactory
-from simulator.records import Customer, Invoice, PaymentIntent, PaymentMethod, Subscription
-from simulator.render import Shape
-from simulator.state import State
+from simulator.events import AUTOMATIC, Render, RequestRef
+from simulator.forms import integer
+from simulator.records import Customer, Invoice, PaymentIntent, Subscription
 
 Params = dict[str, Any]
 
 
-class Billing:
-    def __init__(self, state: State, ids: IdFactory, clock: Clock, emit: Emit, shape: Shape) -> None:
-        self.state, self.ids, self.clock, self.emit, self.shape = state, ids, clock, emit, shape
-
+class Billing(Cards):
     # -- customers ---------------------------------------------------------------------------------------------
-    def customer(self, customer_id: str) -> Customer:
-        found = self.state.customers.get(customer_id)
-        if found is None:
-            raise missing("customer", customer_id)
-        return found
-
     def create_customer(self, params: Params, req: RequestRef = AUTOMATIC) -> Customer:
+        """`email`, `name`, `metadata`, `address[country]`, and `source` (a `tok_…`: the default source)."""
         c = Customer(
             id=self.ids.new("cus"),
             created=self.clock.now(),
@@ -44,94 +34,28 @@ class Billing:
         )
         country = (params.get("address") or {}).get("country")
         c.country = country or c.country
+        card = self.new_source(c, {"source": params["source"]}) if params.get("source") else None
         self.state.customers[c.id] = c
-        self.emit("customer.created", render.customer(c), None, req)
+        self.emit("customer.created", lambda v: render.customer(self.state, c, v), None, req)
+        if card is not None:
+            self.emit("customer.source.created", lambda v: render.card(card), None, req)
         return c
 
     def update_customer(self, customer_id: str, params: Params, req: RequestRef = AUTOMATIC) -> Customer:
-        """Only `email`, `name`, `metadata` and `invoice_settings[default_payment_method]` are supported."""
+        """`email`, `name`, `metadata`, `invoice_settings[default_payment_method]` and `default_source` (a
+        `card_…` of this customer)."""
         c = self.customer(customer_id)
-        before = render.customer(c)
+        before = render.customer(self.state, c, DIFF_VIEW)
         c.email, c.name = params.get("email", c.email), params.get("name", c.name)
         c.metadata.update(params.get("metadata") or {})
         default = (params.get("invoice_settings") or {}).get("default_payment_method")
         if default is not None:
             self._attached(default, c.id)
             c.default_payment_method = default or None
-        after = render.customer(c)
-        previous = {key: before[key] for key in after if before[key] != after[key]}
-        if previous:
-            self.emit("customer.updated", after, previous, req)
+        if params.get("default_source") is not None:
+            c.default_source = self.source(c.id, params["default_source"]).id if params["default_source"] else None
+        self.customer_updated(c, before, req)
         return c
-
-    # -- payment methods ---------------------------------------------------------------------------------------
-    def payment_method(self, pm_id: str) -> PaymentMethod:
-        found = self.state.payment_methods.get(pm_id)
-        if found is None:
-            raise missing("payment_method", pm_id)
-        return found
-
-    def create_payment_method(self, params: Params) -> PaymentMethod:
-        """`card[number]` (Stripe test numbers), `card[token]` (`tok_…`), or simulator fields `card[brand]`,
-        `card[funding]`, `card[country]`; `metadata[sim_force]` forces every charge ("succeed" or a code)."""
-        if params.get("type", "card") != "card":
-            raise invalid_request("Only card payment methods are simulated.", param="type")
-        card = params.get("card") or {}
-        known = known_card(card.get("number") or card.get("token") or "pm_card_visa")
-        brand = card.get("brand") or (known.brand if known else "visa")
-        forced = (params.get("metadata") or {}).get("sim_force") or (known.forced_decline if known else None)
-        return self.new_payment_method(
-            brand=brand,
-            funding=card.get("funding", "credit"),
-            country=card.get("country", "US"),
-            last4=known.last4 if known else "4242",
-            forced=forced,
-        )
-
-    def new_payment_method(
-        self,
-        *,
-        brand: str,
-        funding: str,
-        country: str,
-        last4: str,
-        forced: str | None = None,
-        fingerprint: str | None = None,
-    ) -> PaymentMethod:
-        pm_id = self.ids.new("pm")
-        fp = fingerprint or hashlib.sha256(pm_id.encode()).hexdigest()[:16]
-        now = self.clock.now()
-        pm = PaymentMethod(
-            id=pm_id,
-            created=now,
-            brand=brand,
-            funding=funding,
-            country=country,
-            fingerprint=fp,
-            last4=last4,
-            exp_month=12,
-            exp_year=now.year + 3,
-            forced=forced,
-        )
-        self.state.payment_methods[pm.id] = pm
-        return pm
-
-    def attach_payment_method(self, pm_id: str, customer_id: str, req: RequestRef = AUTOMATIC) -> PaymentMethod:
-        """Attach; a Stripe test id (`pm_card_visa`, `pm_card_chargeDeclinedInsufficientFunds`, …) is cloned
-        into a fresh payment method first, as Stripe does."""
-        self.customer(customer_id)
-        known = known_card(pm_id)
-        if known is not None:
-            pm = self.new_payment_method(
-                brand=known.brand, funding="credit", country="US", last4=known.last4, forced=known.forced_decline
-            )
-        else:
-            pm = self.payment_method(pm_id)
-        if pm.customer and pm.customer != customer_id:
-            raise invalid_request("The payment method is attached to another customer.", param="customer")
-        pm.customer = customer_id
-        self.emit("payment_method.attached", render.payment_method(pm), None, req)
-        return pm
 
     def _attached(self, pm_id: str, customer_id: str) -> None:
         if pm_id and self.payment_method(pm_id).customer != customer_id:
@@ -148,19 +72,29 @@ class Billing:
         return found
 
     def new_subscription(
-        self, customer_id: str, amount: int, currency: str, anchor: datetime, default_payment_method: str | None = None
+        self,
+        customer_id: str,
+        amount: int,
+        currency: str,
+        anchor: datetime,
+        default_payment_method: str | None = None,
+        default_source: str | None = None,
+        *,
+        created: datetime | None = None,
     ) -> Subscription:
-        """An active subscription whose current period ends at `anchor` (no invoice now)."""
+        """An active subscription whose current period ends at `anchor` (no invoice now). It was `created`
+        (also its `start_date`) at the start of the current period unless told otherwise."""
         start = add_month(anchor, -1)
         sub = Subscription(
             id=self.ids.new("sub"),
             customer=customer_id,
-            created=start,
+            created=created or start,
             amount=amount,
             currency=currency,
             current_period_start=start,
             current_period_end=anchor,
             default_payment_method=default_payment_method,
+            default_source=default_source,
         )
         self.state.subscriptions[sub.id] = sub
         return sub
@@ -171,7 +105,7 @@ class Billing:
         previous = {"status": sub.status}
         sub.status = status
         kind = "customer.subscription.deleted" if status == "canceled" else "customer.subscription.updated"
-        self.emit(kind, render.subscription(sub, self.shape), previous, req)
+        self.emit(kind, lambda v: render.subscription(sub, v), previous, req)
 
     def cancel_subscription(self, sub_id: str, req: RequestRef = AUTOMATIC) -> Subscription:
         sub = self.subscription(sub_id)
@@ -199,7 +133,7 @@ class Billing:
             raise invalid_request("Missing required param: customer.", code="parameter_missing", param="customer")
         c = self.customer(params["customer"])
         sub = self.subscription(params["subscription"]) if params.get("subscription") else None
-        amount = _int(params.get("amount", sub.amount if sub else 0), "amount")
+        amount = integer(params.get("amount", sub.amount if sub else 0), "amount")
         currency = params.get("currency") or (sub.currency if sub else "usd")
         reason = params.get("billing_reason", "manual")
         return self.new_invoice(c.id, amount, currency, reason, sub, req)
@@ -225,7 +159,7 @@ class Billing:
         self.state.invoices[inv.id] = inv
         if sub is not None:
             sub.latest_invoice = inv.id
-        self.emit("invoice.created", render.invoice(self.state, inv, self.shape), None, req)
+        self.emit("invoice.created", self.rendered(inv), None, req)
         return inv
 
     def finalize(self, inv: Invoice, req: RequestRef = AUTOMATIC) -> Invoice:
@@ -245,7 +179,7 @@ class Billing:
         self.state.payment_intents[pi.id] = pi
         inv.payment_intent, inv.status = pi.id, "open"
         inv.number = f"SIM-{len(self.state.invoices):06d}"
-        self.emit("invoice.finalized", render.invoice(self.state, inv, self.shape), {"status": "draft"}, req)
+        self.emit("invoice.finalized", self.rendered(inv), {"status": "draft"}, req)
         return inv
 
     def close(self, invoice_id: str, status: str, req: RequestRef = AUTOMATIC) -> Invoice:
@@ -260,12 +194,10 @@ class Billing:
         previous = {"status": inv.status}
         inv.status, inv.next_payment_attempt = status, None
         kind = "invoice.voided" if status == "void" else "invoice.marked_uncollectible"
-        self.emit(kind, render.invoice(self.state, inv, self.shape), previous, req)
+        self.emit(kind, self.rendered(inv), previous, req)
         return inv
 
+    def rendered(self, inv: Invoice) -> Render:
+        """The invoice's renderer for `emit` (as it is now, in whichever version a receiver needs)."""
+        return lambda v: render.invoice(self.state, inv, v)
 
-def _int(value: Any, param: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise invalid_request(f"Invalid integer: {value}", code="parameter_invalid_integer", param=param) from None

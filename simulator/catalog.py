@@ -76,6 +76,19 @@ class KnownCard(BaseModel):
 
 
 SUCCEED = "succeed"
+#: Forces an off-session attempt that needs the customer's authentication (3DS/SCA): no charge is made.
+SCA = "sca"
+AUTHENTICATION_REQUIRED = "authentication_required"
+
+
+def forced_outcome(value: str | None) -> str | None:
+    """A card's forced outcome as stored: "succeed", a known decline_code, or None (the model decides).
+    "sca" is an alias of `authentication_required`. Unknown codes raise UnknownDeclineCodeError."""
+    if value is None or value == SUCCEED:
+        return value
+    code = AUTHENTICATION_REQUIRED if value == SCA else value
+    declined(code, with_network_advice=False)
+    return code
 
 #: Stripe's test payment-method ids (and their card numbers) → brand and forced result.
 KNOWN_CARDS: dict[str, KnownCard] = {
@@ -94,6 +107,10 @@ KNOWN_CARDS: dict[str, KnownCard] = {
     "pm_card_chargeDeclinedIncorrectCvc": KnownCard(brand="visa", last4="0127", forced_decline="incorrect_cvc"),
     "pm_card_chargeDeclinedProcessingError": KnownCard(brand="visa", last4="0119", forced_decline="processing_error"),
     "pm_card_radarBlock": KnownCard(brand="visa", last4="0019", forced_decline="fraudulent"),
+    # Off-session charges always need authentication (Stripe's 4000 0027 6000 3184).
+    "pm_card_authenticationRequired": KnownCard(
+        brand="visa", last4="3184", forced_decline=AUTHENTICATION_REQUIRED
+    ),
     # Not a Stripe name: a Mastercard that declines for insufficient funds with a Merchant Advice Code.
     "pm_card_mastercard_chargeDeclinedInsufficientFunds": KnownCard(
         brand="mastercard", last4="0101", forced_decline="insufficient_funds"
@@ -113,11 +130,13 @@ _NUMBERS = {
     "4000000000000127": "pm_card_chargeDeclinedIncorrectCvc",
     "4000000000000119": "pm_card_chargeDeclinedProcessingError",
     "4100000000000019": "pm_card_radarBlock",
+    "4000002760003184": "pm_card_authenticationRequired",
 }
 
 
 def known_card(name_or_number: str) -> KnownCard | None:
-    """The test card for a `pm_card_…` id, a `tok_…` token of the same suffix, or a test card number."""
+    """The test card for a `pm_card_…` id, a `tok_…` token of the same suffix (`tok_visa`,
+    `tok_chargeDeclinedInsufficientFunds`, …), or a test card number."""
     key = _NUMBERS.get(name_or_number, name_or_number)
     if key.startswith("tok_"):
         key = "pm_card_" + key.removeprefix("tok_")

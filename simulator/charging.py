@@ -2,6 +2,12 @@
 
 One PaymentIntent per invoice; one Charge per attempt. A decline raises the Stripe 402 `card_error` after the
 state, ledger and events are updated (Stripe's behaviour: the failed charge exists even though the call failed).
+
+An outcome of `authentication_required` (the model's code, or a card forced to "sca") is the off-session attempt
+that needs the customer's authentication: Stripe makes no charge, the PaymentIntent returns to
+`requires_payment_method` with `last_payment_error.code = authentication_required`, and the invoice reports
+`invoice.payment_failed` (with `charge: null` when nothing was charged before) and
+`invoice.payment_action_required`, next to `payment_intent.payment_failed`; there is no `charge.failed`.
 """
 
 from __future__ import annotations
@@ -9,17 +15,16 @@ from __future__ import annotations
 import contextlib
 import random
 from datetime import timedelta
-from typing import Any
 
 from simulator import render
 from simulator.billing import Billing, Params
-from simulator.catalog import SUCCEED, declined
+from simulator.catalog import AUTHENTICATION_REQUIRED, SUCCEED, declined
 from simulator.clock import add_month
 from simulator.errors import StripeApiError, invalid_request
-from simulator.events import AUTOMATIC, RequestRef
+from simulator.events import AUTOMATIC, Render, RequestRef
 from simulator.ledger import Ledger, LedgerEntry
 from simulator.outcomes import CardFacts, ChargeContext, InvoiceFacts, Outcome, OutcomeModel
-from simulator.records import Charge, Invoice, PaymentMethod, Subscription
+from simulator.records import Charge, Invoice, PaymentIntent, PaymentMethod, Subscription
 
 #: Codes Stripe Smart Retries never retries (stripe.md §2), plus Radar's highest_risk_level (`fraudulent`).
 SMART_RETRY_HARD = frozenset(
@@ -55,18 +60,25 @@ class Charging:
         if inv.status == "void":
             raise invalid_request("You cannot pay a void invoice.", code="invoice_not_editable")
         pm = self._payment_method(inv, params.get("payment_method"))
-        charge = self._attempt(inv, pm, req, source)
-        if not charge.outcome.succeeded:
-            pi = b.state.payment_intents[charge.payment_intent]
-            raise StripeApiError(402, render.card_error(charge.outcome.code, charge, pi, pm))
+        if not self._attempt(inv, pm, req, source):
+            pi = b.state.payment_intents[inv.payment_intent or ""]
+            raise StripeApiError(402, render.payment_error(b.state, pi, in_response=True) or {})
         return inv
 
     def _payment_method(self, inv: Invoice, explicit: str | None) -> PaymentMethod:
-        """Stripe's order: the explicit one, the subscription's default, the customer's invoice default."""
+        """Stripe's order: the explicit one, the subscription's `default_payment_method`, its `default_source`,
+        the customer's `invoice_settings.default_payment_method`, the customer's `default_source`."""
         b = self.billing
         sub = b.state.subscriptions.get(inv.subscription or "")
-        customer_default = b.customer(inv.customer).default_payment_method
-        pm_id = explicit or (sub.default_payment_method if sub else None) or customer_default
+        customer = b.customer(inv.customer)
+        candidates = (
+            explicit,
+            sub.default_payment_method if sub else None,
+            sub.default_source if sub else None,
+            customer.default_payment_method,
+            customer.default_source,
+        )
+        pm_id = next((c for c in candidates if c), None)
         if not pm_id:
             raise invalid_request(
                 "This customer has no attached payment source or default payment method.", param="payment_method"
@@ -78,12 +90,21 @@ class Charging:
             )
         return pm
 
-    def _attempt(self, inv: Invoice, pm: PaymentMethod, req: RequestRef, source: str) -> Charge:
-        b, now = self.billing, self.billing.clock.now()
+    def _attempt(self, inv: Invoice, pm: PaymentMethod, req: RequestRef, source: str) -> bool:
+        """One attempt on `inv` with `pm`; True when it succeeded."""
         outcome = self._decide(inv, pm)
+        inv.attempts_made += 1
+        if source != "api" or not inv.attempted:
+            inv.attempt_count += 1  # Stripe counts the first attempt and automatic retries, not manual ones
+        inv.attempted = True
+        if outcome.decline_code == AUTHENTICATION_REQUIRED:
+            self._record(inv, None, pm, outcome, req, source)
+            self._needs_authentication(inv, pm, outcome, req, source)
+            return False
+        b = self.billing
         charge = Charge(
             id=b.ids.new("ch"),
-            created=now,
+            created=b.clock.now(),
             invoice=inv.id,
             customer=inv.customer,
             payment_intent=inv.payment_intent or "",
@@ -93,16 +114,13 @@ class Charging:
             outcome=outcome,
         )
         b.state.charges[charge.id] = charge
-        if source != "api" or not inv.attempted:
-            inv.attempt_count += 1  # Stripe counts the first attempt and automatic retries, not manual ones
-        inv.attempted = True
         inv.charges.append(charge.id)
-        self._record(inv, charge, req, source)
+        self._record(inv, charge.id, pm, outcome, req, source)
         if outcome.succeeded:
             self._succeeded(inv, charge, req)
         else:
             self._failed(inv, charge, req, source)
-        return charge
+        return outcome.succeeded
 
     def _decide(self, inv: Invoice, pm: PaymentMethod) -> Outcome:
         if pm.forced is not None:
@@ -116,7 +134,7 @@ class Charging:
     def context(self, inv: Invoice, pm: PaymentMethod) -> ChargeContext:
         """The model's view of the next attempt; its rng is seeded by (seed, invoice, attempt number)."""
         b = self.billing
-        now, attempt = b.clock.now(), len(inv.charges) + 1
+        now, attempt = b.clock.now(), inv.attempts_made + 1
         local = b.customer(inv.customer).local(now)
         days = (now - inv.first_failed_at).total_seconds() / 86400 if inv.first_failed_at else None
         previous = inv.last_decline[1] if inv.last_decline and inv.last_decline[0] == pm.id else None
@@ -133,42 +151,44 @@ class Charging:
             rng=random.Random(f"{self.seed}:{inv.id}:{attempt}"),
         )
 
-    def _record(self, inv: Invoice, ch: Charge, req: RequestRef, source: str) -> None:
-        out = ch.outcome
+    def _record(
+        self, inv: Invoice, charge: str | None, pm: PaymentMethod, out: Outcome, req: RequestRef, source: str
+    ) -> None:
         self.ledger.append(
             LedgerEntry(
-                at=ch.created,
-                charge=ch.id,
+                at=self.billing.clock.now(),
+                charge=charge,
                 invoice=inv.id,
                 customer=inv.customer,
-                payment_method=ch.payment_method,
-                amount=ch.amount,
-                currency=ch.currency,
+                payment_method=pm.id,
+                amount=inv.amount_due,
+                currency=inv.currency,
                 idempotency_key=req.idempotency_key,
                 source=source,
-                attempt=len(inv.charges),
+                attempt=inv.attempts_made,
                 outcome="succeeded" if out.succeeded else "declined",
                 code=out.code,
                 decline_code=out.decline_code,
-                advice_code=out.advice_code,
-                network_advice_code=out.network_advice_code,
-                network_decline_code=out.network_decline_code,
-                outcome_type=out.outcome_type,
+                advice_code=out.advice_code if charge else None,
+                network_advice_code=out.network_advice_code if charge else None,
+                network_decline_code=out.network_decline_code if charge else None,
+                outcome_type=out.outcome_type if charge else None,
             )
         )
 
     def _succeeded(self, inv: Invoice, ch: Charge, req: RequestRef) -> None:
         b = self.billing
         pi = b.state.payment_intents[ch.payment_intent]
-        pi.status, pi.latest_charge, pi.last_error, pi.last_payment_method = "succeeded", ch.id, None, ch.payment_method
+        pi.status, pi.latest_charge, pi.last_payment_method = "succeeded", ch.id, ch.payment_method
+        pi.last_error, pi.last_error_charge = None, None
         inv.status, inv.amount_paid, inv.paid_at, inv.next_payment_attempt = "paid", inv.amount_due, ch.created, None
         self._emit_all(
             req,
-            ("charge.succeeded", render.charge(b.state, ch, b.shape)),
-            ("payment_intent.succeeded", render.payment_intent(b.state, pi, b.shape)),
+            ("charge.succeeded", self._charge(ch)),
+            ("payment_intent.succeeded", self._intent(pi)),
+            ("invoice.paid", b.rendered(inv)),
+            ("invoice.payment_succeeded", b.rendered(inv)),
         )
-        invoice = render.invoice(b.state, inv, b.shape)
-        self._emit_all(req, ("invoice.paid", invoice), ("invoice.payment_succeeded", invoice))
         sub = b.state.subscriptions.get(inv.subscription or "")
         if sub is not None and sub.status in ("past_due", "unpaid", "incomplete") and not self._open_invoices(sub):
             b.set_status(sub, "active", req)
@@ -176,25 +196,50 @@ class Charging:
     def _failed(self, inv: Invoice, ch: Charge, req: RequestRef, source: str) -> None:
         b, out = self.billing, ch.outcome
         pi = b.state.payment_intents[ch.payment_intent]
-        pi.status, pi.latest_charge, pi.last_error, pi.last_payment_method = (
-            "requires_payment_method",
-            ch.id,
-            out,
-            ch.payment_method,
-        )
-        inv.first_failed_at = inv.first_failed_at or ch.created
-        inv.last_decline = (ch.payment_method, out.decline_code or out.code or "generic_decline")
-        if source != "api":
-            self._schedule_smart_retry(inv, out)
+        pi.status, pi.latest_charge, pi.last_payment_method = "requires_payment_method", ch.id, ch.payment_method
+        pi.last_error, pi.last_error_charge = out, ch.id
+        self._declined(inv, ch.payment_method, out, source)
         self._emit_all(
             req,
-            ("charge.failed", render.charge(b.state, ch, b.shape)),
-            ("payment_intent.payment_failed", render.payment_intent(b.state, pi, b.shape)),
-            ("invoice.payment_failed", render.invoice(b.state, inv, b.shape)),
+            ("charge.failed", self._charge(ch)),
+            ("payment_intent.payment_failed", self._intent(pi)),
+            ("invoice.payment_failed", b.rendered(inv)),
         )
-        sub = b.state.subscriptions.get(inv.subscription or "")
+        self._past_due(inv, req)
+
+    def _needs_authentication(
+        self, inv: Invoice, pm: PaymentMethod, out: Outcome, req: RequestRef, source: str
+    ) -> None:
+        """Off-session and the issuer wants 3DS: no charge; the customer has to come back and authenticate."""
+        b = self.billing
+        pi = b.state.payment_intents[inv.payment_intent or ""]
+        pi.status, pi.last_payment_method = "requires_payment_method", pm.id
+        pi.last_error, pi.last_error_charge = out, None
+        self._declined(inv, pm.id, out, source)
+        self._emit_all(
+            req,
+            ("payment_intent.payment_failed", self._intent(pi)),
+            ("invoice.payment_failed", b.rendered(inv)),
+            ("invoice.payment_action_required", b.rendered(inv)),
+        )
+        self._past_due(inv, req)
+
+    def _declined(self, inv: Invoice, pm_id: str, out: Outcome, source: str) -> None:
+        inv.first_failed_at = inv.first_failed_at or self.billing.clock.now()
+        inv.last_decline = (pm_id, out.decline_code or out.code or "generic_decline")
+        if source != "api":
+            self._schedule_smart_retry(inv, out)
+
+    def _past_due(self, inv: Invoice, req: RequestRef) -> None:
+        sub = self.billing.state.subscriptions.get(inv.subscription or "")
         if sub is not None and sub.status == "active":
-            b.set_status(sub, "past_due", req)
+            self.billing.set_status(sub, "past_due", req)
+
+    def _charge(self, ch: Charge) -> Render:
+        return lambda v: render.charge(self.billing.state, ch, v)
+
+    def _intent(self, pi: PaymentIntent) -> Render:
+        return lambda v: render.payment_intent(self.billing.state, pi, v)
 
     def _schedule_smart_retry(self, inv: Invoice, out: Outcome) -> None:
         if inv.smart_retries_done >= len(self.smart_retry_days) or out.decline_code in SMART_RETRY_HARD:
@@ -213,23 +258,32 @@ class Charging:
     def _open_invoices(self, sub: Subscription) -> list[Invoice]:
         return [i for i in self.billing.state.invoices.values() if i.subscription == sub.id and i.status == "open"]
 
-    def _emit_all(self, req: RequestRef, *events: tuple[str, dict[str, Any]]) -> None:
+    def _emit_all(self, req: RequestRef, *events: tuple[str, Render]) -> None:
         for kind, obj in events:
             self.billing.emit(kind, obj, None, req)
 
     # -- subscriptions that charge -----------------------------------------------------------------------------
     def create_subscription(self, params: Params, req: RequestRef = AUTOMATIC) -> Subscription:
         """`customer`, `items[0][price_data][unit_amount|currency]` (or the simulator's `amount`/`currency`),
-        `default_payment_method`. Charges the first invoice now; a decline leaves the subscription incomplete."""
+        `default_payment_method`, `default_source`. Charges the first invoice now; a decline leaves the
+        subscription incomplete."""
         b = self.billing
         customer = b.customer(params.get("customer") or "")
         price = ((params.get("items") or [{}])[0] or {}).get("price_data") or {}
         amount = int(price.get("unit_amount") or params.get("amount") or 0)
         currency = price.get("currency") or params.get("currency") or "usd"
         now = b.clock.now()
-        sub = b.new_subscription(customer.id, amount, currency, add_month(now), params.get("default_payment_method"))
+        sub = b.new_subscription(
+            customer.id,
+            amount,
+            currency,
+            add_month(now),
+            params.get("default_payment_method"),
+            params.get("default_source"),
+            created=now,
+        )
         sub.status = "incomplete"
-        b.emit("customer.subscription.created", render.subscription(sub, b.shape), None, req)
+        b.emit("customer.subscription.created", lambda v: render.subscription(sub, v), None, req)
         inv = b.new_invoice(customer.id, amount, currency, "subscription_create", sub, req)
         try:
             self.pay(inv.id, {}, req, source="automatic")

@@ -10,6 +10,7 @@ import uvicorn
 
 from simulator.app import create_app
 from simulator.core import DEFAULT_START, Simulator, SimulatorSettings
+from simulator.endpoints import EndpointConfig, EndpointOptions
 from simulator.models import ModelConfigError
 
 
@@ -49,7 +50,32 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-version",
         default=SimulatorSettings().api_version,
-        help="webhook payload version; before 2025-03-31 gives the legacy invoice shape",
+        help="the account's default version (the --webhook-url endpoint's, and API responses without a "
+        "Stripe-Version header): before 2018-11-08 classic, before 2025-03-31 legacy, then basil shapes",
+    )
+    p.add_argument(
+        "--webhook-enabled-events",
+        default="*",
+        help="comma-separated event types the --webhook-url endpoint receives (default *: all)",
+    )
+    p.add_argument(
+        "--webhook-expand",
+        default="",
+        help="awkward sender: comma-separated invoice fields (charge, payment_intent) sent as objects "
+        "(pre-basil versions only)",
+    )
+    p.add_argument(
+        "--webhook-omit-previous-attributes",
+        action="store_true",
+        help="awkward sender: *.updated events without data.previous_attributes",
+    )
+    p.add_argument(
+        "--webhook-endpoint",
+        action="append",
+        default=[],
+        metavar="URL[@VERSION]",
+        help="another webhook endpoint, in its own API version (default: --api-version); repeatable. "
+        "Its secret is generated: read it at GET /_sim/webhook_endpoints",
     )
     p.add_argument(
         "--model",
@@ -72,8 +98,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _endpoint(spec: str) -> EndpointConfig:
+    """`URL` or `URL@VERSION` (the version is what follows the last `@`, if it looks like one)."""
+    url, at, version = spec.rpartition("@")
+    if at and version[:1].isdigit():
+        return EndpointConfig(url=url, api_version=version)
+    return EndpointConfig(url=spec)
+
+
 def settings_from(args: argparse.Namespace) -> SimulatorSettings:
     keys = args.api_keys or [os.environ.get("STRIPE_API_KEY") or "sk_test_simulator"]
+    options = EndpointOptions(
+        enabled_events=_csv(args.webhook_enabled_events) or ("*",),
+        expand=_csv(args.webhook_expand),  # type: ignore[arg-type]  # validated by pydantic
+        omit_previous_attributes=args.webhook_omit_previous_attributes,
+    )
     return SimulatorSettings(
         api_keys=tuple(keys),
         webhook_url=args.webhook_url,
@@ -81,6 +124,8 @@ def settings_from(args: argparse.Namespace) -> SimulatorSettings:
         seed=args.seed,
         customers=args.customers,
         api_version=args.api_version,
+        webhook_options=options,
+        webhook_endpoints=tuple(_endpoint(spec) for spec in args.webhook_endpoint),
         model=args.model,
         clock=args.clock,
         start=args.start,
@@ -99,5 +144,7 @@ def main(argv: list[str]) -> int:
         f"payrisk simulator: http://{args.host}:{args.port} · model {sim.model.name} · "
         f"{len(sim.state.customers)} customers · webhooks → {args.webhook_url or '(kept, not sent)'}"
     )
+    for ep in sim.webhook_endpoints()[1:]:
+        print(f"  webhook endpoint {ep.id}: {ep.url} · {ep.api_version} · secret {ep.secret}")
     uvicorn.run(create_app(sim), host=args.host, port=args.port, log_level="info")
     return 0

@@ -54,6 +54,7 @@ class Control:
                 "charges": len(s.charges),
                 "events": len(sim.events),
                 "pending_webhooks": len(sim.outbox.pending()),
+                "webhook_endpoints": [ep.as_json() for ep in sim.webhook_endpoints()],
                 "faults": sim.faults.model_dump(),
             }
         )
@@ -117,6 +118,50 @@ class Control:
         self.sim.force_card(request.path_params["id"], (await _body(request)).get("outcome"))
         return _json({"payment_method": request.path_params["id"]})
 
+    async def card_update(self, request: Request) -> Response:
+        """The card account updater: `{"exp_month", "exp_year", "last4", "outcome"}` (all optional)."""
+        body = await _body(request)
+        unknown = set(body) - {"exp_month", "exp_year", "last4", "outcome"}
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        pm = self.sim.card_updater(request.path_params["id"], **body)
+        return _json({"payment_method": pm.id, "exp_month": pm.exp_month, "exp_year": pm.exp_year, "last4": pm.last4})
+
+    async def webhook_endpoints(self, request: Request) -> Response:
+        """GET: every endpoint. POST: a new one, `{"url", "api_version", "enabled_events", "expand",
+        "omit_previous_attributes", "secret", "id"}` (all but `url` optional)."""
+        sim = self.sim
+        if request.method == "POST":
+            body = await _body(request)
+            endpoint = sim.add_webhook_endpoint(body.pop("url", None), **body)
+            return _json(endpoint.as_json())
+        return _json({"data": [ep.as_json() for ep in sim.webhook_endpoints()]})
+
+    async def webhook_endpoint(self, request: Request) -> Response:
+        """GET one; POST a patch of its fields; DELETE it (and what is queued for it)."""
+        sim, endpoint_id = self.sim, request.path_params["id"]
+        if request.method == "POST":
+            return _json(sim.update_webhook_endpoint(endpoint_id, **await _body(request)).as_json())
+        if request.method == "DELETE":
+            if not sim.delete_webhook_endpoint(endpoint_id):
+                raise KeyError(f"no webhook endpoint {endpoint_id!r}")
+            return _json({"id": endpoint_id, "deleted": True})
+        found = next((ep for ep in sim.webhook_endpoints() if ep.id == endpoint_id), None)
+        if found is None:
+            raise KeyError(f"no webhook endpoint {endpoint_id!r}")
+        return _json(found.as_json())
+
+    async def api_reads(self, request: Request) -> Response:
+        """GET: the API reads served so far, by route template and by path; DELETE: start counting afresh."""
+        sim = self.sim
+        with sim.lock:
+            if request.method == "DELETE":
+                sim.api_reads.clear()
+                sim.api_reads_by_path.clear()
+            rows = [{"method": m, "path": p, "count": n} for (m, p), n in sorted(sim.api_reads.items())]
+            by_path = [{"method": m, "path": p, "count": n} for (m, p), n in sorted(sim.api_reads_by_path.items())]
+        return _json({"reads": rows, "by_path": by_path})
+
     async def reset(self, request: Request) -> Response:
         self.sim.reset()
         return _json({"reset": True, "now": self.sim.now().isoformat()})
@@ -149,6 +194,10 @@ def routes(sim: Simulator) -> list[Route]:
         ("/_sim/webhooks", c.webhooks, ["GET"]),
         ("/_sim/population", c.population, ["GET", "POST"]),
         ("/_sim/cards/{id}/force", c.force, ["POST"]),
+        ("/_sim/cards/{id}/update", c.card_update, ["POST"]),
+        ("/_sim/webhook_endpoints", c.webhook_endpoints, ["GET", "POST"]),
+        ("/_sim/webhook_endpoints/{id}", c.webhook_endpoint, ["GET", "POST", "DELETE"]),
+        ("/_sim/api_reads", c.api_reads, ["GET", "DELETE"]),
         ("/_sim/reset", c.reset, ["POST"]),
     ]
     return [Route(path, _guarded(handler), methods=methods) for path, handler, methods in table]

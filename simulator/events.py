@@ -1,4 +1,8 @@
-"""What billing operations report: event types with the object rendered for the webhook endpoint's version."""
+"""What billing operations report: event types with a renderer of the object, called once per API version.
+
+The simulator renders the object when it records the event (in the account's version) and again for each
+webhook endpoint that receives it (in that endpoint's version), all at the moment the event happens.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.versions import View
+
 Obj = dict[str, Any]
+#: The object as a view (API version) shows it, rendered from the current state.
+Render = Callable[[View], Obj]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,5 +27,5 @@ class RequestRef:
 
 AUTOMATIC = RequestRef()
 
-#: (event type, data.object, data.previous_attributes or None, request)
-Emit = Callable[[str, Obj, Obj | None, RequestRef], None]
+#: (event type, renderer of data.object, data.previous_attributes or None, request)
+Emit = Callable[[str, Render, Obj | None, RequestRef], None]

@@ -6,6 +6,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from simulator.errors import invalid_request
+
 _PART = re.compile(r"\[([^\]]*)\]")
 
 
@@ -41,3 +43,16 @@ def _listify(node: Any) -> Any:
     if converted and all(key.isdigit() for key in converted):
         return [converted[key] for key in sorted(converted, key=int)]
     return converted
+
+
+def integer(value: Any, param: str) -> int:
+    """`value` as an int, or Stripe's 400 `parameter_invalid_integer` naming `param`."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid_request(f"Invalid integer: {value}", code="parameter_invalid_integer", param=param) from None
+
+
+def truthy(value: Any) -> bool:
+    """A form boolean (`confirm=true`)."""
+    return str(value).lower() in ("true", "1", "yes")

@@ -13,7 +13,7 @@ class LedgerEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     at: datetime
-    charge: str
+    charge: str | None  # None: the attempt stopped for authentication (SCA) before any charge; no money moved
     invoice: str
     customer: str
     payment_method: str
@@ -21,7 +21,7 @@ class LedgerEntry(BaseModel):
     currency: str
     idempotency_key: str | None  # None for the simulator's own automatic attempts
     source: str  # "api" (POST /v1/invoices/{id}/pay), "automatic" (renewal) or "smart_retry"
-    attempt: int  # the invoice's n-th charge attempt, counting every kind
+    attempt: int  # the invoice's n-th attempt, counting every kind
     outcome: str  # "succeeded" | "declined"
     code: str | None = None
     decline_code: str | None = None

@@ -78,7 +78,7 @@ class Population:
         )
         pm.customer, c.default_payment_method = c.id, pm.id
         anchor = now + timedelta(seconds=rng.randint(60, 30 * 86400))
-        b.new_subscription(c.id, _pick(rng, mix.prices), currency, anchor)
+        b.new_subscription(c.id, _pick(rng, mix.prices), currency, anchor, created=c.created)
         return c
 
     def next_due(self) -> datetime | None:

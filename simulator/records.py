@@ -16,7 +16,8 @@ class Customer:
     name: str | None = None
     country: str = "US"
     utc_offset_hours: float = 0.0  # for the customer's local hour and day of month
-    default_payment_method: str | None = None
+    default_payment_method: str | None = None  # invoice_settings.default_payment_method
+    default_source: str | None = None  # a `card_…` source (the legacy Sources API)
     metadata: dict[str, str] = field(default_factory=dict)
 
     def local(self, moment: datetime) -> datetime:
@@ -36,6 +37,8 @@ class PaymentMethod:
     exp_year: int
     customer: str | None = None
     forced: str | None = None  # "succeed" or a decline_code every charge gets (test cards, /_sim/cards)
+    source: bool = False  # a legacy card source (`card_…`, object "card") rather than a PaymentMethod
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -49,6 +52,7 @@ class Subscription:
     current_period_end: datetime
     status: str = "active"
     default_payment_method: str | None = None
+    default_source: str | None = None
     canceled_at: datetime | None = None
     latest_invoice: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
@@ -78,6 +82,7 @@ class PaymentIntent:
     status: str = "requires_payment_method"
     latest_charge: str | None = None
     last_error: Outcome | None = None
+    last_error_charge: str | None = None  # None when no charge was made (authentication required)
     last_payment_method: str | None = None
 
 
@@ -97,9 +102,21 @@ class Invoice:
     attempted: bool = False
     payment_intent: str | None = None
     charges: list[str] = field(default_factory=list)
+    attempts_made: int = 0  # every attempt, manual or automatic, charged or stopped for authentication
     first_failed_at: datetime | None = None
     last_decline: tuple[str, str] | None = None  # (payment method, decline_code) of the latest failure
     next_payment_attempt: datetime | None = None
     smart_retries_done: int = 0
     paid_at: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SetupIntent:
+    id: str
+    created: datetime
+    customer: str | None
+    payment_method: str | None
+    usage: str = "off_session"
+    status: str = "requires_confirmation"
     metadata: dict[str, str] = field(default_factory=dict)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from simulator.records import Charge, Customer, Invoice, PaymentIntent, PaymentMethod, Subscription
+from simulator.records import Charge, Customer, Invoice, PaymentIntent, PaymentMethod, SetupIntent, Subscription
 
 
 @dataclass(slots=True)
@@ -15,3 +15,4 @@ class State:
     invoices: dict[str, Invoice] = field(default_factory=dict)
     payment_intents: dict[str, PaymentIntent] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
+    setup_intents: dict[str, SetupIntent] = field(default_factory=dict)

@@ -1,6 +1,8 @@
 """Webhook delivery like Stripe's: signed `Stripe-Signature` POSTs, at least once, with switchable faults.
 
-Each event is serialized once; its exact bytes are signed (`t=<wall clock>,v1=HMAC-SHA256(secret, f"{t}.{body}")`
+The outbox keeps the account's webhook endpoints (`simulator.endpoints`); each queued delivery belongs to one
+endpoint and carries the event as rendered for that endpoint. Each delivery is serialized once; its exact bytes
+are signed with the endpoint's secret (`t=<wall clock>,v1=HMAC-SHA256(secret, f"{t}.{body}")`
 via the `stripe` SDK's own helper) and sent. A non-2xx answer, a connection error or a switched-on outage
 reschedules the delivery with Stripe-like backoff for up to three days. Due times use the simulator clock, so
 delays and backoff elapse when the caller advances it; `flush()` delivers whatever is due.
@@ -22,6 +24,7 @@ import orjson
 import stripe
 
 from simulator.clock import Clock, unix
+from simulator.endpoints import DEFAULT_ENDPOINT, WebhookEndpoint
 from simulator.faults import Faults
 
 #: Seconds between a failed delivery and the next try; then give up (Stripe retries for up to 3 days live).
@@ -36,6 +39,7 @@ class Pending:
     body: bytes
     due_at: datetime
     attempts: int = 0
+    endpoint: str = DEFAULT_ENDPOINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +50,12 @@ class DeliveryRecord:
     status: int | None  # HTTP status; None when unreachable or in a simulated outage
     at: datetime
     error: str | None = None
+    endpoint: str = DEFAULT_ENDPOINT
 
     def as_json(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id,
+            "endpoint": self.endpoint,
             "event_type": self.event_type,
             "attempt": self.attempt,
             "status": self.status,
@@ -61,15 +67,15 @@ class DeliveryRecord:
 class WebhookOutbox:
     def __init__(
         self,
-        url: str | None,
-        secret: str,
+        endpoints: list[WebhookEndpoint],
         clock: Clock,
         wall: Clock,
         rng: random.Random,
         faults: Callable[[], Faults],
         timeout: float = 10.0,
     ) -> None:
-        self.url, self._secret, self._timeout = url, secret, timeout
+        self._endpoints = {ep.id: ep for ep in endpoints}
+        self._timeout = timeout
         self._clock, self._wall, self._rng, self._faults = clock, wall, rng, faults
         self._pending: list[Pending] = []
         self._seq = 0
@@ -77,8 +83,40 @@ class WebhookOutbox:
         self.deliveries: deque[DeliveryRecord] = deque(maxlen=100_000)  # the latest delivery attempts
         self.abandoned: list[Pending] = []
 
-    def enqueue(self, event: dict[str, Any]) -> None:
-        """Queue one event (twice when the duplicate fault strikes), due after the configured delay."""
+    # -- endpoints -----------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str | None:
+        """The default endpoint's URL (the `--webhook-url`)."""
+        default = self._endpoints.get(DEFAULT_ENDPOINT)
+        return default.url if default else None
+
+    def endpoints(self) -> list[WebhookEndpoint]:
+        with self._lock:
+            return list(self._endpoints.values())
+
+    def endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        with self._lock:
+            return self._endpoints.get(endpoint_id)
+
+    def set_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Add or replace an endpoint; what is already queued keeps the form it was rendered in."""
+        with self._lock:
+            self._endpoints[endpoint.id] = endpoint
+
+    def remove_endpoint(self, endpoint_id: str) -> bool:
+        """Forget an endpoint and everything still queued for it."""
+        with self._lock:
+            self._pending = [p for p in self._pending if p.endpoint != endpoint_id]
+            return self._endpoints.pop(endpoint_id, None) is not None
+
+    def reset_endpoints(self, endpoints: list[WebhookEndpoint]) -> None:
+        with self._lock:
+            self._endpoints = {ep.id: ep for ep in endpoints}
+
+    # -- deliveries ----------------------------------------------------------------------------------------------
+    def enqueue(self, event: dict[str, Any], endpoint: str = DEFAULT_ENDPOINT) -> None:
+        """Queue one event for `endpoint` (twice when the duplicate fault strikes), due after the configured
+        delay."""
         body = orjson.dumps(event)
         faults = self._faults()
         with self._lock:
@@ -90,7 +128,7 @@ class WebhookOutbox:
                     max(faults.webhook_delay_min_seconds, faults.webhook_delay_max_seconds),
                 )
                 due = self._clock.now() + timedelta(seconds=delay)
-                self._pending.append(Pending(self._seq, event["id"], event["type"], body, due))
+                self._pending.append(Pending(self._seq, event["id"], event["type"], body, due, endpoint=endpoint))
 
     def pending(self) -> list[Pending]:
         with self._lock:
@@ -104,9 +142,8 @@ class WebhookOutbox:
 
     async def flush(self, everything: bool = False) -> int:
         """Deliver what is due (all pending with `everything`), each at most once per call; returns successes.
-        Without a webhook URL nothing is sent: events stay pending (and readable at `GET /v1/events`)."""
-        if not self.url:
-            return 0
+        Deliveries to an endpoint without a URL are not sent: they stay pending (the events are readable at
+        `GET /v1/events`)."""
         batch = self._take(everything)
         if not batch:
             return 0
@@ -117,7 +154,11 @@ class WebhookOutbox:
     def _take(self, everything: bool) -> list[Pending]:
         now = self._clock.now()
         with self._lock:
-            due = sorted((p for p in self._pending if everything or p.due_at <= now), key=lambda p: p.seq)
+            routable = {ep.id for ep in self._endpoints.values() if ep.url}
+            due = sorted(
+                (p for p in self._pending if p.endpoint in routable and (everything or p.due_at <= now)),
+                key=lambda p: p.seq,
+            )
             taken = {p.seq for p in due}
             self._pending = [p for p in self._pending if p.seq not in taken]
             window = self._faults().webhook_reorder_window
@@ -135,7 +176,9 @@ class WebhookOutbox:
         item.attempts += 1
         status, error = await self._post(client, item)
         self.deliveries.append(
-            DeliveryRecord(item.event_id, item.event_type, item.attempts, status, self._clock.now(), error)
+            DeliveryRecord(
+                item.event_id, item.event_type, item.attempts, status, self._clock.now(), error, item.endpoint
+            )
         )
         if status is not None and 200 <= status < 300:
             return True
@@ -145,11 +188,12 @@ class WebhookOutbox:
     async def _post(self, client: httpx.AsyncClient, item: Pending) -> tuple[int | None, str | None]:
         if self._faults().webhook_outage:
             return None, "simulated outage"
-        if not self.url:
+        endpoint = self.endpoint(item.endpoint)
+        if endpoint is None or not endpoint.url:
             return None, "no webhook url configured"
         payload = item.body.decode("utf-8")
         signature = stripe.WebhookSignature.generate_signature_header(
-            payload, self._secret, timestamp=unix(self._wall.now())
+            payload, endpoint.secret, timestamp=unix(self._wall.now())
         )
         headers = {
             "content-type": "application/json; charset=utf-8",
@@ -157,12 +201,14 @@ class WebhookOutbox:
             "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks; payrisk simulator)",
         }
         try:
-            response = await client.post(self.url, content=item.body, headers=headers)
+            response = await client.post(endpoint.url, content=item.body, headers=headers)
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:200]
         return response.status_code, None
 
     def _reschedule(self, item: Pending) -> None:
+        if self.endpoint(item.endpoint) is None:
+            return  # the endpoint was deleted meanwhile
         if item.attempts > len(BACKOFF_SECONDS):
             self.abandoned.append(item)
             return
