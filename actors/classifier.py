@@ -1,4 +1,5 @@
-"""The classifier pool on Ray: named actors `classifier-0..N-1` that classify batches with the pure function.
+"""The classifier pool on Ray: named actors `classifier-0..N-1` that classify batches with the pure function,
+and complete what a failure's deliveries lack by reading the provider API (`enrich`).
 
 The tables are loaded (and validated) in the driver and shipped to every actor, so a bad table or override
 stops start-up there, and cluster nodes need no table files of their own. `classify_batch` is pure, so Ray
@@ -28,9 +29,27 @@ Item = tuple[str, str, dict[str, Any]]  # (tenant_id, provider, DeclineInfo as a
 class ClassifierActor:
     """One classifier process. Create through `ClassifierPool`, or directly in tests without Ray."""
 
-    def __init__(self, tables: ClassificationTables | None = None) -> None:
+    def __init__(self, tables: ClassificationTables | None = None, provider: dict[str, Any] | None = None) -> None:
         self._tables = tables or default_tables()
         self._unknown: Counter[str] = Counter()
+        self._provider = dict(provider or {})
+        self._reader: Any = None
+
+    def enrich(self, tenant: str, provider: str, customer_id: str, fetch: dict[str, Any]) -> dict[str, Any]:
+        """Read a failure's missing decline codes (and the customer's tenure) through the provider API, and
+        classify them. `fetch` is a `DetailsFetch` as a dict; the answer goes back to the customer's home, which
+        records it as an event. Never raises for a provider error: the answer carries it in `error`."""
+        if self._reader is None:
+            if not self._provider.get("stripe_api_key"):
+                return {"failure_no": fetch["failure_no"], "decline": None, "found_in": [], "customer": False,
+                        "error": "no provider API key is configured"}
+            from actors.executor import StripeReader
+
+            self._reader = StripeReader(self._provider["stripe_api_key"], self._provider.get("stripe_api_base"))
+        result: dict[str, Any] = self._reader.details(customer_id, fetch)
+        if result.get("decline"):
+            result["classification"] = self._classify(tenant, provider, result["decline"])
+        return result
 
     def classify_batch(self, items: list[Item]) -> list[dict[str, Any]]:
         """Classify each (tenant, provider, decline) item into `Classification.model_dump(mode="json")`.
@@ -67,14 +86,18 @@ class ClassifierPool:
     """
 
     def __init__(
-        self, size: int = 2, tables: ClassificationTables | None = None, *, prefix: str = "classifier"
+        self, size: int = 2, tables: ClassificationTables | None = None, *, prefix: str = "classifier",
+        provider: dict[str, Any] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a classifier pool needs at least one actor")
-        options = {"namespace": NAMESPACE, "get_if_exists": True, "num_cpus": 0, "max_restarts": -1}
+        # threaded: an API read in `enrich` must not hold up classification batches
+        options = {"namespace": NAMESPACE, "get_if_exists": True, "num_cpus": 0, "max_restarts": -1,
+                   "max_concurrency": 8}
         self.names = [f"{prefix}-{index}" for index in range(size)]
         self.handles: list[Any] = [
-            RemoteClassifier.options(name=name, max_task_retries=-1, **options).remote(tables) for name in self.names
+            RemoteClassifier.options(name=name, max_task_retries=-1, **options).remote(tables, provider)
+            for name in self.names
         ]
         self._next = itertools.cycle(self.handles)
 

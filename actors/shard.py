@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 from collections import OrderedDict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import ray
@@ -21,12 +22,12 @@ import structlog
 
 from actors.clock import make_clock
 from actors.domain.case import customer_status, empty_state, evolve
-from actors.domain.decide import decide_attempt_result, decide_inbound, decide_timer
-from actors.domain.decisions import ChargeRequest, Context, Decision
+from actors.domain.decide import decide_attempt_result, decide_details_fetched, decide_inbound, decide_timer
+from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
 from actors.domain.machine import OPEN
 from actors.metrics import EngineMetrics
 from actors.persist import card_history, persist, record_outcome
-from actors.placement import shard_name
+from actors.placement import NAMESPACE, shard_name
 from actors.planning import make_context_factory
 from payrisk.logging import configure_logging
 from payrisk.store import ConcurrencyConflict, Database, StoreError, checkpoints, events
@@ -34,6 +35,7 @@ from payrisk.store import ConcurrencyConflict, Database, StoreError, checkpoints
 log = structlog.get_logger("payrisk.shard")
 
 _DONE = ("applied", "ignored", "quarantined")
+FETCH_TIMEOUT_SECONDS = 20.0  # the reader's own HTTP timeout is shorter; this bounds a lost pool call
 OPEN_STATES = frozenset(s.value for s in OPEN)
 
 
@@ -57,6 +59,10 @@ class CustomerShard:
         self._clock = make_clock(config.get("clock", "real"))
         self._contexts = make_context_factory(config)
         self._adapter: Any = None
+        self._reader: Any = None
+        self._classifiers: list[Any] | None = None
+        self._next_classifier = 0
+        self._background: set[asyncio.Task[None]] = set()
         self._incidents: dict[str, tuple[float, frozenset[str], str]] = {}
         self._metrics = EngineMetrics(shard_name(index))
         self._next_occupancy = 0.0
@@ -154,6 +160,7 @@ class CustomerShard:
                     customers[key].state, customers[key].version = decisions[-1].state, version
                 self._observe(decisions)
         for key, (decisions, _) in staged.items():
+            self._fetch_later(key[0], key[1], [f for d in decisions for f in d.fetches])
             for charge in (c for d in decisions for c in (*d.charges, *d.reconciles)):
                 await self._charge(key[0], key[1], charge)
         applied = sum(1 for o in outcomes.values() if o == "applied")
@@ -166,9 +173,7 @@ class CustomerShard:
                      now: Any, outcomes: dict[int, str]) -> tuple[list[Decision], int]:
         """One customer's share of a batch, written in the batch's transaction."""
         tenant_id, customer_id = key
-        history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
-        paused, mode = await self._tenant_state(conn, tenant_id)
-        ctx = await self._contexts(tenant_id, now, history, paused, mode)
+        ctx = await self._context(conn, tenant_id, customer, now)
         state, decisions = customer.state, []
         for item in group:
             made = await _decide_delivery(conn, item, state, ctx)
@@ -242,9 +247,7 @@ class CustomerShard:
         db = await self._database()
         now = await self._clock.now()
         async with db.transaction() as conn:
-            history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
-            paused, mode = await self._tenant_state(conn, tenant_id)
-            ctx = await self._contexts(tenant_id, now, history, paused, mode)
+            ctx = await self._context(conn, tenant_id, customer, now)
             decisions = await decide(conn, customer.state, ctx)
             if decisions is None:
                 return None
@@ -252,7 +255,73 @@ class CustomerShard:
         if decisions:
             customer.state, customer.version = decisions[-1].state, version
         self._observe(decisions)
+        self._fetch_later(tenant_id, customer_id, [f for d in decisions for f in d.fetches])
         return [c for d in decisions for c in (*d.charges, *d.reconciles)]
+
+    async def _context(self, conn: Any, tenant_id: str, customer: _Customer, now: datetime) -> Context:
+        history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
+        paused, mode = await self._tenant_state(conn, tenant_id)
+        ctx = await self._contexts(tenant_id, now, history, paused, mode)
+        return dataclasses.replace(ctx, fetch_details=bool(self.config.get("stripe_api_key")))
+
+    # --------------------------------------------------------------------------------------------- API reads
+
+    def _fetch_later(self, tenant_id: str, customer_id: str, fetches: list[DetailsFetch]) -> None:
+        """After commit, outside the customer's lock: the classifier pool reads what the deliveries lacked."""
+        for fetch in fetches:
+            task = asyncio.get_running_loop().create_task(self._fetch(tenant_id, customer_id, fetch))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _fetch(self, tenant_id: str, customer_id: str, fetch: DetailsFetch) -> None:
+        """One read, its answer decided as the customer's next event. A read that fails or is lost leaves the
+        case to the webhooks and the classification timer (the last resort), never stuck."""
+        request = dataclasses.asdict(fetch)
+        try:
+            pool = self._classifier()
+            if pool is not None:
+                call = pool.enrich.options(enable_task_events=False).remote(tenant_id, "stripe", customer_id, request)
+                result = await asyncio.wait_for(call, FETCH_TIMEOUT_SECONDS)
+            else:
+                reader = self._provider_reader()
+                if reader is None:
+                    return
+                result = await asyncio.wait_for(asyncio.to_thread(reader.details, customer_id, request),
+                                                FETCH_TIMEOUT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - any failure here only means "no answer": the timer decides
+            log.warning("details.fetch_failed", tenant=tenant_id, customer=customer_id, invoice=fetch.invoice_id,
+                        error=f"{type(exc).__name__}: {exc}"[:300])
+            return
+
+        async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
+            return [decide_details_fetched(state, fetch.invoice_id, result, ctx)]
+
+        try:
+            await self._decide(tenant_id, customer_id, decide)
+        except StoreError as exc:
+            log.warning("details.apply_failed", tenant=tenant_id, customer=customer_id, invoice=fetch.invoice_id,
+                        error=str(exc)[:300])
+
+    def _classifier(self) -> Any:
+        """A classifier pool actor (round robin), or None when the pool is not running (tools, some tests)."""
+        if self._classifiers is None:
+            handles = []
+            for index in range(int(self.config.get("classifiers", 1))):
+                with contextlib.suppress(ValueError):
+                    handles.append(ray.get_actor(f"classifier-{index}", namespace=NAMESPACE))
+            self._classifiers = handles
+        if not self._classifiers:
+            self._classifiers = None
+            return None
+        self._next_classifier = (self._next_classifier + 1) % len(self._classifiers)
+        return self._classifiers[self._next_classifier]
+
+    def _provider_reader(self) -> Any:
+        if self._reader is None and self.config.get("stripe_api_key"):
+            from actors.executor import StripeReader
+
+            self._reader = StripeReader(self.config["stripe_api_key"], self.config.get("stripe_api_base"))
+        return self._reader
 
     def _observe(self, decisions: list[Decision]) -> None:
         """Metrics after commit (never before: a rolled-back decision counts nothing)."""
@@ -270,7 +339,8 @@ class CustomerShard:
             log.warning("charge.no_provider", tenant=tenant_id, customer=customer_id, invoice=charge.invoice_id)
             return
         self._maybe_crash("before_call")
-        result = await asyncio.to_thread(adapter.pay_invoice, charge.invoice_id, charge.idempotency_key)
+        result = await asyncio.to_thread(adapter.pay_invoice, charge.invoice_id, charge.idempotency_key,
+                                         charge.payment_method_id)
         self._maybe_crash("after_call")
         await self._settle(tenant_id, customer_id, charge, result)
 

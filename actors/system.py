@@ -21,6 +21,7 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "clock": "real",
         "log_level": settings.log_level,
         "notifiers": settings.notifiers,
+        "classifiers": settings.classifiers,
         **extra,
     }
 
@@ -53,7 +54,9 @@ class ActorSystem:
             self.config)
         from actors.classifier import ClassifierPool
 
-        self.classifiers = ClassifierPool(size=self.settings.classifiers)  # tables load here: a bad file stops start
+        provider = {k: self.config.get(k) for k in ("stripe_api_key", "stripe_api_base")}
+        # tables load here: a bad file stops start
+        self.classifiers = ClassifierPool(size=self.settings.classifiers, provider=provider)
         self.monitor = Monitor.options(name="monitor", namespace=NAMESPACE, get_if_exists=True).remote(self.config)
         ray.get([s.stats.remote() for s in self.shards])  # wait until every shard is up
         if run_loops:

@@ -22,7 +22,7 @@ from payrisk.config import load_settings
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import SECRET, charge_failed, envelope, invoice, pi_failed, sign
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 10:00 in New York, the card country's zone: no quiet hours
 
 
 @pytest.fixture(scope="module")

@@ -70,6 +70,16 @@ def expanded_decline(charge: Any, intent: Any) -> DeclineInfo | None:
     return DeclineInfo(**fields) if fields else None
 
 
+def charge_decline(charge: Obj) -> DeclineInfo:
+    """The codes of a failed Charge (`failure_code`, `outcome`, the card)."""
+    return _charge_decline(charge)
+
+
+def error_decline(error: Obj) -> DeclineInfo:
+    """The codes of an API error object (a PaymentIntent's `last_payment_error`)."""
+    return _error_decline(error)
+
+
 def _charge_decline(charge: Obj) -> DeclineInfo:
     outcome = mapping(charge.get("outcome"))
     details = mapping(charge.get("payment_method_details"))
