@@ -1,17 +1,35 @@
-"""Build the decision context a shard passes to the pure core: clock value, classifier, planner, tenant mode."""
+"""Build the decision context a shard passes to the pure core: clock value, classifier, planner, tenant mode.
+
+Each tenant classifies with the shipped tables plus its own overrides, which are stored in PostgreSQL
+(`classification_overrides`, edited through `PUT /api/tenants/{tenant}/classification-overrides`).
+`tenant_classifier(conn, tenant)` re-reads the tenant's revision at most every few seconds and rebuilds its
+tables only when the revision moved; `classifier_for(tenant)` (what the context factory uses) never does I/O:
+it returns what the last refresh built, or the shipped tables before any refresh.
+"""
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+
+import structlog
 
 from actors.domain.decisions import Context, Planner
 from actors.domain.default_planner import DefaultPlanner
 
 ContextFactory = Callable[[str, datetime, Mapping[str, Sequence[datetime]], frozenset[str], str],
                           Awaitable[Context]]
+Classify = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+#: How long a shard trusts the overrides it holds before it asks PostgreSQL for the tenant's revision again.
+OVERRIDES_TTL_SECONDS = 5.0
+
+log = structlog.get_logger("payrisk.planning")
 
 
 def make_context_factory(config: dict[str, Any]) -> ContextFactory:
@@ -36,13 +54,103 @@ def make_planner(name: str) -> Planner:
     return StrategyPlanner()
 
 
+@dataclass(slots=True)
+class _Entry:
+    revision: int
+    classify: Classify
+    checked_at: float
+
+
+class TenantClassifiers:
+    """Each tenant's classification function, rebuilt when the tenant's stored overrides change.
+
+    `refresh(conn, tenant)` asks PostgreSQL at most once per `ttl` seconds per tenant (one indexed query that
+    returns the documents only when the revision moved). Overrides that no longer validate (the shipped tables
+    changed under them) are logged once per revision and the tenant classifies with the shipped tables.
+    """
+
+    def __init__(self, ttl: float = OVERRIDES_TTL_SECONDS, max_tenants: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._max = max_tenants
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def get(self, tenant_id: str) -> Classify:
+        """What the last refresh built for the tenant; the shipped tables when it was never refreshed. No I/O."""
+        entry = self._entries.get(tenant_id)
+        return entry.classify if entry is not None else _shipped(tenant_id)
+
+    async def refresh(self, conn: Any, tenant_id: str) -> Classify:
+        """The tenant's classifier, re-read from the database when the TTL has passed."""
+        from payrisk.store import classification_overrides
+
+        now = self._clock()
+        entry = self._entries.get(tenant_id)
+        if entry is not None and entry.checked_at + self._ttl > now:
+            return entry.classify
+        known = entry.revision if entry is not None else 0
+        revision, documents = await classification_overrides.changed(conn, tenant_id, known)
+        if entry is not None and documents is None:
+            entry.checked_at = now
+            self._entries.move_to_end(tenant_id)
+            return entry.classify
+        classify = _shipped(tenant_id) if not documents else _with_overrides(tenant_id, revision, documents)
+        self._entries[tenant_id] = _Entry(revision, classify, now)
+        self._entries.move_to_end(tenant_id)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return classify
+
+    def forget(self, tenant_id: str | None = None) -> None:
+        """Drop one tenant's entry (or all): the next refresh reads the database."""
+        if tenant_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(tenant_id, None)
+
+
+_CLASSIFIERS = TenantClassifiers()
+
+
+def classifier_for(tenant_id: str) -> Classify:
+    """The pure classification function bound to the tenant's tables (with its overrides, as last refreshed)."""
+    return _CLASSIFIERS.get(tenant_id)
+
+
+async def tenant_classifier(conn: Any, tenant_id: str) -> Classify:
+    """Refresh the process's view of the tenant's overrides (at most every few seconds) and return its classifier.
+
+    A shard calls this with its decision transaction's connection before building the context:
+    `classifier_for(tenant_id)` (and so `make_context_factory`'s contexts) then use what it loaded.
+    """
+    return await _CLASSIFIERS.refresh(conn, tenant_id)
+
+
 @lru_cache(maxsize=256)
-def classifier_for(tenant_id: str) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
-    """The pure classification function bound to the tenant's tables (with its overrides)."""
-    from actors.domain.classification import classify, default_tables
+def _shipped(tenant_id: str) -> Classify:
+    from actors.domain.classification import default_tables
+
+    return _bind(default_tables().for_tenant(tenant_id))
+
+
+def _with_overrides(tenant_id: str, revision: int, documents: list[dict[str, Any]]) -> Classify:
+    from actors.domain.classification import ClassificationTableError, default_tables
+    from actors.domain.classification.loading import check_tenant_overrides, tenant_view
+
+    tables = default_tables()
+    try:
+        overrides = check_tenant_overrides(tenant_id, documents, tables, source=f"revision {revision}")
+    except ClassificationTableError as exc:
+        log.error("classification.overrides_invalid", tenant=tenant_id, revision=revision, error=str(exc))
+        return _shipped(tenant_id)
+    return _bind(tenant_view(tables, tenant_id, overrides))
+
+
+def _bind(tables: Any) -> Classify:
+    from actors.domain.classification import classify
     from actors.domain.inbound import DeclineInfo
 
-    tables = default_tables().for_tenant(tenant_id)
     fields = set(DeclineInfo.model_fields)
 
     def run(provider: str, decline: dict[str, Any]) -> dict[str, Any]:

@@ -157,6 +157,54 @@ async def classify(request: Request) -> Response:
 _PROVIDERS = {"stripe", "adyen", "braintree", "paddle"}
 
 
+async def _known_tenant(request: Request) -> str:
+    tenant = str(request.path_params["tenant"])
+    if await request.app.state.platform.tenants.get(tenant) is None:
+        raise ProblemError(404, "not-found", "Not Found", f"no tenant {tenant!r}")
+    return tenant
+
+
+async def get_classification_overrides(request: Request) -> Response:
+    """The tenant's classification overrides as stored, with their revision (0: none ever stored)."""
+    from payrisk.store import classification_overrides
+
+    tenant = await _known_tenant(request)
+    async with request.app.state.platform.db.connection() as conn:
+        stored = await classification_overrides.load(conn, tenant)
+    return _json(stored.as_json())
+
+
+def _invalid_override(field: str, problem: str) -> ProblemError:
+    return ProblemError(400, "invalid-classification-override", "Invalid classification override",
+                        f"{field}: {problem}", field=field)
+
+
+async def put_classification_overrides(request: Request) -> Response:
+    """Replace the tenant's classification overrides (validated as override files are); shards pick them up
+    within a few seconds. `{"overrides": []}` clears them."""
+    from actors.domain.classification import ClassificationTableError, default_tables
+    from actors.domain.classification.loading import check_tenant_overrides, parse_json
+    from payrisk.store import classification_overrides
+
+    tenant = await _known_tenant(request)
+    try:
+        body = parse_json(await request.body(), "body")
+    except ClassificationTableError as exc:
+        field = "body" if exc.problem.startswith("invalid JSON") else exc.row
+        raise _invalid_override(field, exc.problem) from None
+    if not isinstance(body, dict) or set(body) != {"overrides"}:
+        unknown = sorted(set(body) - {"overrides"}) if isinstance(body, dict) else []
+        raise _invalid_override(unknown[0] if unknown else "overrides", 'expected {"overrides": [override objects]}')
+    try:
+        check_tenant_overrides(tenant, body["overrides"], default_tables(), source="overrides")
+    except ClassificationTableError as exc:
+        raise _invalid_override(exc.file if exc.row == "-" else f"{exc.file}.{exc.row}", exc.problem) from None
+    documents = [{**document, "tenant": tenant} for document in body["overrides"]]
+    async with request.app.state.platform.db.connection() as conn:
+        stored = await classification_overrides.save(conn, tenant, documents)
+    return _json(stored.as_json())
+
+
 async def openapi(request: Request) -> Response:
     from pathlib import Path
 
@@ -183,5 +231,7 @@ ROUTES = [
     Route("/api/customers/{customer_id}/timeline", get_timeline, methods=["GET"]),
     Route("/api/customers/{customer_id}/profile", put_profile, methods=["PUT"]),
     Route("/api/classify", classify, methods=["POST"]),
+    Route("/api/tenants/{tenant}/classification-overrides", get_classification_overrides, methods=["GET"]),
+    Route("/api/tenants/{tenant}/classification-overrides", put_classification_overrides, methods=["PUT"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

@@ -62,6 +62,23 @@ def _add_strategies(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     e.set_defaults(handler=_lazy("payrisk.strategy_cli", "cmd_explain"))
 
 
+def _add_classification(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("classification", help="a tenant's classification overrides (stored in the database)")
+    csub = p.add_subparsers(dest="classification_command", required=True)
+    o = csub.add_parser("overrides", help="show or replace a tenant's classification overrides",
+                        description="Running shards use a change within a few seconds.")
+    osub = o.add_subparsers(dest="action", required=True)
+    s = osub.add_parser("set", help="replace the tenant's overrides with those in FILE...",
+                        description="Replace the tenant's overrides with those in FILE... (each an override file, a "
+                        "list of them, or {\"overrides\": [...]}), validated as override files are.")
+    s.add_argument("files", nargs="+", metavar="FILE", help="override files")
+    s.add_argument("--tenant", required=True, help="tenant id")
+    s.set_defaults(handler=_lazy("payrisk.classification_cli", "cmd_overrides"))
+    w = osub.add_parser("show", help="print the tenant's stored overrides as JSON")
+    w.add_argument("--tenant", required=True, help="tenant id")
+    w.set_defaults(handler=_lazy("payrisk.classification_cli", "cmd_overrides"), files=[])
+
+
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="simulate customers and renewals; compare recovery with two baselines",
                        description="On the embedded stack (or DATABASE_URL/REDIS_URL), the simulator creates "
@@ -90,7 +107,8 @@ def _lazy(module: str, name: str) -> Handler:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="payrisk", description="Self-hosted failed-payment recovery platform.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_up, _add_migrate, _add_replay, _add_simulator, _add_strategies, _add_demo):
+    for add in (_add_up, _add_migrate, _add_replay, _add_simulator, _add_strategies, _add_classification,
+                _add_demo):
         add(sub)
     return parser
 

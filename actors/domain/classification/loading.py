@@ -2,13 +2,16 @@
 
 Any problem stops loading with a ClassificationTableError naming the file, the row and the problem.
 Duplicate keys are caught while parsing (plain `json.loads` would silently keep the last one).
+
+Overrides stored per tenant (PostgreSQL, the HTTP API) go through the same checks: `parse_json` for the body,
+`check_tenant_overrides` for the documents, `tenant_view` for the tables the tenant then sees.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,7 +71,7 @@ def load_tables(directory: Path | None = None, overrides: Path | None = None) ->
     tenant_tables: dict[str, dict[str, ProviderTable]] = {}
     for path in _override_files(overrides):
         override = read_model(path, TenantOverride)
-        _apply(override, path, providers, tenant_tables.setdefault(override.tenant, {}))
+        _apply(override, str(path), providers, tenant_tables.setdefault(override.tenant, {}))
     return ClassificationTables(providers=providers, networks=networks, tenant_tables=tenant_tables)
 
 
@@ -96,19 +99,73 @@ def _override_files(overrides: Path | None) -> list[Path]:
 
 
 def _apply(
-    override: TenantOverride, path: Path, providers: dict[str, ProviderTable], into: dict[str, ProviderTable]
+    override: TenantOverride, source: str, providers: dict[str, ProviderTable], into: dict[str, ProviderTable]
 ) -> None:
     base = providers.get(override.provider)
     if base is None:
         known = ", ".join(sorted(providers))
-        raise ClassificationTableError(str(path), "provider", f"unknown provider {override.provider!r} ({known})")
+        raise ClassificationTableError(source, "provider", f"unknown provider {override.provider!r} ({known})")
     if override.provider in into:
         problem = f"tenant {override.tenant!r} already overrides {override.provider} in another file"
-        raise ClassificationTableError(str(path), "tenant", problem)
+        raise ClassificationTableError(source, "tenant", problem)
     try:
         into[override.provider] = override.apply(base)
     except ValidationError as exc:
-        raise from_validation(exc, str(path)) from exc
+        raise from_validation(exc, source) from exc
+
+
+def check_tenant_overrides(
+    tenant: str, documents: object, tables: ClassificationTables, source: str = "overrides"
+) -> list[TenantOverride]:
+    """Validate a tenant's stored or submitted override documents exactly as override files are validated.
+
+    `documents` is a list of override objects (`provider`, `version`, `rows`, optional `description`; `tenant`
+    is filled in and, when given, must be `tenant`). Each is checked as a model and applied to `tables`;
+    the first problem raises ClassificationTableError(`{source}.{index}`, field, problem).
+    """
+    if not isinstance(documents, list):
+        raise ClassificationTableError(source, "-", "expected a list of override objects")
+    checked: list[TenantOverride] = []
+    for index, document in enumerate(documents):
+        where = f"{source}.{index}"
+        if not isinstance(document, dict):
+            raise ClassificationTableError(where, "-", "expected an override object")
+        if document.get("tenant", tenant) != tenant:
+            problem = f"the override is for tenant {document['tenant']!r}, stored for {tenant!r}"
+            raise ClassificationTableError(where, "tenant", problem)
+        try:
+            checked.append(TenantOverride.model_validate({**document, "tenant": tenant}))
+        except ValidationError as exc:
+            raise from_validation(exc, where) from exc
+    _tenant_tables(tables, checked, [f"{source}.{index}" for index in range(len(checked))])
+    return checked
+
+
+def tenant_view(tables: ClassificationTables, tenant: str, overrides: Sequence[TenantOverride]) -> ClassificationTables:
+    """The tables as `tenant` sees them with `overrides` (replacing any the tables carry for that tenant)."""
+    own = _tenant_tables(tables, overrides, [f"override.{index}" for index in range(len(overrides))])
+    return ClassificationTables(providers=tables.providers, networks=tables.networks, tenant_tables={tenant: own},
+                                tenant=tenant)
+
+
+def _tenant_tables(
+    tables: ClassificationTables, overrides: Sequence[TenantOverride], sources: Sequence[str]
+) -> dict[str, ProviderTable]:
+    own: dict[str, ProviderTable] = {}
+    for override, source in zip(overrides, sources, strict=True):
+        _apply(override, source, dict(tables.providers), own)
+    return own
+
+
+def parse_json(text: str | bytes, source: str) -> Any:
+    """JSON as table files are read: invalid JSON and duplicate keys raise ClassificationTableError."""
+    try:
+        raw = json.loads(text, object_pairs_hook=_Pairs)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "-"
+        problem = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise ClassificationTableError(source, where, f"invalid JSON: {problem}") from exc
+    return _unique(raw, source, "")
 
 
 def read_model(path: Path, model: type[M]) -> M:
@@ -118,12 +175,9 @@ def read_model(path: Path, model: type[M]) -> M:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ClassificationTableError(name, "-", f"cannot read file ({exc.strerror or exc})") from exc
+    raw = parse_json(text, name)
     try:
-        raw = json.loads(text, object_pairs_hook=_Pairs)
-    except json.JSONDecodeError as exc:
-        raise ClassificationTableError(name, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from exc
-    try:
-        return model.model_validate(_unique(raw, name, ""))
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise from_validation(exc, name) from exc
 
