@@ -69,9 +69,11 @@ class View:
         return self.shape != "basil"
 
     def includes(self, name: str) -> bool:
-        """Whether an includable field (`payments`, `sources`, …) was asked for with `expand[]=name` (or, on a
-        list, `expand[]=data.name`)."""
-        return name in self.expand or f"data.{name}" in self.expand
+        """Whether an includable field (`payments`, `sources`, …) was asked for: `expand[]=name`, a path below
+        it (`payments.data.payment.payment_intent`), or the same on a list's items (`data.name…`)."""
+        return any(
+            path == prefix or path.startswith(prefix + ".") for path in self.expand for prefix in (name, f"data.{name}")
+        )
 
     def plain(self) -> View:
         """The same version without expansions (for nested objects)."""
