@@ -28,7 +28,7 @@ from actors.domain.machine import OPEN
 from actors.metrics import EngineMetrics
 from actors.persist import card_history, persist, record_outcome
 from actors.placement import NAMESPACE, shard_name
-from actors.planning import make_context_factory
+from actors.planning import make_context_factory, tenant_classifier
 from payrisk.logging import configure_logging
 from payrisk.store import ConcurrencyConflict, Database, StoreError, checkpoints, events
 
@@ -261,6 +261,7 @@ class CustomerShard:
     async def _context(self, conn: Any, tenant_id: str, customer: _Customer, now: datetime) -> Context:
         history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
         paused, mode = await self._tenant_state(conn, tenant_id)
+        await tenant_classifier(conn, tenant_id)  # the tenant's stored overrides, refreshed every few seconds
         ctx = await self._contexts(tenant_id, now, history, paused, mode)
         return dataclasses.replace(ctx, fetch_details=bool(self.config.get("stripe_api_key")))
 

@@ -6,6 +6,7 @@ exactly (invariant I5). State is plain JSON-able data; the transitions machine v
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -295,8 +296,11 @@ _RECORD_FIELDS = ("source", "invoice_id", "payment_intent_id", "charge_id", "amo
 
 def _learn_since(state: Json, since: str | None) -> None:
     """Tenure: the earliest start the provider told us of (customer created, subscription started)."""
-    if since and (state.get("customer_since") is None or since < state["customer_since"]):
-        state["customer_since"] = since
+    if not since:
+        return
+    value = datetime.fromisoformat(since).astimezone(UTC).isoformat()  # one spelling, so text order is time order
+    if state.get("customer_since") is None or value < state["customer_since"]:
+        state["customer_since"] = value
 
 
 def _merge(old: Json, new: Json) -> Json:

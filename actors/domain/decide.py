@@ -220,7 +220,7 @@ def _on_customer_updated(run: _Run, e: Json, delivery_id: int | None) -> None:
 def _older_than_known_method(run: _Run, e: Json) -> bool:
     """An update older than the newest one applied (a reordered delivery) must not move the card back (I7)."""
     known_at = run.state.get("payment_method_at")
-    if known_at and e.get("occurred_at") and e["occurred_at"] < known_at:
+    if known_at and e.get("occurred_at") and _time(e["occurred_at"]) < _time(known_at):  # type: ignore[operator]
         run.emit("LateEventIgnored", {"event": e["provider_event_type"],
                                       "reason": f"a newer payment method update ({known_at}) was already applied"})
         return True
