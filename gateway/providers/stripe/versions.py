@@ -54,7 +54,7 @@ _COMMON: dict[str, tuple[Path, ...]] = {
     "customer.default_payment_method": (("invoice_settings", "default_payment_method"), ("default_source",)),
     "customer.created": (("created",),),
     "subscription.default_payment_method": (("default_payment_method",), ("default_source",)),
-    "subscription.started": (("start_date",), ("created",)),
+    "subscription.started": (("start_date",), ("start",), ("created",)),  # `start` before 2018-ish
 }
 
 RANGES: tuple[VersionRange, ...] = (
