@@ -302,7 +302,8 @@ def payment_intent(state: State, pi: PaymentIntent, view: View) -> Obj:
         "payment_method_types": ["card"],
     }
     if view.pi_charges_list:
-        mine = [charge(state, ch, view.plain()) for ch in state.charges.values() if ch.payment_intent == pi.id]
+        inv = state.invoices.get(pi.invoice)  # one PaymentIntent per invoice: its charges are the invoice's
+        mine = [charge(state, state.charges[ch], view.plain()) for ch in (inv.charges if inv else [])]
         obj["charges"] = listing(mine[::-1], f"/v1/charges?payment_intent={pi.id}")
     else:
         obj["latest_charge"] = pi.latest_charge
