@@ -59,7 +59,8 @@ class Charging:
             raise invalid_request("Invoice is already paid.")
         if inv.status == "void":
             raise invalid_request("You cannot pay a void invoice.", code="invoice_not_editable")
-        pm = self._payment_method(inv, params.get("payment_method"))
+        # `payment_method` (a PaymentMethod) or, for the Sources API, `source` (a card_… of the customer)
+        pm = self._payment_method(inv, params.get("payment_method") or params.get("source"))
         if not self._attempt(inv, pm, req, source):
             pi = b.state.payment_intents[inv.payment_intent or ""]
             raise StripeApiError(402, render.payment_error(b.state, pi, in_response=True) or {})
