@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -36,12 +36,15 @@ def make_context_factory(config: dict[str, Any]) -> ContextFactory:
     planner = make_planner(config.get("planner", "strategies"))
     branding = dict(config.get("branding", {"name": "payrisk", "support_email": "support@payrisk.local",
                                              "logo_url": None}))
+    timing = {"resume_delay": timedelta(seconds=float(config.get("card_update_retry_seconds", 60.0))),
+              "join_window": timedelta(seconds=float(config.get("join_window_seconds", 600.0))),
+              "classify_wait": timedelta(seconds=float(config.get("classify_wait_seconds", 120.0)))}
 
     async def build(tenant_id: str, now: datetime, history: Mapping[str, Sequence[datetime]],
                     paused: frozenset[str], retry_mode: str) -> Context:
         """`retry_mode` is the tenant's (tenants.retry_mode): `own` charges, `observe` records shadow decisions."""
         return Context(now=now, classify=classifier_for(tenant_id), planner=planner, retry_mode=retry_mode,
-                       card_history=history, branding=branding, paused_providers=paused)
+                       card_history=history, branding=branding, paused_providers=paused, **timing)
 
     return build
 

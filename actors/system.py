@@ -22,6 +22,9 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "log_level": settings.log_level,
         "notifiers": settings.notifiers,
         "classifiers": settings.classifiers,
+        "card_update_retry_seconds": settings.card_update_retry_seconds,
+        "join_window_seconds": settings.join_window_seconds,
+        "classify_wait_seconds": settings.classify_wait_seconds,
         **extra,
     }
 

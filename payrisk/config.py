@@ -39,6 +39,12 @@ class Settings(BaseModel):
     stripe_tolerance_seconds: int = Field(default=300, ge=1)
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
+    #: how soon a waiting case retries after the customer updated their card
+    card_update_retry_seconds: float = Field(default=60.0, ge=0, le=86400)
+    #: decline details with no id join an invoice failure of the same customer, amount and currency this close
+    join_window_seconds: float = Field(default=600.0, ge=0, le=86400)
+    #: the last resort: classify a failure with whatever details arrived after this long
+    classify_wait_seconds: float = Field(default=120.0, gt=0, le=86400)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     smtp_url: str | None = None
     mail_from: str = "billing@payrisk.local"
@@ -82,6 +88,9 @@ _ENV = {
     "STRIPE_WEBHOOK_TOLERANCE": "stripe_tolerance_seconds",
     "STRIPE_API_KEY": "stripe_api_key",
     "STRIPE_API_BASE": "stripe_api_base",
+    "PAYRISK_CARD_UPDATE_RETRY_SECONDS": "card_update_retry_seconds",
+    "PAYRISK_JOIN_WINDOW_SECONDS": "join_window_seconds",
+    "PAYRISK_CLASSIFY_WAIT_SECONDS": "classify_wait_seconds",
     "PAYRISK_MAX_BODY_BYTES": "max_body_bytes",
     "SMTP_URL": "smtp_url",
     "MAIL_FROM": "mail_from",
