@@ -32,6 +32,9 @@ WITH cases AS (
          coalesce((c.value->'strategy'->>'id') || '@' || (c.value->'strategy'->>'version'), 'none') AS strategy,
          coalesce(c.value->>'provider', prov.provider, 'unknown') AS provider,
          coalesce((c.value->>'recovered_amount')::bigint, 0) AS recovered_amount,
+         CASE WHEN c.value->>'state' = 'recovered'
+              THEN coalesce(c.value->>'recovered_credit', c.value->>'recovered_via', 'unknown')
+              ELSE 'open' END AS recovered_by,
          (c.value->>'first_failed_at')::timestamptz AS first_failed_at,
          (c.value->>'last_failed_at')::timestamptz AS last_failed_at,
          (c.value->>'recovered_at')::timestamptz AS recovered_at,

@@ -23,7 +23,9 @@ OPEN_STATES = ("classifying", "retry_scheduled", "retrying", "awaiting_customer"
 LOST_STATES = ("exhausted", "halted", "closed")
 CATEGORIES = frozenset({"HARD_DECLINE", "SOFT_DECLINE", "CONFIG_ERROR", "RATE_LIMITED", "FRAUD_FLAGGED",
                         "NETWORK_ERROR", "AUTHENTICATION_REQUIRED", "unclassified"})  # fmt: skip
-DIMENSIONS = ("category", "reason", "segment", "strategy", "provider")
+#: `recovered_by`: what a recovery is credited to — `card_update` (the customer gave a new card while the case was
+#: open), else how it was paid (`retry`: payrisk's attempt, `provider`: the provider or the customer), `open` if not
+DIMENSIONS = ("category", "reason", "segment", "strategy", "provider", "recovered_by")
 #: raw aggregates the SQL returns for each group
 SUMS = ("cases", "failed_amount", "open_cases", "revenue_at_risk", "recovered_cases", "recovered_revenue",
         "lost_cases", "lost_amount", "retries")  # fmt: skip

@@ -361,3 +361,21 @@ async def test_a_soft_decline_burst_raises_one_spike_alert_and_steady_failures_n
     assert key == f"alert:{tenant}:spike:adyen:SOFT_DECLINE:{T0.isoformat()}"
     assert AlertPayload.model_validate(alert).fields["count"] == "15"
     assert monitor_events(database_url, tenant) == [("monitor:adyen", "SpikeDetected")]
+
+
+def test_recoveries_are_credited_to_the_card_update_that_preceded_them(database_url: str) -> None:
+    from gateway.analytics import SUMMARY_SQL
+
+    tenant = f"credit{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant, tenant))
+        for customer, credit, via in (("c1", "card_update", "retry"), ("c2", None, "retry"), ("c3", None, "provider")):
+            case = {"state": "recovered", "amount_due": 1000, "currency": "usd", "recovered_amount": 1000,
+                    "first_failed_at": "2026-03-01T00:00:00+00:00", "recovered_at": "2026-03-02T00:00:00+00:00",
+                    "recovered_via": via, "recovered_credit": credit}
+            conn.execute("INSERT INTO checkpoints (tenant_id, stream_id, version, state) VALUES (%s, %s, 1, %s)",
+                         (tenant, customer, Jsonb({"cases": {f"in_{customer}": case}})))
+        rows = conn.execute(SUMMARY_SQL, {"tenant": tenant, "start": None, "end": None, "open": ["retry_scheduled"],
+                                          "lost": ["exhausted"]}).fetchall()
+    credited = {r[2]: r[3] for r in rows if r[1] == "recovered_by"}
+    assert credited == {"card_update": 1, "retry": 1, "provider": 1}
