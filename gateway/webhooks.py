@@ -66,7 +66,10 @@ def _build_delivery(tenant_id: str, body: bytes, request: Request) -> Delivery:
         delivery.status, delivery.status_reason = "quarantined", exc.reason
         return delivery
     if not events:
-        delivery.status, delivery.status_reason = "ignored", f"event type {envelope.type} is not used"
+        used = envelope.type in stripe_provider.EVENT_TYPES
+        delivery.status, delivery.status_reason = "ignored", (
+            f"{envelope.type} about no customer: nothing to recover" if used else
+            f"event type {envelope.type} is not used")
         return delivery
     delivery.customer_id = events[0].customer_id
     delivery.events = [_event_json(e) for e in events]

@@ -25,7 +25,10 @@ class _Card(TypedDict):
 
 
 def charge_failed(env: StripeEnvelope) -> list[InboundEvent]:
+    """[] for a charge of no customer (a one-off guest payment): there is no one to recover from."""
     charge = env.obj
+    if charge.get("customer") is None:
+        return []
     return [
         inbound_event(
             env,
@@ -43,6 +46,8 @@ def charge_failed(env: StripeEnvelope) -> list[InboundEvent]:
 
 def payment_intent_failed(env: StripeEnvelope) -> list[InboundEvent]:
     intent = env.obj
+    if intent.get("customer") is None:  # a malformed customer (empty, an object without id) stays an error
+        return []
     error = mapping(intent.get("last_payment_error"))
     return [
         inbound_event(
