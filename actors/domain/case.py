@@ -38,6 +38,7 @@ TRIGGERS: dict[str, str | None] = {
     "ShadowDecision": None,
     "RetryPaused": None,
     "ProfileUpdated": None,
+    "CustomerForgotten": None,
     "UnknownCodeSeen": None,
     "DeclineJoined": None,
     "DetailsRequested": None,
@@ -238,11 +239,14 @@ def _decline_joined(state: Json, p: Json) -> None:
 def _details_requested(state: Json, p: Json) -> None:
     if p.get("customer"):
         state["customer_lookup"] = "requested"
+        state["customer_lookup_for"] = p["invoice_id"]
 
 
 def _details_fetched(state: Json, p: Json) -> None:
+    """The read answered (`done`, even with an error: it was made), or never did before the classification
+    deadline (`unanswered`: forgotten, so that a later failure may ask again)."""
     if p.get("customer"):
-        state["customer_lookup"] = "done"
+        state["customer_lookup"] = None if p.get("unanswered") else "done"
     _learn_since(state, p.get("customer_since"))
 
 
@@ -276,6 +280,12 @@ def _profile(state: Json, p: Json) -> None:
     state["profile_request"] = p.get("request_id")
 
 
+def _forgotten(state: Json, p: Json) -> None:
+    """Personal data erased on request (`payrisk customers forget`): the amounts and decisions stay."""
+    state["email"] = None
+    state["profile"] = {k: v for k, v in state.get("profile", {}).items() if k != "email"}
+
+
 _CUSTOMER_UPDATES = {
     "PaymentFailed": _customer_failed,
     "DeclineDetailsReceived": _decline_received,
@@ -287,6 +297,7 @@ _CUSTOMER_UPDATES = {
     "PaymentMethodKnown": _method,
     "SubscriptionChanged": _subscription,
     "ProfileUpdated": _profile,
+    "CustomerForgotten": _forgotten,
 }
 
 

@@ -115,10 +115,19 @@ def _on_payment_failed(run: _Run, e: Json, delivery_id: int | None) -> None:
     tenure = run.state.get("customer_since") is None and run.state.get("customer_lookup") is None
     if run.ctx.fetch_details and (not codes or tenure):
         _request_details(run, invoice_id, codes=not codes, customer=tenure)
-    if codes and run.state.get("customer_lookup") != "requested":
+    if codes and not _awaiting_lookup(run, invoice_id):
         _classify_and_plan(run, invoice_id)
     else:  # the API read, a joined webhook or, at the last resort, this timer completes it
         run.timer(invoice_id, run.ctx.now + run.ctx.classify_wait, action="classify")
+
+
+def _awaiting_lookup(run: _Run, invoice_id: str) -> bool:
+    """This case asked for the customer's tenure and the answer is still out: planning waits for it (briefly)."""
+    case = run.case(invoice_id)
+    return (case is not None and run.state.get("customer_lookup") == "requested"
+            and run.state.get("customer_lookup_for") == invoice_id
+            and case.get("details_requested") == case["provider_failures"]
+            and case.get("details_fetched") != case["provider_failures"])
 
 
 def _request_details(run: _Run, invoice_id: str, *, codes: bool, customer: bool) -> None:
@@ -168,7 +177,7 @@ def _on_decline_details(run: _Run, e: Json, delivery_id: int | None) -> None:
         if case["state"] != CaseState.CLASSIFYING:
             continue
         _infer_joins(run, case["invoice_id"])
-        if _details_complete(run, case["invoice_id"]) and run.state.get("customer_lookup") != "requested":
+        if _details_complete(run, case["invoice_id"]) and not _awaiting_lookup(run, case["invoice_id"]):
             _classify_and_plan(run, case["invoice_id"])
 
 
@@ -314,6 +323,7 @@ def decide_timer(state: Json, invoice_id: str, payload: Json, ctx: Context) -> D
         return run.d
     action = payload.get("action")
     if action == "classify" and case["state"] == CaseState.CLASSIFYING:
+        _unanswered(run, case)
         _classify_and_plan(run, invoice_id)
     elif action == "retry" and case["state"] == CaseState.RETRY_SCHEDULED and ctx.provider in ctx.paused_providers:
         _pause(run, case, int(payload.get("attempt_no", case["attempts_made"] + 1)))
@@ -327,6 +337,18 @@ def decide_timer(state: Json, invoice_id: str, payload: Json, ctx: Context) -> D
     elif action == "recheck" and case["state"] == CaseState.ESCALATED:
         _resume(run, case, "the configuration incident hold has been re-checked")
     return run.d
+
+
+def _unanswered(run: _Run, case: Json) -> None:
+    """The classification deadline came before the API read's answer: say so in the trail, and let a later failure
+    ask for the customer again (the answer, if it ever comes, then changes nothing)."""
+    failure_no = case["provider_failures"]
+    if case.get("details_requested") == failure_no and case.get("details_fetched") != failure_no:
+        lookup = run.state.get("customer_lookup_for") == case["invoice_id"]
+        run.emit("DetailsFetched", {"invoice_id": case["invoice_id"], "failure_no": failure_no, "found_in": [],
+                                    "error": "no answer before the classification deadline", "unanswered": True,
+                                    "customer": lookup and run.state.get("customer_lookup") == "requested",
+                                    "customer_since": None, "at": iso(run.ctx.now)})
 
 
 def _pause(run: _Run, case: Json, attempt_no: int) -> None:

@@ -307,3 +307,22 @@ def test_emails_carry_the_customer_time_zone() -> None:
     _, decision = apply(with_tenure(), event("invoice.payment_failed", inv, version=MIDDLE), ctx())
     (email,) = [o.payload for o in decision.outbox if o.topic == "email"]
     assert email["timezone"] == "Europe/Berlin"  # the card's country, DE
+
+
+def test_a_lost_api_read_delays_only_its_own_failure_and_is_asked_again_later() -> None:
+    inv = invoice(MIDDLE, charge=charge(MIDDLE))
+    state, decision = apply(empty_state("default", CUS), event("invoice.payment_failed", inv, version=MIDDLE),
+                            ctx(fetch_details=True))
+    assert decision.fetches and state["customer_lookup"] == "requested"
+    # a second invoice of the same customer, codes complete, does not wait for the first one's read
+    other = invoice(MIDDLE, inv="in_2", charge=charge(MIDDLE, ch="ch_2", inv="in_2"))
+    state, _ = apply(state, event("invoice.payment_failed", other, version=MIDDLE, event_id="evt_2"),
+                     ctx(fetch_details=True))
+    assert state["cases"]["in_2"]["state"] == "retry_scheduled"
+    # the read never answers: the deadline classifies, records it, and frees the lookup for a later failure
+    fired = decide_timer(state, "in_fid", {"action": "classify"}, ctx(T0 + timedelta(minutes=2)))
+    assert payload(fired, "DetailsFetched")["unanswered"] is True
+    assert fired.state["customer_lookup"] is None and fired.state["cases"]["in_fid"]["state"] == "retry_scheduled"
+    late = decide_details_fetched(fired.state, "in_fid", {"failure_no": 1, "decline": None, "found_in": ["customer"],
+                                                          "error": None, "customer": True}, ctx())
+    assert late.events == []  # the answer after the deadline changes nothing
