@@ -218,7 +218,8 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses (a 500 before)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or not low <= int(raw) <= high:
         raise ProblemError(400, "invalid-parameter", "Invalid parameter",
                            f"{name} must be an integer between {low} and {high}, got {raw!r}")
     return int(raw)

@@ -8,16 +8,26 @@ from contextlib import asynccontextmanager
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import analytics, api
+from gateway.limits import EdgeLimits
 from gateway.metrics import metrics_endpoint
-from gateway.problems import ProblemError, handle_problem, handle_server_error, problem_response
+from gateway.problems import (
+    ProblemError,
+    handle_disconnect,
+    handle_problem,
+    handle_server_error,
+    handle_unavailable,
+    problem_response,
+)
 from gateway.webhooks import stripe_webhook, unknown_provider
 from payrisk.config import Settings, load_settings
 from payrisk.platform import Platform
+from payrisk.store import StoreUnavailable
 
 
 async def healthz(request: Request) -> Response:
@@ -25,10 +35,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    checks = await request.app.state.platform.readiness()
-    ready = all(c["ready"] for c in checks.values())
-    body = orjson.dumps({"ready": ready, "dependencies": checks})
-    return Response(body, status_code=200 if ready else 503, media_type="application/json")
+    """Ready = webhooks can be accepted durably (PostgreSQL); other dependencies down are reported as degraded."""
+    report = await request.app.state.platform.ready_report(verbose="verbose" in request.query_params)
+    return Response(orjson.dumps(report), status_code=200 if report["ready"] else 503,
+                    media_type="application/json")
 
 
 async def handle_http(request: Request, exc: Exception) -> Response:
@@ -36,7 +46,8 @@ async def handle_http(request: Request, exc: Exception) -> Response:
     titles = {404: "Not Found", 405: "Method Not Allowed"}
     title = titles.get(exc.status_code, "HTTP error")
     return problem_response(exc.status_code, title.lower().replace(" ", "-"), title,
-                            f"{request.method} {request.url.path}: {exc.detail}", request.url.path)
+                            f"{request.method} {request.url.path}: {exc.detail}", request.url.path,
+                            exc.headers)  # a 405 keeps its Allow header
 
 
 ROUTES = [
@@ -66,8 +77,12 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=ROUTES,
         lifespan=lifespan,
+        middleware=[Middleware(EdgeLimits, max_body=settings.max_body_bytes,  # type: ignore[arg-type]
+                               body_timeout=settings.body_timeout_seconds)],
         exception_handlers={
             ProblemError: handle_problem,
+            StoreUnavailable: handle_unavailable,
+            ClientDisconnect: handle_disconnect,
             HTTPException: handle_http,
             Exception: handle_server_error,
         },

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from payrisk.store import Database
+from payrisk.store import Database, StoreUnavailable
 
 _PENDING, _COMMITTED = b"p", b"c"
 
@@ -59,7 +59,8 @@ class GroupCommitter:
     """Batches deliveries into shared transactions; `submit` returns once the delivery is durable."""
 
     def __init__(self, db: Database, redis: Redis | None, *, window_ms: float = 2.0, max_batch: int = 256,
-                 redis_prefix: str = "payrisk:dlv:", redis_ttl_ms: int = 3 * 86_400_000, max_flushes: int = 3) -> None:
+                 redis_prefix: str = "payrisk:dlv:", redis_ttl_ms: int = 3 * 86_400_000, max_flushes: int = 3,
+                 commit_timeout: float = 5.0) -> None:
         self._db = db
         self._redis = redis
         self._window = window_ms / 1000.0
@@ -69,6 +70,7 @@ class GroupCommitter:
         self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Stored]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._max_flushes = max_flushes
+        self._commit_timeout = commit_timeout
         self._flushes: set[asyncio.Task[None]] = set()
         self.redis_errors = 0
 
@@ -111,16 +113,42 @@ class GroupCommitter:
         if not to_store:
             return
         try:
-            ids = await self._insert([d for d, _ in to_store])
-        except Exception as exc:  # every waiter must hear about the failed commit
-            for _, future in to_store:
-                if not future.done():
-                    future.set_exception(exc)
+            ids = await self._insert_within([d for d, _ in to_store])
+        except StoreUnavailable as exc:  # PostgreSQL is down: every waiter hears it (→ 503, nothing acknowledged)
+            _fail(to_store, exc)
             return
-        for (_, future), delivery_id in zip(to_store, ids, strict=True):
+        except Exception:  # noqa: BLE001 - a row PostgreSQL refuses must not fail its neighbours: one by one
+            await self._isolate(to_store)
+            return
+        self._answer(to_store, ids)
+        await self._redis_mark_committed([d for d, _ in to_store])  # after the answers: a fast path only
+
+    def _answer(self, batch: list[tuple[Delivery, asyncio.Future[Stored]]], ids: list[int | None]) -> None:
+        for (_, future), delivery_id in zip(batch, ids, strict=True):
             if not future.done():
                 future.set_result(Stored(delivery_id, delivery_id is None))
-        await self._redis_mark_committed([d for d, _ in to_store])  # after the answers: a fast path only
+
+    async def _isolate(self, batch: list[tuple[Delivery, asyncio.Future[Stored]]]) -> None:
+        """The batch's transaction failed on some row: store each delivery in its own transaction, so that only
+        the row PostgreSQL refuses fails (its waiter gets the error) and every other one is stored and answered."""
+        stored = []
+        for delivery, future in batch:
+            try:
+                ids = await self._insert_within([delivery])
+            except Exception as exc:  # noqa: BLE001 - this waiter hears its own error, the rest go on
+                _fail([(delivery, future)], exc)
+                continue
+            self._answer([(delivery, future)], ids)
+            stored.append(delivery)
+        await self._redis_mark_committed(stored)
+
+    async def _insert_within(self, deliveries: list[Delivery]) -> list[int | None]:
+        """`_insert`, bounded: a commit that does not finish in `commit_timeout` is reported unavailable (the
+        waiters answer 503; should it still commit, the provider's retry is then a duplicate — never a loss)."""
+        try:
+            return await asyncio.wait_for(self._insert(deliveries), self._commit_timeout)
+        except TimeoutError:
+            raise StoreUnavailable(f"the commit took longer than {self._commit_timeout:g} s") from None
 
     async def _insert(self, deliveries: list[Delivery]) -> list[int | None]:
         rows = [
@@ -162,6 +190,12 @@ class GroupCommitter:
                 await pipe.execute()
         except RedisError:
             self.redis_errors += 1
+
+
+def _fail(batch: list[tuple[Delivery, asyncio.Future[Stored]]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
 
 
 def _dumps(value: Any) -> str:

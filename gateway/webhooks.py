@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.ingest import Delivery
+from gateway.limits import nul_free
 from gateway.problems import ProblemError
 from gateway.providers import stripe as stripe_provider
 
@@ -57,23 +58,40 @@ def _build_delivery(tenant_id: str, body: bytes, request: Request) -> Delivery:
     try:
         envelope = stripe_provider.parse_envelope(body)
     except stripe_provider.PayloadError as exc:
-        raise ProblemError(400, "invalid-body", "Body is not a webhook event", exc.reason) from None
-    delivery = Delivery(tenant_id, "stripe", envelope.id, envelope.type, stripe_provider.customer_id_of(envelope),
+        raise ProblemError(400, "invalid-body", "Body is not a webhook event", _printable(exc.reason)) from None
+    if not nul_free([envelope.id, envelope.type]):  # the dedupe key itself cannot be stored: nothing to keep
+        raise ProblemError(400, "invalid-body", "Body is not a webhook event",
+                           "the event id or type contains a NUL character (U+0000)")
+    customer = stripe_provider.customer_id_of(envelope)
+    delivery = Delivery(tenant_id, "stripe", envelope.id, envelope.type, customer if nul_free(customer) else None,
                         body, headers, "received")
     try:
         events = stripe_provider.normalize(envelope)
     except stripe_provider.PayloadError as exc:
-        delivery.status, delivery.status_reason = "quarantined", exc.reason
-        return delivery
+        return _quarantined(delivery, exc.reason)
     if not events:
         used = envelope.type in stripe_provider.EVENT_TYPES
         delivery.status, delivery.status_reason = "ignored", (
             f"{envelope.type} about no customer: nothing to recover" if used else
             f"event type {envelope.type} is not used")
         return delivery
-    delivery.customer_id = events[0].customer_id
     delivery.events = [_event_json(e) for e in events]
+    if not nul_free(delivery.events) or not nul_free(customer):
+        # kept with its raw bytes (replayable after a fix) but never handed to a customer: PostgreSQL text and
+        # jsonb cannot hold U+0000, so applying it could only fail, again and again
+        delivery.events = []
+        return _quarantined(delivery, "a field contains a NUL character (U+0000), which cannot be stored")
+    delivery.customer_id = events[0].customer_id
     return delivery
+
+
+def _quarantined(delivery: Delivery, reason: str) -> Delivery:
+    delivery.status, delivery.status_reason = "quarantined", _printable(reason)
+    return delivery
+
+
+def _printable(reason: str) -> str:
+    return reason.replace("\x00", "\\u0000")
 
 
 def _event_json(event: Any) -> dict[str, Any]:
@@ -82,7 +100,7 @@ def _event_json(event: Any) -> dict[str, Any]:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ProblemError(413, "body-too-large", "Body too large", f"body of {declared} bytes exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0

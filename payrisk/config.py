@@ -46,6 +46,11 @@ class Settings(BaseModel):
     #: the last resort: classify a failure with whatever details arrived after this long
     classify_wait_seconds: float = Field(default=120.0, gt=0, le=86400)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: a client must send its request headers / its whole body within these (slowloris protection)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    #: open connections per gateway process beyond which new requests get 503 (uvicorn limit_concurrency)
+    max_connections: int = Field(default=1000, ge=8, le=100_000)
     smtp_url: str | None = None
     mail_from: str = "billing@payrisk.local"
     group_commit_ms: float = Field(default=2.0, ge=0.0, le=100.0)
@@ -92,6 +97,9 @@ _ENV = {
     "PAYRISK_JOIN_WINDOW_SECONDS": "join_window_seconds",
     "PAYRISK_CLASSIFY_WAIT_SECONDS": "classify_wait_seconds",
     "PAYRISK_MAX_BODY_BYTES": "max_body_bytes",
+    "PAYRISK_HEADER_TIMEOUT": "header_timeout_seconds",
+    "PAYRISK_BODY_TIMEOUT": "body_timeout_seconds",
+    "PAYRISK_MAX_CONNECTIONS": "max_connections",
     "SMTP_URL": "smtp_url",
     "MAIL_FROM": "mail_from",
     "PAYRISK_GROUP_COMMIT_MS": "group_commit_ms",

@@ -139,6 +139,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from payrisk.httpserver import uvicorn_options
     from payrisk.store.migrate import apply_migrations
 
     settings = _settings(args)
@@ -156,15 +157,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         # uvicorn re-raises the signal it caught once it has shut down: make SIGTERM an exception so that
         # the `finally` below stops everything this command started.
         signal.signal(signal.SIGTERM, _terminate)
+        options = uvicorn_options(settings)  # header/body timeouts, a connection cap, no access log
         if settings.workers > 1:
             _multiprocess_metrics(settings)
             uvicorn.run("gateway.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
-                        workers=settings.workers, log_level="warning", access_log=False)
+                        workers=settings.workers, **options)
         else:
             from gateway.app import create_app
 
-            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                        access_log=False)
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **options)
         return 0
     finally:
         stack.stop()

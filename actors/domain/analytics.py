@@ -93,7 +93,7 @@ def parse_window(params: Mapping[str, str]) -> Window:
 def parse_limit(raw: str | None, default: int = 100, high: int = 1000) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or not 1 <= int(raw) <= high:
         raise ParameterError("limit", f"must be an integer between 1 and {high}, got {raw!r}")
     return int(raw)
 
@@ -124,10 +124,14 @@ def encode_cursor(row: Row) -> str:
 
 def decode_cursor(raw: str) -> tuple[str, str, str]:
     try:
+        if len(raw) > 2048:  # a cursor we issued is far shorter; a huge nested one would exhaust the stack
+            raise ValueError("too long")
         key = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not isinstance(key, list) or len(key) != 3 or not all(isinstance(k, str) and "\x00" not in k for k in key):
+            raise ValueError("not three strings")
         parse_time("after", key[0])
-        return str(key[0]), str(key[1]), str(key[2])
-    except (ValueError, TypeError, IndexError, KeyError, binascii.Error):
+        return key[0], key[1], key[2]
+    except (ValueError, TypeError, IndexError, KeyError, RecursionError, binascii.Error):
         raise ParameterError("after", "is not a cursor this API returned") from None
 
 

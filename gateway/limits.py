@@ -1,0 +1,97 @@
+"""Edge limits as one pure-ASGI middleware: no NUL in a path or query, a body size cap and a body read timeout.
+
+PostgreSQL text cannot hold U+0000, so a NUL that reached a query would end as a 500; it is refused here, with
+a reason, before any handler runs. Bodies of every route (the webhook endpoint has its own, configurable cap
+and keeps it) are capped, and a client whose body takes longer than `body_timeout` in all is answered
+408 instead of holding a connection and a task for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.problems import ProblemError, problem_response
+
+
+def has_nul(raw: bytes | str) -> bool:
+    """True when `raw` (a path or a query string, percent-encoded or not) carries a NUL character."""
+    data = raw.encode("latin-1", "replace") if isinstance(raw, str) else raw
+    return b"\x00" in data or b"\x00" in unquote_to_bytes(data)
+
+
+class EdgeLimits:
+    """Refuse NUL in the path or query (400), bodies over `max_body` (413), and slow bodies (408)."""
+
+    def __init__(self, app: ASGIApp, max_body: int = 1024 * 1024, body_timeout: float = 15.0) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.body_timeout = body_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "replace")
+        query = scope.get("query_string", b"")
+        if has_nul(path) or has_nul(query) or "\x00" in scope.get("path", ""):
+            response = problem_response(400, "invalid-parameter", "Invalid parameter",
+                                        "a NUL character (%00) is not allowed in a path or query value",
+                                        scope.get("path", "").replace("\x00", "\\u0000"))
+            await response(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        limit = self._limit(scope)
+        if declared is not None and declared > limit:
+            response = problem_response(413, "body-too-large", "Body too large",
+                                        f"body of {declared} bytes exceeds {limit} bytes", scope.get("path"))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, self._guarded(receive, limit), send)
+
+    def _limit(self, scope: Scope) -> int:
+        # the webhook endpoint enforces its own (PAYRISK_MAX_BODY_BYTES) cap with its own message; never lower
+        return max(self.max_body, 1) if not str(scope.get("path", "")).startswith("/webhooks/") else 1 << 62
+
+    def _guarded(self, receive: Receive, limit: int) -> Receive:
+        size = 0
+        deadline: float | None = None
+
+        async def guarded() -> Message:
+            nonlocal size, deadline
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.body_timeout  # the whole body, not each chunk
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
+            except TimeoutError:
+                raise ProblemError(408, "request-timeout", "Request Timeout",
+                                   f"the body did not arrive within {self.body_timeout:g} s") from None
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise ProblemError(413, "body-too-large", "Body too large", f"body exceeds {limit} bytes")
+            return message
+
+        return guarded
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
+    return None
+
+
+def nul_free(value: Any) -> bool:
+    """True when no string inside `value` (JSON-like: dicts, lists, strings) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(nul_free(k) and nul_free(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(nul_free(v) for v in value)
+    return True
