@@ -55,12 +55,12 @@ class Platform:
     def deliver(self) -> None:
         """Send what the simulator queued and wait until the platform has applied all of it."""
         self.sim.flush(everything=True)
-        wait(lambda: self._pending() == 0, "every delivery applied")
+        wait(lambda: not self._pending(), "every delivery applied", timeout=60, detail=self._pending)
 
-    def _pending(self) -> int:
+    def _pending(self) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as conn:
-            row = conn.execute("SELECT count(*) FROM deliveries WHERE status IN ('received', 'dispatched')").fetchone()
-        return int(row[0]) if row else 0
+            return conn.execute("SELECT delivery_id, event_type, status, customer_id FROM deliveries"
+                                " WHERE status IN ('received', 'dispatched')").fetchall()
 
     def state(self, customer: str, tenant: str = "default") -> dict[str, Any]:
         shard = self.system.shards[shard_index(tenant, customer, len(self.system.shards))]
@@ -93,14 +93,15 @@ class Platform:
         return [e for e in self.sim.sim.ledger_entries(invoice)]
 
 
-def wait(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+def wait(predicate: Callable[[], Any], what: str, timeout: float = 30.0,
+         detail: Callable[[], Any] | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    pytest.fail(f"not reached within {timeout}s: {what}")
+    pytest.fail(f"not reached within {timeout}s: {what}" + (f"; {detail()}" if detail else ""))
 
 
 @pytest.fixture(scope="module")
