@@ -30,7 +30,7 @@ from actors.persist import card_history, persist, record_outcome
 from actors.placement import NAMESPACE, shard_name
 from actors.planning import make_context_factory, tenant_classifier
 from payrisk.logging import configure_logging
-from payrisk.store import ConcurrencyConflict, Database, StoreError, checkpoints, events
+from payrisk.store import ConcurrencyConflict, Database, StoreError, StoreUnavailable, checkpoints, events
 
 log = structlog.get_logger("payrisk.shard")
 
@@ -124,8 +124,8 @@ class CustomerShard:
                 return await self._apply_batch(items)
             except StoreError as exc:  # a lost race or a deadlock: the per-item path decides each again
                 log.info("batch.fallback", size=len(items), error=str(exc)[:200])
-        results = await asyncio.gather(*(self._apply_one(item) for item in items))
-        return list(results)
+        results = await asyncio.gather(*(self._apply_one(item) for item in items), return_exceptions=True)
+        return [_outcome(item, result) for item, result in zip(items, results, strict=True)]
 
     async def _apply_one(self, item: dict[str, Any]) -> str:
         tenant_id, customer_id = item["tenant_id"], item["customer_id"]
@@ -425,6 +425,19 @@ async def _decide_delivery(conn: Any, item: dict[str, Any], state: dict[str, Any
     await conn.execute("UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s",
                        (item["delivery_id"],))
     return decisions
+
+
+def _outcome(item: dict[str, Any], result: str | BaseException) -> str:
+    """An item's outcome for the gateway: `failed: <reason>` when this delivery itself cannot be applied (the
+    gateway counts those and quarantines the delivery after a few), so that it never fails its batch's neighbours.
+    PostgreSQL being unavailable is not the delivery's fault: that error is raised (the sweeper retries)."""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, StoreUnavailable | ConcurrencyConflict | asyncio.CancelledError) or not isinstance(
+            result, Exception):
+        raise result
+    log.warning("delivery.apply_failed", delivery=item["delivery_id"], error=f"{type(result).__name__}: {result}"[:300])
+    return f"failed: {type(result).__name__}: {result}"[:500]
 
 
 def _fingerprints(state: dict[str, Any]) -> list[str]:

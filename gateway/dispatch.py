@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger("payrisk.dispatch")
 
 _SWEEP_LOCK = 7_391_001  # advisory lock id: one sweeper at a time across gateway processes
+#: a delivery its home failed to apply this many times is quarantined with the last error (migration 0006)
+MAX_APPLY_FAILURES = 3
+_RECORD_FAILURE = (
+    "UPDATE deliveries SET apply_failures = apply_failures + 1, last_error = %(error)s,"
+    " status = CASE WHEN apply_failures + 1 >= %(max)s THEN 'quarantined' ELSE status END,"
+    " status_reason = CASE WHEN apply_failures + 1 >= %(max)s"
+    "   THEN 'not applied after ' || (apply_failures + 1) || ' tries: ' || %(error)s ELSE status_reason END"
+    " WHERE delivery_id = %(id)s AND status IN ('received', 'dispatched')"
+)
 
 
 class DispatchUnavailable(Exception):
@@ -102,11 +111,26 @@ class Dispatcher:
         try:
             ref = handle.apply_deliveries.options(enable_task_events=False).remote(batch)
             self._to_mark.extend(item["delivery_id"] for item in batch)
-            await ref
+            outcomes = await ref
         except Exception as exc:  # noqa: BLE001 - Ray errors are many; the sweeper repairs any of them
             self._handles.pop(index, None)
             self._metrics.dispatch_error()
             log.warning("dispatch.failed", shard=index, size=len(batch), error=str(exc)[:200])
+            return
+        failed = [(item["delivery_id"], outcome) for item, outcome in zip(batch, outcomes, strict=False)
+                  if isinstance(outcome, str) and outcome.startswith("failed:")]
+        if failed:
+            with contextlib.suppress(StoreError):  # not recorded now: the sweeper re-sends, it fails again
+                await self._record_failures(failed)
+
+    async def _record_failures(self, failed: list[tuple[int, str]]) -> None:
+        """A delivery its customer's home could not apply: count it; after `MAX_APPLY_FAILURES` it is quarantined
+        with the last reason (kept, replayable with `payrisk replay --quarantined`), never re-sent for ever."""
+        async with self._db.connection() as conn:
+            for delivery_id, outcome in failed:
+                reason = outcome.removeprefix("failed: ").replace("\x00", "\\u0000")
+                await conn.execute(_RECORD_FAILURE, {"id": delivery_id, "error": reason, "max": MAX_APPLY_FAILURES})
+                log.warning("delivery.apply_failed", delivery=delivery_id, error=reason[:200])
 
     def _handle(self, index: int) -> Any:
         if index not in self._handles:

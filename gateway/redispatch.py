@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.limits import nul_free
 from gateway.providers import stripe as stripe_provider
 from payrisk.store import Conn
 
@@ -15,7 +16,10 @@ def normalize_stored(provider: str, body: bytes) -> tuple[str | None, list[dict[
     events = stripe_provider.normalize(stripe_provider.parse_envelope(body))
     if not events:
         return None, []
-    return events[0].customer_id, [e.model_dump(mode="json", exclude_none=True) for e in events]
+    dumped = [e.model_dump(mode="json", exclude_none=True) for e in events]
+    if not nul_free(dumped):  # stored before the edge refused these: it could never be applied
+        raise stripe_provider.PayloadError("a field contains a NUL character (U+0000), which cannot be stored")
+    return events[0].customer_id, dumped
 
 
 async def pending_items(conn: Conn, grace_seconds: float, limit: int,
