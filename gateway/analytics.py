@@ -123,7 +123,9 @@ def _bad(exc: a.ParameterError) -> ProblemError:
 
 
 async def _tenant(request: Request) -> str:
-    tenant = request.query_params.get("tenant", "default")
+    from gateway.auth import tenant_of
+
+    tenant = tenant_of(request)  # the principal's (a platform principal may name another; recorded)
     if await request.app.state.platform.tenants.get(tenant) is None:
         raise ProblemError(404, "not-found", "Not Found", f"no tenant {tenant!r}", parameter="tenant")
     return tenant

@@ -19,7 +19,10 @@ def _json(value: Any, status: int = 200) -> Response:
 
 
 def _tenant(request: Request) -> str:
-    return request.query_params.get("tenant", "default")
+    """The principal's tenant (a platform principal may name another with `?tenant=`; recorded)."""
+    from gateway.auth import tenant_of
+
+    return tenant_of(request)
 
 
 async def list_deliveries(request: Request) -> Response:
@@ -45,11 +48,17 @@ async def get_delivery(request: Request) -> Response:
     async with request.app.state.platform.db.connection() as conn:
         cur = await conn.execute(
             "SELECT delivery_id, tenant_id, provider, provider_event_id, event_type, customer_id, received_at,"
-            " status, status_reason, dispatched_at, applied_at, headers, convert_from(body, 'UTF8') AS body"
-            " FROM deliveries WHERE tenant_id = %s AND delivery_id = %s", (_tenant(request), delivery_id))
+            " status, status_reason, dispatched_at, applied_at, headers, convert_from(body, 'UTF8') AS body,"
+            " body_erased_at, body_erased_reason FROM deliveries WHERE tenant_id = %s AND delivery_id = %s",
+            (_tenant(request), delivery_id))
         row = await cur.fetchone()
     if row is None:
         raise ProblemError(404, "not-found", "Not Found", f"no delivery {delivery_id}")
+    from gateway.auth import principal_of
+
+    if not principal_of(request).grants("admin"):  # raw bodies hold personal data: admins only
+        for field in ("headers", "body"):
+            row.pop(field)
     return _json(row)
 
 

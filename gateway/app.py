@@ -13,7 +13,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import analytics, api
+from gateway import admin, analytics, api
+from gateway.auth import routes as auth_routes
+from gateway.auth.middleware import AccessMiddleware
+from gateway.auth.runtime import AccessControl
 from gateway.limits import EdgeLimits
 from gateway.metrics import metrics_endpoint
 from gateway.problems import (
@@ -60,6 +63,8 @@ ROUTES = [
     Route("/webhooks/{provider}/{tenant}", unknown_provider, methods=["POST"]),
     *api.ROUTES,
     *analytics.ROUTES,
+    *admin.ROUTES,
+    *auth_routes.ROUTES,
 ]
 
 
@@ -69,16 +74,21 @@ def create_app(settings: Settings) -> Starlette:
         platform = Platform(settings)
         app.state.platform = platform
         await platform.start()
+        access = app.state.access = AccessControl(settings, platform.db, platform.redis)
+        platform.tenants.set_keyring(access.keyring)
+        access.start()
         try:
             yield
         finally:
+            await access.stop()
             await platform.stop()
 
     return Starlette(
         routes=ROUTES,
         lifespan=lifespan,
         middleware=[Middleware(EdgeLimits, max_body=settings.max_body_bytes,  # type: ignore[arg-type]
-                               body_timeout=settings.body_timeout_seconds)],
+                               body_timeout=settings.body_timeout_seconds),
+                    Middleware(AccessMiddleware)],  # type: ignore[arg-type]
         exception_handlers={
             ProblemError: handle_problem,
             StoreUnavailable: handle_unavailable,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from payrisk.store import Database
+from payrisk.secrets import Keyring, SecretKeyError
+from payrisk.store import Database, tenant_secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +23,20 @@ class TenantDirectory:
         self._default_secrets = default_secrets
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, Tenant | None]] = {}
+        self._keyring = Keyring(())
+
+    def set_keyring(self, keyring: Keyring) -> None:
+        """The master keys that open the tenants' encrypted webhook secrets (set once at start-up)."""
+        self._keyring = keyring
+        self._cache.clear()
+
+    def forget(self, tenant_id: str) -> None:
+        """Drop the cached entry (after a change made through this process)."""
+        self._cache.pop(tenant_id, None)
 
     async def get(self, tenant_id: str) -> Tenant | None:
-        """The tenant, or None when it does not exist. Its own webhook secrets, else STRIPE_WEBHOOK_SECRET."""
+        """The tenant, or None when it does not exist. Its own webhook secrets (encrypted at rest; or, until
+        `payrisk secrets rotate` moves them, kept in `settings`), else STRIPE_WEBHOOK_SECRET."""
         cached = self._cache.get(tenant_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -31,10 +44,20 @@ class TenantDirectory:
             cur = await conn.execute("SELECT settings, redis_namespace FROM tenants WHERE tenant_id = %s",
                                      (tenant_id,))
             row = await cur.fetchone()
+            sealed = await self._sealed_secrets(conn, tenant_id) if row is not None else ()
         tenant = None
         if row is not None:
-            secrets = tuple(row["settings"].get("stripe_webhook_secrets", ())) or self._default_secrets
-            tenant = Tenant(tenant_id, secrets, str(row["redis_namespace"]))
+            own = sealed or tuple(row["settings"].get("stripe_webhook_secrets", ()))
+            tenant = Tenant(tenant_id, own or self._default_secrets, str(row["redis_namespace"]))
         if tenant is not None or len(self._cache) < 10_000:
             self._cache[tenant_id] = (time.monotonic() + self._ttl, tenant)
         return tenant
+
+    async def _sealed_secrets(self, conn: Any, tenant_id: str) -> tuple[str, ...]:
+        if not self._keyring.configured:
+            return ()
+        try:
+            value = await tenant_secrets.get(conn, self._keyring, tenant_id, "stripe_webhook_secrets")
+        except SecretKeyError:
+            return ()  # a key PAYRISK_SECRET_KEY no longer lists: fall back (and `payrisk secrets rotate` says why)
+        return tuple(value) if isinstance(value, list) else ()

@@ -7,13 +7,33 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the setting."""
+
+
+class OidcRule(BaseModel):
+    """One line of `OIDC_MAPPING`: people in `group`, with `email`, or whose email ends in `@email_domain`, sign
+    in to `tenant` with `role`; `platform` ones may act across tenants (recorded). The first match wins."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    group: str | None = None
+    email: str | None = None
+    email_domain: str | None = None
+    tenant: str = Field(min_length=1)
+    role: Literal["viewer", "operator", "admin"]
+    platform: bool = False
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> OidcRule:
+        if sum(x is not None for x in (self.group, self.email, self.email_domain)) != 1:
+            raise ValueError("each rule names exactly one of group, email, email_domain")
+        return self
 
 
 def _default_data_dir() -> Path:
@@ -59,6 +79,26 @@ class Settings(BaseModel):
     #: fault injection for tests: drop every hand-off after commit, as if the process died right there
     fault_drop_handoff: bool = False
     log_level: str = "info"
+    #: master keys for secrets at rest and session cookies, current first (rotation: `new,old`)
+    secret_keys: tuple[str, ...] = ()
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_redirect_url: str | None = None  # None: {this gateway's URL}/auth/callback
+    oidc_scopes: str = "openid email profile"
+    oidc_groups_claim: str = "groups"
+    oidc_mapping: tuple[OidcRule, ...] = ()
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+    raw_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("OIDC_ISSUER needs OIDC_CLIENT_ID")
+        if self.oidc_issuer and not self.secret_keys:
+            raise ValueError("OIDC sign-in needs PAYRISK_SECRET_KEY (it signs the session cookie)")
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -107,6 +147,17 @@ _ENV = {
     "PAYRISK_SWEEP_GRACE": "sweep_grace_seconds",
     "PAYRISK_FAULT_DROP_HANDOFF": "fault_drop_handoff",
     "PAYRISK_LOG_LEVEL": "log_level",
+    "PAYRISK_SECRET_KEY": "secret_keys",
+    "OIDC_ISSUER": "oidc_issuer",
+    "OIDC_CLIENT_ID": "oidc_client_id",
+    "OIDC_CLIENT_SECRET": "oidc_client_secret",
+    "OIDC_REDIRECT_URL": "oidc_redirect_url",
+    "OIDC_SCOPES": "oidc_scopes",
+    "OIDC_GROUPS_CLAIM": "oidc_groups_claim",
+    "OIDC_MAPPING": "oidc_mapping",
+    "PAYRISK_SESSION_TTL": "session_ttl_seconds",
+    "PAYRISK_RAW_RETENTION_DAYS": "raw_retention_days",
+    "PAYRISK_RETENTION_INTERVAL": "retention_interval_seconds",
 }
 _FIELD_TO_ENV = {field: env for env, field in _ENV.items()}
 
@@ -133,11 +184,22 @@ def _from_env(environ: dict[str, str]) -> dict[str, object]:
         raw = environ.get(env)
         if raw is None or raw == "":
             continue
-        if field == "stripe_webhook_secrets":
+        if field in ("stripe_webhook_secrets", "secret_keys"):
             values[field] = tuple(s.strip() for s in raw.split(",") if s.strip())
+        elif field == "oidc_mapping":
+            values[field] = _json_setting(env, raw)
         else:
             values[field] = raw
     return values
+
+
+def _json_setting(env: str, raw: str) -> object:
+    import json
+
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting {env}: not JSON ({exc})") from None
 
 
 def _describe(exc: ValidationError) -> str:

@@ -128,3 +128,19 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def admin_key(database_url: str) -> str:
+    """An API key of tenant `default` with every scope (tests that call the API as its operator)."""
+    from tests.support.principals import make_key
+
+    return make_key(database_url, "default", ("admin",))
+
+
+@pytest.fixture(scope="session")
+def platform_key(database_url: str) -> str:
+    """A platform administrator's key: may act for any tenant with `?tenant=` (recorded in the audit trail)."""
+    from tests.support.principals import make_key
+
+    return make_key(database_url, "default", ("admin",), platform=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from psycopg.types.json import Jsonb
 
 from payrisk.store.db import Conn
@@ -17,8 +18,12 @@ async def record(conn: Conn, *, tenant: str, principal: str, via: str, action: s
     await conn.execute(
         "INSERT INTO audit_events (tenant_id, principal, via, action, target, cross_tenant, before, after)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (tenant, principal, via, action, target, cross_tenant, None if before is None else Jsonb(before),
-         None if after is None else Jsonb(after)))
+        (tenant, principal, via, action, target, cross_tenant, _json(before), _json(after)))
+
+
+def _json(value: Any) -> Jsonb | None:
+    """JSONB of a value that may hold times (rows as read): dumped as ISO text."""
+    return None if value is None else Jsonb(value, dumps=lambda v: orjson.dumps(v, default=str).decode())
 
 
 async def list_events(conn: Conn, tenant: str | None, *, after: int = 0, limit: int = 100,

@@ -49,7 +49,8 @@ def _emails_in(value: Any, found: set[str]) -> None:
 
 async def _known_emails(conn: Conn, tenant: str, customer: str) -> frozenset[str]:
     found: set[str] = set()
-    cur = await conn.execute("SELECT state FROM checkpoints WHERE tenant_id = %s AND stream_id = %s", (tenant, customer))
+    cur = await conn.execute("SELECT state FROM checkpoints WHERE tenant_id = %s AND stream_id = %s",
+                             (tenant, customer))
     for row in await cur.fetchall():
         _emails_in(row["state"], found)
     cur = await conn.execute("SELECT payload FROM events WHERE tenant_id = %s AND stream_id = %s", (tenant, customer))
@@ -83,10 +84,10 @@ async def forget(conn: Conn, tenant: str, customer: str, at: str) -> dict[str, i
     counts = {"deliveries": await _deliveries(conn, tenant, customer, emails),
               "events": await _rewrite(conn, "events", "payload", "tenant_id = %s AND stream_id = %s",
                                        (tenant, customer), emails, "version")}
-    for table, where in (("outbox", "tenant_id = %s AND (stream_id = %s OR payload->>'customer_id' = %s)"),
-                         ("timers", "tenant_id = %s AND (stream_id = %s OR stream_id = %s)")):
-        counts[table] = await _rewrite(conn, table, "payload", where, (tenant, customer, customer), emails,
-                                       f"{table[:-1] if table == 'timers' else 'outbox'}_id")
+    for table, key, where in (
+            ("outbox", "outbox_id", "tenant_id = %s AND (stream_id = %s OR payload->>'customer_id' = %s)"),
+            ("timers", "timer_id", "tenant_id = %s AND (stream_id = %s OR stream_id = %s)")):
+        counts[table] = await _rewrite(conn, table, "payload", where, (tenant, customer, customer), emails, key)
     cur = await conn.execute("UPDATE notifications SET recipient = NULL, detail = '{}'::jsonb"
                              " WHERE tenant_id = %s AND customer_id = %s", (tenant, customer))
     counts["notifications"] = cur.rowcount

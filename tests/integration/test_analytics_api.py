@@ -21,7 +21,11 @@ from actors.notifier.messages import AlertPayload
 from gateway.app import create_app
 from payrisk.config import load_settings
 from payrisk.store import Database
+from tests.support.principals import bearer
 from tests.support.servers import ServerThread
+
+#: the operator's API key (set by the gateway fixture): every API call carries it
+AUTH: dict[str, str] = {}
 
 DAY1 = datetime(2025, 3, 1, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -139,7 +143,8 @@ WINDOW = {"from": "2025-03-01", "to": "2025-03-03"}
 
 
 @pytest.fixture(scope="module")
-def gateway(database_url: str, redis_url: str) -> Iterator[str]:
+def gateway(database_url: str, redis_url: str, platform_key: str) -> Iterator[str]:
+    AUTH.update(bearer(platform_key))  # each module's tenant is its own: a platform admin reads them (`?tenant=`)
     settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
                              sweep_interval_seconds=3600)  # fmt: skip
     with ServerThread(create_app(settings)) as server:
@@ -157,7 +162,7 @@ def tenant(database_url: str) -> str:
 
 
 def get(url: str, path: str, **params: str) -> httpx.Response:
-    return httpx.get(url + path, params=params, timeout=10)
+    return httpx.get(url + path, params=params, headers=AUTH, timeout=10)
 
 
 def by_key(rows: list[dict[str, Any]], dimension: str) -> dict[tuple[str, str], dict[str, Any]]:

@@ -16,14 +16,19 @@ import pytest
 from actors.planning import TenantClassifiers, classifier_for, make_context_factory, tenant_classifier
 from gateway.app import create_app
 from payrisk.config import load_settings
+from tests.support.principals import bearer
 from tests.support.servers import ServerThread
+
+#: the operator's API key (set by the gateway fixture): every API call carries it
+AUTH: dict[str, str] = {}
 
 ROW = {"category": "HARD_DECLINE", "reason": "partner_lost_card", "explanation": "the partner's lost card code"}
 CODE = {"decline_code": "zz_partner_lost"}
 
 
 @pytest.fixture(scope="module")
-def gateway(database_url: str, redis_url: str) -> Iterator[str]:
+def gateway(database_url: str, redis_url: str, platform_key: str) -> Iterator[str]:
+    AUTH.update(bearer(platform_key))  # the tenants here are made per test: a platform admin acts for them
     settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
                              sweep_interval_seconds=3600)  # fmt: skip
     with ServerThread(create_app(settings)) as server:
@@ -48,13 +53,13 @@ def body(version: int = 1, row: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def test_an_override_put_over_http_is_used_for_that_tenant_only(gateway: str, database_url: str) -> None:
     acme, globex = new_tenant(database_url), new_tenant(database_url)
-    empty = httpx.get(url(gateway, acme), timeout=10)
+    empty = httpx.get(url(gateway, acme), headers=AUTH, timeout=10)
     assert empty.status_code == 200 and empty.json() == {"tenant_id": acme, "revision": 0, "updated_at": None,
                                                          "overrides": []}
-    put = httpx.put(url(gateway, acme), json=body(), timeout=10)
+    put = httpx.put(url(gateway, acme), json=body(), headers=AUTH, timeout=10)
     assert put.status_code == 200, put.text
     assert put.json()["revision"] == 1 and put.json()["overrides"][0]["tenant"] == acme
-    got = httpx.get(url(gateway, acme), timeout=10).json()
+    got = httpx.get(url(gateway, acme), headers=AUTH, timeout=10).json()
     assert got["revision"] == 1 and got["overrides"][0]["rows"]["decline_code"]["zz_partner_lost"] == ROW
 
     async def check() -> None:
@@ -79,7 +84,7 @@ def test_a_changed_override_is_picked_up_after_the_ttl(gateway: str, database_ur
     tenant = new_tenant(database_url)
     clock = [100.0]
     cache = TenantClassifiers(ttl=5.0, clock=lambda: clock[0])
-    assert httpx.put(url(gateway, tenant), json=body(), timeout=10).status_code == 200
+    assert httpx.put(url(gateway, tenant), json=body(), headers=AUTH, timeout=10).status_code == 200
 
     async def category() -> str:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -89,12 +94,12 @@ def test_a_changed_override_is_picked_up_after_the_ttl(gateway: str, database_ur
 
     assert asyncio.run(category()) == "HARD_DECLINE"
     soft = {**ROW, "category": "SOFT_DECLINE", "reason": "partner_soft"}
-    assert httpx.put(url(gateway, tenant), json=body(2, soft), timeout=10).json()["revision"] == 2
+    assert httpx.put(url(gateway, tenant), json=body(2, soft), headers=AUTH, timeout=10).json()["revision"] == 2
     clock[0] += 1.0
     assert asyncio.run(category()) == "HARD_DECLINE"  # within the TTL: no query
     clock[0] += 5.0
     assert asyncio.run(category()) == "SOFT_DECLINE"
-    assert httpx.put(url(gateway, tenant), json={"overrides": []}, timeout=10).json()["revision"] == 3
+    assert httpx.put(url(gateway, tenant), json={"overrides": []}, headers=AUTH, timeout=10).json()["revision"] == 3
     clock[0] += 6.0
     async def table() -> str:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -119,22 +124,22 @@ def test_a_changed_override_is_picked_up_after_the_ttl(gateway: str, database_ur
 def test_a_bad_override_is_a_400_problem_naming_the_field(gateway: str, database_url: str,
                                                           payload: dict[str, Any], field: str) -> None:
     tenant = new_tenant(database_url)
-    response = httpx.put(url(gateway, tenant), json=payload, timeout=10)
+    response = httpx.put(url(gateway, tenant), json=payload, headers=AUTH, timeout=10)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["field"] == field and field in problem["detail"], problem
     assert problem["type"].endswith("/invalid-classification-override")
-    assert httpx.get(url(gateway, tenant), timeout=10).json()["revision"] == 0  # nothing stored
+    assert httpx.get(url(gateway, tenant), headers=AUTH, timeout=10).json()["revision"] == 0  # nothing stored
 
 
 def test_bad_json_and_an_unknown_tenant(gateway: str, database_url: str) -> None:
     tenant = new_tenant(database_url)
-    raw = httpx.put(url(gateway, tenant), content=b'{"overrides": [], "overrides": []}', timeout=10)
+    raw = httpx.put(url(gateway, tenant), content=b'{"overrides": [], "overrides": []}', headers=AUTH, timeout=10)
     assert raw.status_code == 400 and raw.json()["field"] == "overrides" and "duplicate" in raw.json()["detail"]
-    assert httpx.put(url(gateway, tenant), content=b"{", timeout=10).status_code == 400
-    for response in (httpx.get(url(gateway, "t_nobody_here"), timeout=10),
-                     httpx.put(url(gateway, "t_nobody_here"), json=body(), timeout=10)):
+    assert httpx.put(url(gateway, tenant), content=b"{", headers=AUTH, timeout=10).status_code == 400
+    for response in (httpx.get(url(gateway, "t_nobody_here"), headers=AUTH, timeout=10),
+                     httpx.put(url(gateway, "t_nobody_here"), json=body(), headers=AUTH, timeout=10)):
         assert response.status_code == 404 and "t_nobody_here" in response.json()["detail"]
 
 

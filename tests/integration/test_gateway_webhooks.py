@@ -14,12 +14,17 @@ import redis
 
 from gateway.app import create_app
 from payrisk.config import load_settings
+from tests.support.principals import bearer
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import SECRET, envelope, invoice, sign
 
+#: the operator's API key (set by the gateway fixture): every API call carries it
+AUTH: dict[str, str] = {}
+
 
 @pytest.fixture(scope="module")
-def gateway(database_url: str, redis_url: str) -> Iterator[str]:
+def gateway(database_url: str, redis_url: str, admin_key: str) -> Iterator[str]:
+    AUTH.update(bearer(admin_key))
     settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
                              stripe_webhook_secrets=(SECRET, "whsec_old_secret"), sweep_interval_seconds=3600)
     with ServerThread(create_app(settings)) as server:
@@ -145,12 +150,13 @@ def test_a_verified_payload_that_cannot_be_parsed_is_quarantined_and_listed(gate
     assert response.status_code == 200 and response.json()["status"] == "quarantined"
     status, reason = status_of(database_url, event_id)
     assert status == "quarantined" and reason and "customer" in reason
-    listed = httpx.get(gateway + "/api/deliveries?status=quarantined&limit=1000", timeout=10).json()["data"]
+    listed = httpx.get(gateway + "/api/deliveries?status=quarantined&limit=1000", headers=AUTH,
+                       timeout=10).json()["data"]
     assert event_id in {row["provider_event_id"] for row in listed}
 
 
 def test_an_invalid_status_filter_is_a_problem(gateway: str) -> None:
-    response = httpx.get(gateway + "/api/deliveries?status=bogus", timeout=10)
+    response = httpx.get(gateway + "/api/deliveries?status=bogus", headers=AUTH, timeout=10)
     assert response.status_code == 400 and "status must be one of" in response.json()["detail"]
 
 

@@ -109,9 +109,10 @@ def test_every_subcommand_has_help() -> None:
 
 
 def test_several_gateway_workers_hand_deliveries_to_the_shards(tmp_path: Path, database_url: str,
-                                                               redis_url: str) -> None:
+                                                               redis_url: str, platform_key: str) -> None:
     import uuid
 
+    from tests.support.principals import bearer
     from tests.support.stripe_events import SECRET, envelope, invoice, sign
 
     port = free_port()
@@ -133,11 +134,11 @@ def test_several_gateway_workers_hand_deliveries_to_the_shards(tmp_path: Path, d
         applied = 0
         while time.monotonic() < deadline and applied < 10:
             rows = httpx.get(f"http://127.0.0.1:{port}/api/deliveries?status=applied&limit=1000",
-                             timeout=10).json()["data"]
+                             headers=bearer(platform_key), timeout=10).json()["data"]
             applied = sum(1 for r in rows if r["provider_event_id"].startswith(f"evt_w_{tag}_"))
             time.sleep(0.5)
         assert applied == 10
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=bearer(platform_key), timeout=10).text
         # counted in whichever worker answered, summed across both on /metrics
         assert 'payrisk_deliveries_total{outcome="received",provider="stripe"} 10.0' in metrics
         proc.send_signal(signal.SIGTERM)

@@ -19,14 +19,19 @@ from actors.notifier.catcher import start_catcher
 from actors.system import ActorSystem
 from gateway.app import create_app
 from payrisk.config import load_settings
+from tests.support.principals import bearer
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import SECRET, charge_failed, envelope, invoice, pi_failed, sign
+
+#: the operator's API key (set by the gateway fixture): every API call carries it
+AUTH: dict[str, str] = {}
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 10:00 in New York, the card country's zone: no quiet hours
 
 
 @pytest.fixture(scope="module")
-def platform(database_url: str, redis_url: str, ray_session: None) -> Iterator[dict[str, Any]]:
+def platform(database_url: str, redis_url: str, ray_session: None, admin_key: str) -> Iterator[dict[str, Any]]:
+    AUTH.update(bearer(admin_key))
     catcher = start_catcher(0, tempfile.mkdtemp(prefix="payrisk-mail-"))
     settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
                              stripe_webhook_secrets=(SECRET,), shards=2)
@@ -64,7 +69,7 @@ def test_example_flow_sends_exactly_one_fallback_email_with_the_link(platform: d
     deliver(gateway, envelope(f"evt_c_{customer}", "charge.failed", charge_failed(ch, customer, pi=pi)))
     deliver(gateway, envelope(f"evt_p_{customer}", "payment_intent.payment_failed", pi_failed(pi, customer, charge=ch)))
     customer_url = f"{gateway}/api/customers/{customer}"
-    wait(lambda: httpx.get(customer_url, timeout=5).json().get("status") == "retry_scheduled")
+    wait(lambda: httpx.get(customer_url, headers=AUTH, timeout=5).json().get("status") == "retry_scheduled")
 
     clock = ray.get_actor("clock", namespace="payrisk")
     ray.get(clock.set.remote((T0 + timedelta(hours=3)).isoformat()))
@@ -72,7 +77,7 @@ def test_example_flow_sends_exactly_one_fallback_email_with_the_link(platform: d
     key = f"payrisk:default:{inv}:1"
     deliver(gateway, envelope(f"evt_i2_{customer}", "invoice.payment_failed", invoice(inv, customer, pi=pi),
                               idempotency_key=key))  # the provider reports our attempt failed
-    wait(lambda: httpx.get(customer_url, timeout=5).json()["cases"][0]["attempts_made"] == 1)
+    wait(lambda: httpx.get(customer_url, headers=AUTH, timeout=5).json()["cases"][0]["attempts_made"] == 1)
     for _ in range(3):
         ray.get(system.outbox.tick.remote())
 
@@ -81,7 +86,7 @@ def test_example_flow_sends_exactly_one_fallback_email_with_the_link(platform: d
     text = mails[0].as_string()
     assert f"https://invoice.example/{inv}" in text
     assert "failed — we will retry" in mails[0]["Subject"]  # the payment_failed template
-    timeline = httpx.get(f"{customer_url}/timeline", timeout=5).json()["items"]
+    timeline = httpx.get(f"{customer_url}/timeline", headers=AUTH, timeout=5).json()["items"]
     kinds = [item["type"] for item in timeline if item["kind"] == "event"]
     assert kinds[-4:] == ["AttemptFailed", "FailureClassified", "RetryScheduled", "NotificationRequested"]
     scheduled = [i for i in timeline if i["type"] == "RetryScheduled"]
@@ -92,7 +97,7 @@ def test_example_flow_sends_exactly_one_fallback_email_with_the_link(platform: d
 
     # the customer pays: a second email to the same customer reads the first from the send history
     deliver(gateway, envelope(f"evt_paid_{customer}", "invoice.paid", invoice(inv, customer, pi=pi, status="paid")))
-    wait(lambda: httpx.get(customer_url, timeout=5).json().get("status") == "recovered")
+    wait(lambda: httpx.get(customer_url, headers=AUTH, timeout=5).json().get("status") == "recovered")
     for _ in range(3):
         ray.get(system.outbox.tick.remote())
     subjects = sorted(m["Subject"] for m in catcher.messages if inv in m.as_string())

@@ -18,8 +18,12 @@ from actors.clock import start_sim_clock
 from actors.system import ActorSystem
 from gateway.app import create_app
 from payrisk.config import Settings, load_settings
+from tests.support.principals import bearer
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import SECRET, charge_failed, envelope, invoice, pi_failed, sign
+
+#: the operator's API key (set by the gateway fixture): every API call carries it
+AUTH: dict[str, str] = {}
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -41,7 +45,8 @@ def system(settings: Settings) -> Iterator[ActorSystem]:
 
 
 @pytest.fixture(scope="module")
-def gateway(settings: Settings, system: ActorSystem) -> Iterator[str]:
+def gateway(settings: Settings, system: ActorSystem, admin_key: str) -> Iterator[str]:
+    AUTH.update(bearer(admin_key))
     with ServerThread(create_app(settings)) as server:
         yield server.url
 
@@ -181,15 +186,15 @@ def test_the_api_shows_the_customer_and_its_timeline_with_reasons(gateway: str, 
     wait_applied(database_url, customer, 1)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        response = httpx.get(f"{gateway}/api/customers/{customer}", timeout=10)
+        response = httpx.get(f"{gateway}/api/customers/{customer}", headers=AUTH, timeout=10)
         if response.status_code == 200:
             break
         time.sleep(0.1)
     assert response.json()["status"] == "classifying"
-    timeline = httpx.get(f"{gateway}/api/customers/{customer}/timeline", timeout=10).json()["items"]
+    timeline = httpx.get(f"{gateway}/api/customers/{customer}/timeline", headers=AUTH, timeout=10).json()["items"]
     assert [i["type"] for i in timeline][:2] == ["invoice.payment_failed", "PaymentFailed"]
-    assert httpx.get(f"{gateway}/api/customers/cus_nobody", timeout=10).status_code == 404
-    assert httpx.get(f"{gateway}/openapi.json", timeout=10).json()["openapi"].startswith("3.1")
+    assert httpx.get(f"{gateway}/api/customers/cus_nobody", headers=AUTH, timeout=10).status_code == 404
+    assert httpx.get(f"{gateway}/openapi.json", headers=AUTH, timeout=10).json()["openapi"].startswith("3.1")
 
 
 def test_a_gateway_that_dies_between_commit_and_hand_off_loses_nothing(
@@ -243,7 +248,8 @@ def test_a_quarantined_delivery_is_replayed_after_a_fix_and_applied_once(gateway
                      " status, status_reason, received_at) VALUES ('default', 'stripe', %s, 'invoice.payment_failed',"
                      " %s, '{}', 'quarantined', 'old parser bug', now() - interval '1 hour')",
                      (f"evt_q_{customer}", body))
-    listed = httpx.get(f"{gateway}/api/deliveries?status=quarantined&limit=1000", timeout=10).json()["data"]
+    listed = httpx.get(f"{gateway}/api/deliveries?status=quarantined&limit=1000", headers=AUTH,
+                       timeout=10).json()["data"]
     assert f"evt_q_{customer}" in {d["provider_event_id"] for d in listed}
     result = run_cli(database_url, "replay", "--quarantined")
     assert "replayed" in result.stdout, result.stderr  # exit 1 only says other quarantined bodies still fail
@@ -255,9 +261,9 @@ def test_a_profile_update_changes_the_segment_of_the_next_failure(gateway: str, 
                                                                   database_url: str) -> None:
     customer = f"cus_{uuid.uuid4().hex[:8]}"
     url = f"{gateway}/api/customers/{customer}/profile"
-    bad = httpx.put(url, json={"mrr": -5}, timeout=10)
+    bad = httpx.put(url, json={"mrr": -5}, headers=AUTH, timeout=10)
     assert bad.status_code == 400 and "mrr" in bad.json()["detail"]
-    assert httpx.put(url, json={"colour": "red"}, timeout=10).status_code == 400
+    assert httpx.put(url, json={"colour": "red"}, headers=AUTH, timeout=10).status_code == 400
     good = httpx.put(url, json={"country": "DE", "mrr": 500_000, "currency": "eur", "tags": ["enterprise"]},
                      timeout=10)
     assert good.status_code == 200, good.text
@@ -275,12 +281,12 @@ def test_the_classify_api_answers_through_the_classifier_pool(gateway: str, syst
     body = {"provider": "stripe", "declines": [{"decline_code": "insufficient_funds"},
                                                {"decline_code": "insufficient_funds", "network_advice_code": "21"},
                                                {"outcome_reason": "highest_risk_level"}]}
-    response = httpx.post(f"{gateway}/api/classify", json=body, timeout=30)
+    response = httpx.post(f"{gateway}/api/classify", json=body, headers=AUTH, timeout=30)
     assert response.status_code == 200, response.text
     categories = [c["category"] for c in response.json()["classifications"]]
     assert categories == ["SOFT_DECLINE", "HARD_DECLINE", "FRAUD_FLAGGED"]
     assert {n for n in system.classifiers.names} == {"classifier-0"}
-    bad = httpx.post(f"{gateway}/api/classify", json={"declines": [{"colour": "red"}]}, timeout=10)
+    bad = httpx.post(f"{gateway}/api/classify", json={"declines": [{"colour": "red"}]}, headers=AUTH, timeout=10)
     assert bad.status_code == 400 and "colour" in bad.json()["detail"]
 
 
