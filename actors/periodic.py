@@ -1,11 +1,18 @@
 """The plumbing shared by the platform's background actors (scheduler, outbox worker, monitor): configuration,
-logging, the injected clock, a lazily opened database pool, and a `tick` loop that `payrisk up` starts (tests
-call `tick` themselves on a simulated clock)."""
+logging, the injected clock, a lazily opened database pool, and a `tick` loop.
+
+The loop never dies quietly: any exception in a pass is logged with its type and the actor's name, the loop backs
+off (doubling up to `MAX_BACKOFF_SECONDS`) and goes on. With `autostart` (seconds between passes) in its config
+the actor starts its own loop when it is created — and so again whenever Ray restarts it; `payrisk up` uses that.
+Tests on a simulated clock leave `autostart` out and call `tick` themselves. `health` says when the loop last
+completed a pass, so a stalled loop can be seen (`payrisk chaos` checks it after every fault).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import ray
@@ -17,8 +24,10 @@ from payrisk.store import Database, StoreError
 
 log = structlog.get_logger("payrisk.actors")
 
-#: failures a tick may hit that the next tick retries; anything else is a bug and surfaces
+#: failures a tick may hit that the next tick retries (logged as warnings; anything else is logged as an error,
+#: with its traceback, and retried too: a background loop must outlive a bug in one pass)
 RETRYABLE = (StoreError, ray.exceptions.RayError, OSError)
+MAX_BACKOFF_SECONDS = 30.0
 
 
 class PeriodicActor:
@@ -30,6 +39,13 @@ class PeriodicActor:
         self._clock = make_clock(config.get("clock", "real"))
         self._db: Database | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ticks = 0
+        self._failures = 0
+        self._last_tick: float | None = None  # wall clock of the last completed pass
+        self._last_error: str | None = None
+        if config.get("autostart"):
+            # __init__ runs before the actor's event loop serves calls: ask ourselves to start once it does
+            ray.get_runtime_context().current_actor.start.remote(float(config["autostart"]))
 
     async def _database(self) -> Database:
         if self._db is None:
@@ -50,19 +66,45 @@ class PeriodicActor:
         """Hook: forget cached handles after a failed pass."""
 
     async def start(self, poll_seconds: float = 1.0) -> None:
-        """Run `tick` forever in the background."""
-        if self._task is None:
+        """Run `tick` forever in the background (idempotent: a second call changes nothing)."""
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(poll_seconds))
 
     async def _loop(self, poll_seconds: float) -> None:
+        failures_in_a_row = 0
         while True:
             try:
                 while await self.work_done() > 0:
-                    pass
-            except RETRYABLE as exc:
-                log.warning(f"{self.name}.tick_failed", error=str(exc)[:200])
-                self.on_tick_failed()
-            await asyncio.sleep(poll_seconds)
+                    self._mark_tick()
+                self._mark_tick()
+                failures_in_a_row = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - log, back off, go on: a loop outlives any one failed pass
+                failures_in_a_row += 1
+                self._failed(exc, failures_in_a_row)
+            delay = poll_seconds * 2 ** min(failures_in_a_row, 8) if failures_in_a_row else poll_seconds
+            await asyncio.sleep(min(delay, max(MAX_BACKOFF_SECONDS, poll_seconds)))
+
+    def _mark_tick(self) -> None:
+        self._ticks += 1
+        self._last_tick = time.time()
+
+    def _failed(self, exc: Exception, in_a_row: int) -> None:
+        self._failures += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"[:300]
+        if isinstance(exc, RETRYABLE):
+            log.warning(f"{self.name}.tick_failed", error=self._last_error, in_a_row=in_a_row)
+        else:
+            log.error(f"{self.name}.tick_failed", error=self._last_error, in_a_row=in_a_row, exc_info=exc)
+        with contextlib.suppress(Exception):
+            self.on_tick_failed()
+
+    async def health(self) -> dict[str, Any]:
+        """Is the loop running, how many passes it completed and failed, when it last completed one (epoch s)."""
+        return {"name": self.name, "running": self._task is not None and not self._task.done(),
+                "ticks": self._ticks, "failures": self._failures, "last_tick": self._last_tick,
+                "last_error": self._last_error}
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -51,16 +51,19 @@ class ActorSystem:
                 i, self.config)
             for i in range(self.settings.shards)
         ]
+        # with run_loops, each background actor starts its own loop when created — and again after Ray restarts it
+        loops = {"scheduler": 1.0, "outbox": 1.0, "monitor": 30.0} if run_loops else {}
         self.scheduler = Scheduler.options(name="scheduler", namespace=NAMESPACE, get_if_exists=True).remote(
-            self.config)
+            {**self.config, "autostart": loops.get("scheduler")})
         self.outbox = OutboxWorker.options(name="outbox", namespace=NAMESPACE, get_if_exists=True).remote(
-            self.config)
+            {**self.config, "autostart": loops.get("outbox")})
         from actors.classifier import ClassifierPool
 
         provider = {k: self.config.get(k) for k in ("stripe_api_key", "stripe_api_base")}
         # tables load here: a bad file stops start
         self.classifiers = ClassifierPool(size=self.settings.classifiers, provider=provider)
-        self.monitor = Monitor.options(name="monitor", namespace=NAMESPACE, get_if_exists=True).remote(self.config)
+        self.monitor = Monitor.options(name="monitor", namespace=NAMESPACE, get_if_exists=True).remote(
+            {**self.config, "autostart": loops.get("monitor")})
         ray.get([s.stats.remote() for s in self.shards])  # wait until every shard is up
         if run_loops:
             ray.get([self.scheduler.start.remote(), self.outbox.start.remote(), self.monitor.start.remote()])

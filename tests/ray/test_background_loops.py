@@ -1,0 +1,103 @@
+"""Background loops never die quietly (issue 16 point 7 / issue 13 point 4): a PostgreSQL error inside each loop,
+and a restart of each background actor by Ray, are followed by passes that still run and work that still gets
+done. Real Ray actors and PostgreSQL; the errors are real (the actors' server connections are terminated)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+import ray
+from psycopg.types.json import Jsonb
+
+from actors.monitor import Monitor
+from actors.outbox_worker import OutboxWorker
+from actors.scheduler import Scheduler
+from actors.system import actor_config
+from payrisk.config import load_settings
+
+KINDS: dict[str, Any] = {"scheduler": Scheduler, "outbox": OutboxWorker, "monitor": Monitor}
+
+
+def _named(database_url: str, app: str) -> str:
+    return f"{database_url}{'&' if '?' in database_url else '?'}application_name={app}"
+
+
+def _config(database_url: str, app: str) -> dict[str, Any]:
+    settings = load_settings(environ={}, dotenv=None, database_url=database_url)
+    return actor_config(settings, database_url=_named(database_url, app), autostart=0.2, shards=1)
+
+
+def _until(check: Callable[[], bool], timeout: float = 40.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _health(actor: Any) -> dict[str, Any]:
+    return dict(ray.get(actor.health.remote(), timeout=30))
+
+
+def _terminate(database_url: str, app: str) -> int:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                            (app,)).fetchall()
+    return len(rows)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_postgresql_error_inside_the_loop_does_not_end_it(kind: str, database_url: str, ray_session: None) -> None:
+    app = f"loop-test-{kind}-{uuid.uuid4().hex[:6]}"
+    actor = KINDS[kind].options(name=f"{kind}-{app}", namespace="payrisk-tests").remote(_config(database_url, app))
+    try:
+        assert _until(lambda: _health(actor)["ticks"] >= 2), _health(actor)
+        for _ in range(3):  # the pool keeps a connection: kill it under the loop, a few times
+            assert _until(lambda: _terminate(database_url, app) > 0, 10)
+            time.sleep(0.3)
+        before = _health(actor)
+        assert _until(lambda: _health(actor)["ticks"] >= before["ticks"] + 3), _health(actor)
+        assert _health(actor)["running"] is True
+    finally:
+        ray.kill(actor, no_restart=True)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_background_actor_restarted_by_ray_runs_its_loop_again(kind: str, database_url: str,
+                                                                 ray_session: None) -> None:
+    app = f"restart-test-{kind}-{uuid.uuid4().hex[:6]}"
+    actor = KINDS[kind].options(name=f"{kind}-{app}", namespace="payrisk-tests").remote(_config(database_url, app))
+    try:
+        assert _until(lambda: _health(actor)["ticks"] >= 1)
+        ray.kill(actor, no_restart=False)  # as a crash would: Ray restarts it (max_restarts=-1)
+        assert _until(lambda: _health(actor)["ticks"] >= 1 and _health(actor)["running"]), "loop not restarted"
+    finally:
+        ray.kill(actor, no_restart=True)
+
+
+def test_after_a_restart_the_outbox_still_sends_what_is_due(database_url: str, ray_session: None) -> None:
+    app = f"restart-work-{uuid.uuid4().hex[:6]}"
+    actor = OutboxWorker.options(name=f"outbox-{app}", namespace="payrisk-tests").remote(_config(database_url, app))
+    key = f"alert:{app}"
+    try:
+        assert _until(lambda: _health(actor)["ticks"] >= 1)
+        ray.kill(actor, no_restart=False)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO outbox (tenant_id, topic, idempotency_key, payload, available_at)"
+                         " VALUES ('default', 'alert', %s, %s, now() - interval '1 minute')",
+                         (key, Jsonb({"kind": "engineering", "title": "restart", "text": "after a restart"})))
+
+        def sent() -> bool:
+            with psycopg.connect(database_url) as conn:
+                row = conn.execute("SELECT sent_at FROM outbox WHERE idempotency_key = %s", (key,)).fetchone()
+            return bool(row and row[0])
+
+        assert _until(sent), "the restarted outbox never sent the alert"
+    finally:
+        ray.kill(actor, no_restart=True)
