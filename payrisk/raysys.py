@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 NAMESPACE = "payrisk"
@@ -11,7 +12,13 @@ NAMESPACE = "payrisk"
 
 def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashboard: bool = True,
               num_cpus: int | None = None) -> dict[str, Any]:
-    """Join `address`, or start a local Ray on 127.0.0.1 with its own temp dir. Returns ray.init's context."""
+    """Join `address`, or start a local Ray with its own temp dir. Returns ray.init's context.
+
+    A local Ray's node address, dashboard and metrics agent are on 127.0.0.1. Ray 2.x's gRPC servers (GCS, raylet,
+    workers) bind every interface whatever the node address — Ray has no setting for that — so they rely on Ray's
+    token authentication (on by default): the token file and Ray's temp dir are made private to this user here
+    (Ray leaves them 0644 / 0777). `exposed_ports()` lists what still listens beyond loopback; on a shared host,
+    firewall those ports (docs/DEPLOYMENT.md)."""
     import ray
 
     if ray.is_initialized():
@@ -30,6 +37,7 @@ def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashbo
             _temp_dir=tempfile.mkdtemp(prefix="payrisk-ray-"),
             log_to_driver=False,
         )
+        make_private()
     return {"address": ctx.address_info.get("gcs_address"), "dashboard_url": ctx.dashboard_url}
 
 
@@ -42,3 +50,37 @@ def ray_alive() -> bool:
         return bool(ray.nodes())
     except Exception:  # noqa: BLE001 - any GCS failure means "not ready"
         return False
+
+
+def make_private() -> None:
+    """Ray's auth token file 0600 and this Ray's temp dir (sockets, logs, session files) 0700."""
+    import ray
+
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if token.is_file():
+        token.chmod(0o600)
+    node = ray._private.worker._global_node
+    if node is not None:
+        session = Path(node.get_session_dir_path())
+        for directory in (session.parent, session):
+            directory.chmod(0o700)
+
+
+def exposed_ports() -> list[str]:
+    """`address:port` of sockets this machine's Ray processes of this session listen on beyond loopback."""
+    import psutil
+    import ray
+
+    node = ray._private.worker._global_node
+    session = node.get_session_dir_path() if node is not None else None
+    found = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status != psutil.CONN_LISTEN or conn.laddr.ip in ("127.0.0.1", "::1") or conn.pid is None:
+            continue
+        try:
+            cmdline = " ".join(psutil.Process(conn.pid).cmdline())
+        except psutil.Error:
+            continue
+        if session and Path(session).name in cmdline or session and str(Path(session).parent) in cmdline:
+            found.append(f"{conn.laddr.ip}:{conn.laddr.port}")
+    return sorted(found)
