@@ -1,4 +1,5 @@
-"""Stripe Billing objects and their lifecycle: customers, subscriptions, invoices (cards are in `cards.py`).
+"""Stripe Billing objects and their lifecycle: customers, subscriptions, invoice items, invoices (cards are in
+`cards.py`).
 
 Every operation changes the in-memory `State` and reports Stripe's events through `emit`, with a renderer so
 that each receiver gets the object in its own API version; charging lives in `charging.py`. Callers hold the
@@ -16,20 +17,25 @@ from simulator.clock import add_month
 from simulator.errors import invalid_request, missing
 from simulator.events import AUTOMATIC, Render, RequestRef
 from simulator.forms import integer
-from simulator.records import Customer, Invoice, PaymentIntent, Subscription
+from simulator.records import Customer, Invoice, InvoiceItem, PaymentIntent, Subscription
 
 Params = dict[str, Any]
+#: `pending_invoice_items_behavior` values; `include_and_require` is the pre-2022-08-01 name of "include, and
+#: refuse an invoice with nothing to bill".
+PENDING_BEHAVIORS = ("include", "exclude", "include_and_require")
 
 
 class Billing(Cards):
     # -- customers ---------------------------------------------------------------------------------------------
     def create_customer(self, params: Params, req: RequestRef = AUTOMATIC) -> Customer:
-        """`email`, `name`, `metadata`, `address[country]`, and `source` (a `tok_…`: the default source)."""
+        """`email`, `name`, `description`, `metadata`, `address[country]`, and `source` (a `tok_…`: the default
+        source)."""
         c = Customer(
             id=self.ids.new("cus"),
             created=self.clock.now(),
             email=params.get("email"),
             name=params.get("name"),
+            description=params.get("description"),
             metadata=dict(params.get("metadata") or {}),
         )
         country = (params.get("address") or {}).get("country")
@@ -42,11 +48,12 @@ class Billing(Cards):
         return c
 
     def update_customer(self, customer_id: str, params: Params, req: RequestRef = AUTOMATIC) -> Customer:
-        """`email`, `name`, `metadata`, `invoice_settings[default_payment_method]` and `default_source` (a
-        `card_…` of this customer)."""
+        """`email`, `name`, `description`, `metadata`, `invoice_settings[default_payment_method]` and
+        `default_source` (a `card_…` of this customer)."""
         c = self.customer(customer_id)
         before = render.customer(self.state, c, DIFF_VIEW)
         c.email, c.name = params.get("email", c.email), params.get("name", c.name)
+        c.description = params.get("description", c.description)
         c.metadata.update(params.get("metadata") or {})
         default = (params.get("invoice_settings") or {}).get("default_payment_method")
         if default is not None:
@@ -126,17 +133,100 @@ class Billing(Cards):
             raise missing("invoice", invoice_id)
         return found
 
-    def create_invoice(self, params: Params, req: RequestRef = AUTOMATIC) -> Invoice:
-        """`customer` (required), `subscription`, and the simulator's `amount` / `currency` (Stripe builds the
-        amount from invoice items; here it defaults to the subscription's price)."""
+    def create_invoice(self, params: Params, req: RequestRef = AUTOMATIC, pending_by_default: bool = False) -> Invoice:
+        """`customer` (required), `subscription`, `description`, `pending_invoice_items_behavior` (`include`,
+        `exclude`, `include_and_require`; the default is `include` when `pending_by_default`, i.e. for versions
+        before 2022-08-01, else `exclude`), and the simulator's `amount` / `currency`. The amount is the included
+        pending items plus `amount` (which defaults to the subscription's price, else 0)."""
         if not params.get("customer"):
             raise invalid_request("Missing required param: customer.", code="parameter_missing", param="customer")
         c = self.customer(params["customer"])
         sub = self.subscription(params["subscription"]) if params.get("subscription") else None
-        amount = integer(params.get("amount", sub.amount if sub else 0), "amount")
-        currency = params.get("currency") or (sub.currency if sub else "usd")
-        reason = params.get("billing_reason", "manual")
-        return self.new_invoice(c.id, amount, currency, reason, sub, req)
+        behavior = params.get("pending_invoice_items_behavior") or ("include" if pending_by_default else "exclude")
+        if behavior not in PENDING_BEHAVIORS:
+            raise invalid_request(
+                f"Invalid pending_invoice_items_behavior: must be one of {', '.join(PENDING_BEHAVIORS)}",
+                param="pending_invoice_items_behavior",
+            )
+        currency = params.get("currency") or (sub.currency if sub else None)
+        items = self.pending_items(c.id, currency) if behavior != "exclude" else []
+        if behavior == "include_and_require" and not items and "amount" not in params:
+            raise invalid_request(
+                f"Nothing to invoice for customer {c.id}.", code="invoice_no_customer_line_items", param="customer"
+            )
+        base = integer(params.get("amount", sub.amount if sub else 0), "amount")
+        currency = currency or (items[0].currency if items else "usd")
+        amount = base + sum(item.amount for item in items)
+        inv = self.new_invoice(
+            c.id, amount, currency, params.get("billing_reason", "manual"), sub, req, params.get("description")
+        )
+        for item in items:
+            item.invoice = inv.id
+            inv.items.append(item.id)
+        return inv
+
+    # -- invoice items -----------------------------------------------------------------------------------------
+    def invoice_item(self, item_id: str) -> InvoiceItem:
+        found = self.state.invoice_items.get(item_id)
+        if found is None:
+            raise missing("invoiceitem", item_id)
+        return found
+
+    def pending_items(self, customer_id: str, currency: str | None) -> list[InvoiceItem]:
+        """The customer's pending items in `currency` (None: the currency of the oldest pending item)."""
+        pending = [i for i in self.state.invoice_items.values() if i.customer == customer_id and i.invoice is None]
+        wanted = currency or (pending[0].currency if pending else None)
+        return [i for i in pending if i.currency == wanted]
+
+    def create_invoice_item(self, params: Params, req: RequestRef = AUTOMATIC) -> InvoiceItem:
+        """`customer`, `amount` (or `unit_amount` × `quantity`), `currency`, `description`, `metadata`, and
+        `invoice` (a draft of the same customer and currency: the amount is added to it at once). Without
+        `invoice` the item is pending until an invoice includes it (`invoiceitem.created`)."""
+        for name in ("customer", "currency"):
+            if not params.get(name):
+                raise invalid_request(f"Missing required param: {name}.", code="parameter_missing", param=name)
+        c = self.customer(params["customer"])
+        quantity = integer(params.get("quantity", 1), "quantity")
+        if params.get("amount") is not None:
+            amount = integer(params["amount"], "amount")
+        elif params.get("unit_amount") is not None:
+            amount = integer(params["unit_amount"], "unit_amount") * quantity
+        else:
+            raise invalid_request("Missing required param: amount.", code="parameter_missing", param="amount")
+        currency = str(params["currency"]).lower()
+        inv = self._draft_for_item(params["invoice"], c.id, currency) if params.get("invoice") else None
+        item = InvoiceItem(
+            id=self.ids.new("ii"),
+            customer=c.id,
+            created=self.clock.now(),
+            amount=amount,
+            currency=currency,
+            quantity=quantity,
+            description=params.get("description"),
+            invoice=inv.id if inv else None,
+            metadata=dict(params.get("metadata") or {}),
+        )
+        self.state.invoice_items[item.id] = item
+        if inv is not None:
+            inv.items.append(item.id)
+            inv.amount_due += amount
+        self.emit("invoiceitem.created", lambda v: render.invoice_item(item, v), None, req)
+        return item
+
+    def _draft_for_item(self, invoice_id: str, customer_id: str, currency: str) -> Invoice:
+        inv = self.invoice(invoice_id)
+        if inv.status != "draft":
+            raise invalid_request(
+                f"Invoice {inv.id} is not a draft: invoice items can only be added to draft invoices.",
+                code="invoice_not_editable",
+                param="invoice",
+            )
+        if inv.customer != customer_id or inv.currency != currency:
+            raise invalid_request(
+                f"The invoice {inv.id} belongs to another customer or currency than this invoice item.",
+                param="invoice",
+            )
+        return inv
 
     def new_invoice(
         self,
@@ -146,6 +236,7 @@ class Billing(Cards):
         reason: str,
         sub: Subscription | None,
         req: RequestRef = AUTOMATIC,
+        description: str | None = None,
     ) -> Invoice:
         inv = Invoice(
             id=self.ids.new("in"),
@@ -155,6 +246,7 @@ class Billing(Cards):
             currency=currency,
             billing_reason=reason,
             subscription=sub.id if sub else None,
+            description=description,
         )
         self.state.invoices[inv.id] = inv
         if sub is not None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import random
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from simulator import render
 from simulator.billing import Billing, Params
@@ -116,6 +117,7 @@ class Charging:
         )
         b.state.charges[charge.id] = charge
         inv.charges.append(charge.id)
+        b.state.payment_intents[charge.payment_intent].charges.append(charge.id)
         self._record(inv, charge.id, pm, outcome, req, source)
         if outcome.succeeded:
             self._succeeded(inv, charge, req)
@@ -124,32 +126,51 @@ class Charging:
         return outcome.succeeded
 
     def _decide(self, inv: Invoice, pm: PaymentMethod) -> Outcome:
+        return self.decide(pm, lambda: self.context(inv, pm))
+
+    def decide(self, pm: PaymentMethod, context: Callable[[], ChargeContext]) -> Outcome:
+        """The card's forced outcome if it has one, else the model's decision on `context()`."""
         if pm.forced is not None:
             return (
                 Outcome.success()
                 if pm.forced == SUCCEED
                 else declined(pm.forced, with_network_advice=pm.brand == "mastercard")
             )
-        return self.model.decide(self.context(inv, pm))
+        return self.model.decide(context())
 
     def context(self, inv: Invoice, pm: PaymentMethod) -> ChargeContext:
         """The model's view of the next attempt; its rng is seeded by (seed, invoice, attempt number)."""
+        facts = InvoiceFacts(id=inv.id, customer=inv.customer, amount=inv.amount_due, currency=inv.currency)
+        return self.context_of(facts, pm, inv.attempts_made + 1, inv.first_failed_at, inv.last_decline)
+
+    def context_of(
+        self,
+        facts: InvoiceFacts,
+        pm: PaymentMethod,
+        attempt: int,
+        first_failed_at: datetime | None,
+        last_decline: tuple[str, str] | None,
+    ) -> ChargeContext:
+        """The model's view of attempt `attempt` on what `facts` describe (an invoice, or a one-off PaymentIntent
+        whose id stands in for the invoice's); the rng is seeded by (seed, that id, attempt number). A payment of
+        no customer is decided in UTC."""
         b = self.billing
-        now, attempt = b.clock.now(), inv.attempts_made + 1
-        local = b.customer(inv.customer).local(now)
-        days = (now - inv.first_failed_at).total_seconds() / 86400 if inv.first_failed_at else None
-        previous = inv.last_decline[1] if inv.last_decline and inv.last_decline[0] == pm.id else None
+        now = b.clock.now()
+        customer = b.state.customers.get(facts.customer)
+        local = customer.local(now) if customer else now
+        days = (now - first_failed_at).total_seconds() / 86400 if first_failed_at else None
+        previous = last_decline[1] if last_decline and last_decline[0] == pm.id else None
         return ChargeContext(
             card=CardFacts(
                 id=pm.id, brand=pm.brand, funding=pm.funding, country=pm.country, fingerprint=pm.fingerprint
             ),
-            invoice=InvoiceFacts(id=inv.id, customer=inv.customer, amount=inv.amount_due, currency=inv.currency),
+            invoice=facts,
             attempt=attempt,
             days_since_first_failure=days,
             previous_decline=previous,
             day_of_month=local.day,
             local_hour=local.hour,
-            rng=random.Random(f"{self.seed}:{inv.id}:{attempt}"),
+            rng=random.Random(f"{self.seed}:{facts.id}:{attempt}"),
         )
 
     def _record(
@@ -160,6 +181,7 @@ class Charging:
                 at=self.billing.clock.now(),
                 charge=charge,
                 invoice=inv.id,
+                payment_intent=inv.payment_intent,
                 customer=inv.customer,
                 payment_method=pm.id,
                 amount=inv.amount_due,

@@ -72,7 +72,8 @@ class Control:
         return _json(self.sim.faults.model_dump())
 
     async def ledger(self, request: Request) -> Response:
-        entries = self.sim.ledger_entries(request.query_params.get("invoice"))
+        query = request.query_params
+        entries = self.sim.ledger_entries(query.get("invoice"), query.get("payment_intent"))
         return _json(
             {"entries": [e.model_dump(mode="json") for e in entries], "double_charges": self.sim.double_charges()}
         )

@@ -30,6 +30,7 @@ from simulator.expansion import expand
 from simulator.faults import Faults, updated
 from simulator.idempotency import IdempotencyStore
 from simulator.ids import IdFactory
+from simulator.intents import Intents
 from simulator.ledger import Ledger, LedgerEntry
 from simulator.models import load_model
 from simulator.outcomes import OutcomeModel
@@ -109,6 +110,7 @@ class Simulator:
         self.charging = Charging(
             self.billing, self.model, self.ledger, s.seed, s.smart_retry_days if s.smart_retries else ()
         )
+        self.intents = Intents(self.billing, self.charging)
         self.population = Population(self.billing, self.charging, s.seed)
         self.population.generate(s.customers)
 
@@ -243,8 +245,9 @@ class Simulator:
     def double_charges(self) -> dict[str, int]:
         return self.ledger.double_charges()
 
-    def ledger_entries(self, invoice: str | None = None) -> list[LedgerEntry]:
-        return self.ledger.entries(invoice)
+    def ledger_entries(self, invoice: str | None = None, payment_intent: str | None = None) -> list[LedgerEntry]:
+        """The ledger, optionally of one invoice or one PaymentIntent (one-off attempts have `invoice == ""`)."""
+        return self.ledger.entries(invoice, payment_intent)
 
     async def flush(self, everything: bool = False) -> int:
         """Deliver due webhooks (all pending with `everything`); returns how many were accepted."""

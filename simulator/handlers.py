@@ -60,7 +60,12 @@ def cancel_subscription(sim: Simulator, p: Params, path: Path, req: RequestRef, 
 
 
 def create_invoice(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
-    return render.invoice(sim.state, sim.billing.create_invoice(p, req), view)
+    """Pending invoice items are included by default before 2022-08-01, as in the request's version."""
+    return render.invoice(sim.state, sim.billing.create_invoice(p, req, view.pending_items_included), view)
+
+
+def create_invoice_item(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
+    return render.invoice_item(sim.billing.create_invoice_item(p, req), view)
 
 
 def pay_invoice(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
@@ -78,6 +83,14 @@ def void_invoice(sim: Simulator, p: Params, path: Path, req: RequestRef, view: V
 
 def mark_uncollectible(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
     return render.invoice(sim.state, sim.billing.close(path["id"], "uncollectible", req), view)
+
+
+def create_payment_intent(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
+    return render.payment_intent(sim.state, sim.intents.create(p, req), view)
+
+
+def confirm_payment_intent(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
+    return render.payment_intent(sim.state, sim.intents.confirm(path["id"], p, req), view)
 
 
 # -- webhook endpoints (Stripe's own API for them; the simulator extras are under /_sim/webhook_endpoints) -------

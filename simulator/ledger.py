@@ -14,14 +14,14 @@ class LedgerEntry(BaseModel):
 
     at: datetime
     charge: str | None  # None: the attempt stopped for authentication (SCA) before any charge; no money moved
-    invoice: str
-    customer: str
+    invoice: str  # "" for a one-off PaymentIntent (no invoice); kept a string for the ledger's readers
+    customer: str  # "" for a one-off payment of no customer
     payment_method: str
     amount: int
     currency: str
     idempotency_key: str | None  # None for the simulator's own automatic attempts
-    source: str  # "api" (POST /v1/invoices/{id}/pay), "automatic" (renewal) or "smart_retry"
-    attempt: int  # the invoice's n-th attempt, counting every kind
+    source: str  # "api" (invoice pay, PaymentIntent create/confirm), "automatic" (renewal) or "smart_retry"
+    attempt: int  # the invoice's (or the one-off PaymentIntent's) n-th attempt, counting every kind
     outcome: str  # "succeeded" | "declined"
     code: str | None = None
     decline_code: str | None = None
@@ -29,6 +29,7 @@ class LedgerEntry(BaseModel):
     network_advice_code: str | None = None
     network_decline_code: str | None = None
     outcome_type: str | None = None
+    payment_intent: str | None = None  # the invoice's PaymentIntent, or the one-off PaymentIntent
 
 
 class Ledger:
@@ -42,17 +43,22 @@ class Ledger:
         with self._lock:
             self._entries.append(entry)
 
-    def entries(self, invoice: str | None = None) -> list[LedgerEntry]:
+    def entries(self, invoice: str | None = None, payment_intent: str | None = None) -> list[LedgerEntry]:
         with self._lock:
-            return [e for e in self._entries if invoice is None or e.invoice == invoice]
+            return [
+                e
+                for e in self._entries
+                if invoice in (None, e.invoice) and payment_intent in (None, e.payment_intent)
+            ]
 
     def successes(self, invoice: str) -> int:
         return sum(1 for e in self.entries(invoice) if e.outcome == "succeeded")
 
     def double_charges(self) -> dict[str, int]:
-        """Invoices charged successfully more than once → how many times. Must stay empty."""
-        counts = Counter(e.invoice for e in self.entries() if e.outcome == "succeeded")
-        return {invoice: n for invoice, n in counts.items() if n > 1}
+        """Invoices (or one-off PaymentIntents, by their `pi_…` id) charged successfully more than once → how
+        many times. Must stay empty."""
+        counts = Counter(e.invoice or e.payment_intent for e in self.entries() if e.outcome == "succeeded")
+        return {str(paid): n for paid, n in counts.items() if n > 1}
 
     def clear(self) -> None:
         with self._lock:

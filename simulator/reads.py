@@ -14,7 +14,7 @@ from simulator import render
 from simulator.core import Simulator
 from simulator.errors import missing
 from simulator.events import RequestRef
-from simulator.forms import integer
+from simulator.forms import integer, truthy
 from simulator.versions import View
 
 Params = dict[str, Any]
@@ -103,6 +103,22 @@ def invoices(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View)
     return page(shown, p, "/v1/invoices")
 
 
+def invoice_item(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
+    return render.invoice_item(sim.billing.invoice_item(path["id"]), view)
+
+
+def invoice_items(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
+    """`?customer=`, `?invoice=`, `?pending=true` (not yet on an invoice) or `pending=false`."""
+    pending = p.get("pending")
+    shown = [
+        render.invoice_item(item, view)
+        for item in sim.state.invoice_items.values()
+        if _matches(p, customer=item.customer, invoice=item.invoice)
+        and (pending in (None, "") or (item.invoice is None) == truthy(pending))
+    ]
+    return page(shown, p, "/v1/invoiceitems")
+
+
 def invoice_payments(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
     """`?invoice=in_…` and/or `payment[type]=payment_intent&payment[payment_intent]=pi_…`."""
     wanted = (p.get("payment") or {}).get("payment_intent")
@@ -118,7 +134,7 @@ def invoice_payments(sim: Simulator, p: Params, path: Path, req: RequestRef, vie
 
 def invoice_payment(sim: Simulator, p: Params, path: Path, req: RequestRef, view: View) -> Obj:
     pi = sim.state.payment_intents.get("pi_" + path["id"].removeprefix("inpay_"))
-    inv = sim.state.invoices.get(pi.invoice) if pi else None
+    inv = sim.state.invoices.get(pi.invoice or "") if pi else None
     if inv is None:
         raise missing("invoice_payment", path["id"])
     return render.invoice_payments(inv)[0]

@@ -18,6 +18,7 @@ class Customer:
     utc_offset_hours: float = 0.0  # for the customer's local hour and day of month
     default_payment_method: str | None = None  # invoice_settings.default_payment_method
     default_source: str | None = None  # a `card_…` source (the legacy Sources API)
+    description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
     def local(self, moment: datetime) -> datetime:
@@ -62,21 +63,22 @@ class Subscription:
 class Charge:
     id: str
     created: datetime
-    invoice: str
-    customer: str
+    invoice: str | None  # None for a one-off PaymentIntent's charge
+    customer: str | None  # None for a one-off payment of no customer
     payment_intent: str
     payment_method: str
     amount: int
     currency: str
     outcome: Outcome
+    description: str | None = None
 
 
 @dataclass(slots=True)
 class PaymentIntent:
     id: str
     created: datetime
-    invoice: str
-    customer: str
+    invoice: str | None  # None for a one-off PaymentIntent (`POST /v1/payment_intents`)
+    customer: str | None
     amount: int
     currency: str
     status: str = "requires_payment_method"
@@ -84,6 +86,14 @@ class PaymentIntent:
     last_error: Outcome | None = None
     last_error_charge: str | None = None  # None when no charge was made (authentication required)
     last_payment_method: str | None = None
+    charges: list[str] = field(default_factory=list)  # oldest first
+    description: str | None = None
+    setup_future_usage: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    # one-off PaymentIntents only (an invoice's attempts are counted on the invoice):
+    attempts_made: int = 0
+    first_failed_at: datetime | None = None
+    last_decline: tuple[str, str] | None = None  # (payment method, decline_code) of the latest failure
 
 
 @dataclass(slots=True)
@@ -108,6 +118,23 @@ class Invoice:
     next_payment_attempt: datetime | None = None
     smart_retries_done: int = 0
     paid_at: datetime | None = None
+    description: str | None = None
+    items: list[str] = field(default_factory=list)  # the invoice items (`ii_…`) it was built from
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class InvoiceItem:
+    """A line to bill: pending (`invoice` None) until an invoice takes it in, or added to a draft directly."""
+
+    id: str
+    customer: str
+    created: datetime
+    amount: int
+    currency: str
+    quantity: int = 1
+    description: str | None = None
+    invoice: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.clock import unix
-from simulator.records import Charge, Customer, Invoice, PaymentIntent, PaymentMethod, SetupIntent, Subscription
+from simulator.records import (
+    Charge,
+    Customer,
+    Invoice,
+    InvoiceItem,
+    PaymentIntent,
+    PaymentMethod,
+    SetupIntent,
+    Subscription,
+)
 from simulator.state import State
 from simulator.versions import Shape, View, shape_of, view_of
 
@@ -34,6 +43,7 @@ def customer(state: State, c: Customer, view: View) -> Obj:
         "created": unix(c.created),
         "email": c.email,
         "name": c.name,
+        "description": c.description,
         "address": {"country": c.country},
         "account_balance" if view.billing_field else "balance": 0,
         "default_source": c.default_source,
@@ -155,6 +165,7 @@ def invoice(state: State, inv: Invoice, view: View) -> Obj:
         "customer_name": cust.name if cust else None,
         "date" if view.invoice_date else "created": unix(inv.created),
         "currency": inv.currency,
+        "description": inv.description,
         "amount_due": inv.amount_due,
         "amount_paid": inv.amount_paid,
         "amount_remaining": inv.amount_due - inv.amount_paid,
@@ -192,6 +203,28 @@ def invoice(state: State, inv: Invoice, view: View) -> Obj:
     return obj
 
 
+def invoice_item(item: InvoiceItem, view: View) -> Obj:
+    """An invoice item; pending while `invoice` is null. Only fields every version has, plus the version's
+    pointer to a subscription (`subscription` before basil, `parent` from basil; never set here)."""
+    obj: Obj = {
+        "id": item.id,
+        "object": "invoiceitem",
+        "amount": item.amount,
+        "currency": item.currency,
+        "customer": item.customer,
+        "date": unix(item.created),
+        "description": item.description,
+        "discountable": True,
+        "invoice": item.invoice,
+        "livemode": False,
+        "metadata": item.metadata,
+        "period": {"start": unix(item.created), "end": unix(item.created)},
+        "proration": False,
+        "quantity": item.quantity,
+    }
+    return {**obj, "subscription": None} if view.pre_basil else {**obj, "parent": None}
+
+
 def invoice_payments(inv: Invoice) -> list[Obj]:
     """The invoice's InvoicePayments: one per invoice here (its PaymentIntent), from finalization on."""
     if not inv.payment_intent:
@@ -226,6 +259,7 @@ def charge(state: State, ch: Charge, view: View) -> Obj:
         "currency": ch.currency,
         "customer": ch.customer,
         "created": unix(ch.created),
+        "description": ch.description,
         "livemode": False,
         "paid": out.succeeded,
         "captured": out.succeeded,
@@ -295,19 +329,29 @@ def payment_intent(state: State, pi: PaymentIntent, view: View) -> Obj:
         "currency": pi.currency,
         "customer": pi.customer,
         "created": unix(pi.created),
+        "description": pi.description,
         "status": pi.status,
         "livemode": False,
         "last_payment_error": payment_error(state, pi),
+        "metadata": pi.metadata,
+        "next_action": _next_action(pi),
         "payment_method": pi.last_payment_method,
         "payment_method_types": ["card"],
+        "setup_future_usage": pi.setup_future_usage,
     }
     if view.pi_charges_list:
-        inv = state.invoices.get(pi.invoice)  # one PaymentIntent per invoice: its charges are the invoice's
-        mine = [charge(state, state.charges[ch], view.plain()) for ch in (inv.charges if inv else [])]
+        mine = [charge(state, state.charges[ch], view.plain()) for ch in pi.charges]
         obj["charges"] = listing(mine[::-1], f"/v1/charges?payment_intent={pi.id}")
     else:
         obj["latest_charge"] = pi.latest_charge
     return {**obj, "invoice": pi.invoice} if view.pre_basil else obj
+
+
+def _next_action(pi: PaymentIntent) -> Obj | None:
+    """What the customer has to do on session: authenticate (3DS) a one-off PaymentIntent's card."""
+    if pi.status != "requires_action":
+        return None
+    return {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
 
 
 # -- events ----------------------------------------------------------------------------------------------------
@@ -359,6 +403,7 @@ def by_id(state: State, field: str, object_id: str, view: View) -> Obj | None:
         "sub": (state.subscriptions, lambda o: subscription(o, plain)),
         "cus": (state.customers, lambda o: customer(state, o, plain)),
         "seti": (state.setup_intents, setup_intent),
+        "ii": (state.invoice_items, lambda o: invoice_item(o, plain)),
     }
     if prefix not in table:
         return None

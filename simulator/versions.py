@@ -13,8 +13,9 @@ Three shape families (by the version's date prefix):
 
 Finer renames within a family, from Stripe's changelog, are flags of the `View`: invoice `date` → `created`
 (2019-03-14); `billing` → `collection_method`, subscription `start` → `start_date`, customer `account_balance` →
-`balance` (2019-10-17); customers stop embedding `sources` and `subscriptions` (2020-08-27); payment intents
-replace the embedded `charges` list with `latest_charge` (2022-11-15).
+`balance` (2019-10-17); customers stop embedding `sources` and `subscriptions` (2020-08-27); a new invoice no
+longer takes in the customer's pending invoice items unless asked (`pending_invoice_items_behavior` defaults to
+`exclude`, 2022-08-01); payment intents replace the embedded `charges` list with `latest_charge` (2022-11-15).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ LEGACY_FROM = "2018-11-08"
 INVOICE_CREATED_FROM = "2019-03-14"
 COLLECTION_METHOD_FROM = "2019-10-17"
 CUSTOMER_LISTS_UNTIL = "2020-08-27"
+PENDING_ITEMS_EXCLUDED_FROM = "2022-08-01"
 LATEST_CHARGE_FROM = "2022-11-15"
 BASIL_FROM = "2025-03-31"
 
@@ -60,6 +62,7 @@ class View:
     invoice_date: bool  # invoices have `date`, not `created`
     billing_field: bool  # `billing` (not `collection_method`), subscription `start`, customer `account_balance`
     customer_lists: bool  # customers embed `sources` and `subscriptions` by default
+    pending_items_included: bool  # a new invoice takes in pending invoice items unless told to `exclude` them
     pi_charges_list: bool  # payment intents embed `charges` (a list) instead of `latest_charge`
     expand: frozenset[str] = field(default_factory=frozenset)  # request `expand[]` paths (also includable fields)
 
@@ -94,6 +97,7 @@ def _view(version: str, expand: frozenset[str]) -> View:
         invoice_date=date < INVOICE_CREATED_FROM,
         billing_field=date < COLLECTION_METHOD_FROM,
         customer_lists=date < CUSTOMER_LISTS_UNTIL,
+        pending_items_included=date < PENDING_ITEMS_EXCLUDED_FROM,
         pi_charges_list=date < LATEST_CHARGE_FROM,
         expand=expand,
     )
