@@ -7,23 +7,17 @@ decline, SCA on and off session, confirm)."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import stripe
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from simulator.core import SimulatorSettings
 from simulator.server import SimulatorServer
-from tests.support.servers import ServerThread
+from tests.support.webhook_hooks import Hooks, serve_hooks
 
 SAMPLES = Path(__file__).parents[1] / "unit" / "fixtures" / "stripe" / "samples"
 SECRET = "whsec_cli_recipes_test_secret"
@@ -35,49 +29,9 @@ REF = re.compile(r"\$\{([^:}]+):([^}]+)\}")
 Obj = dict[str, Any]
 
 
-@dataclass
-class Hooks:
-    """Webhook receivers at `/hooks/{name}`; deliveries recorded raw."""
-
-    base: str = ""
-    got: dict[str, list[tuple[bytes, str]]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def receive(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            self.got.setdefault(request.path_params["name"], []).append(
-                (body, request.headers.get("stripe-signature", ""))
-            )
-        return Response(status_code=200)
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/hooks/{name}"
-
-    def events(self, name: str) -> list[Obj]:
-        """Every delivery to `name`, its signature verified by the SDK."""
-        with self.lock:
-            deliveries = list(self.got.get(name, []))
-        for body, signature in deliveries:
-            stripe.Webhook.construct_event(body.decode(), signature, SECRET)  # raises on a bad signature
-        return [orjson.loads(body) for body, _ in deliveries]
-
-    def types(self, name: str) -> list[str]:
-        return [e["type"] for e in self.events(name)]
-
-    def one(self, name: str, event_type: str) -> Obj:
-        found = [e for e in self.events(name) if e["type"] == event_type]
-        assert len(found) == 1, f"{name}: {len(found)} {event_type} events"
-        assert found[0]["api_version"] == name
-        return found[0]["data"]["object"]  # type: ignore[no-any-return]
-
-
 @pytest.fixture(scope="module")
 def hooks() -> Iterator[Hooks]:
-    h = Hooks()
-    app = Starlette(routes=[Route("/hooks/{name}", h.receive, methods=["POST"])])
-    with ServerThread(app) as server:
-        h.base = server.url
+    with serve_hooks(SECRET) as h:
         yield h
 
 
@@ -179,9 +133,9 @@ def test_stripe_trigger_invoice_payment_failed(server: SimulatorServer, hooks: H
         "payment_intent.payment_failed",
         "invoice.payment_failed",
     ]
-    failed = hooks.one(version, "invoice.payment_failed")
+    failed = hooks.one(version, "invoice.payment_failed", version=version)
     assert (failed["id"], failed["amount_due"], failed["attempted"]) == (invoice["id"], 2000, True)
-    charge = hooks.one(version, "charge.failed")
+    charge = hooks.one(version, "charge.failed", version=version)
     assert (charge["id"], charge["amount"], charge["status"], charge["failure_code"]) == (
         charge_id,
         2000,
@@ -193,7 +147,7 @@ def test_stripe_trigger_invoice_payment_failed(server: SimulatorServer, hooks: H
         pm["id"],
         intent_id,
     )
-    intent = hooks.one(version, "payment_intent.payment_failed")
+    intent = hooks.one(version, "payment_intent.payment_failed", version=version)
     assert intent["id"] == intent_id and intent["last_payment_error"]["charge"] == charge_id
     assert charges_of(intent, version) == [charge_id]
     if version == CLASSIC:
@@ -224,15 +178,15 @@ def test_stripe_trigger_charge_failed(server: SimulatorServer, hooks: Hooks, ver
     assert charge_id.startswith("ch_") and error["payment_intent"]["status"] == "requires_payment_method"
 
     assert hooks.types(version) == ["payment_intent.created", "charge.failed", "payment_intent.payment_failed"]
-    created = hooks.one(version, "payment_intent.created")
+    created = hooks.one(version, "payment_intent.created", version=version)
     assert (created["id"], created["status"], created["amount"]) == (intent_id, "requires_confirmation", 100)
     cloned = created["payment_method"]
     assert cloned.startswith("pm_") and cloned != "pm_card_visa_chargeDeclined"
-    charge = hooks.one(version, "charge.failed")
+    charge = hooks.one(version, "charge.failed", version=version)
     assert (charge["id"], charge["amount"], charge["currency"], charge["status"]) == (charge_id, 100, "usd", "failed")
     assert (charge["customer"], charge["payment_intent"], charge["payment_method"]) == (None, intent_id, cloned)
     assert charge["description"] == CLI and charge["outcome"]["type"] == "issuer_declined"
-    intent = hooks.one(version, "payment_intent.payment_failed")
+    intent = hooks.one(version, "payment_intent.payment_failed", version=version)
     assert (intent["id"], intent["status"], intent["description"]) == (intent_id, "requires_payment_method", CLI)
     assert intent["last_payment_error"]["charge"] == charge_id
     assert intent["last_payment_error"]["decline_code"] == "generic_decline"
@@ -304,10 +258,10 @@ def test_a_one_off_payment_intent_that_succeeds(server: SimulatorServer, hooks: 
         "payment_intent.succeeded",
         "payment_method.attached",  # setup_future_usage with a customer saves the card
     ]
-    charge = hooks.one(version, "charge.succeeded")
+    charge = hooks.one(version, "charge.succeeded", version=version)
     assert (charge["payment_intent"], charge["customer"], charge["paid"]) == (intent.id, customer.id, True)
     no_invoice(charge, version)
-    assert charges_of(hooks.one(version, "payment_intent.succeeded"), version) == [charge["id"]]
+    assert charges_of(hooks.one(version, "payment_intent.succeeded", version=version), version) == [charge["id"]]
     (entry,) = server.sim.ledger_entries(payment_intent=intent.id)
     assert (entry.outcome, entry.charge, entry.customer, entry.invoice) == ("succeeded", charge["id"], customer.id, "")
     with pytest.raises(stripe.InvalidRequestError) as again:
@@ -335,9 +289,9 @@ def test_confirm_declines_then_succeeds_on_a_new_card(server: SimulatorServer, h
         "charge.succeeded",
         "payment_intent.succeeded",
     ]
-    succeeded = hooks.one(LEGACY, "payment_intent.succeeded")
-    failed_charge = hooks.one(LEGACY, "charge.failed")["id"]
-    assert charges_of(succeeded, LEGACY) == [hooks.one(LEGACY, "charge.succeeded")["id"], failed_charge]
+    succeeded = hooks.one(LEGACY, "payment_intent.succeeded", version=LEGACY)
+    failed_charge = hooks.one(LEGACY, "charge.failed", version=LEGACY)["id"]
+    assert charges_of(succeeded, LEGACY) == [hooks.one(LEGACY, "charge.succeeded", version=LEGACY)["id"], failed_charge]
     entries = server.sim.ledger_entries(payment_intent=intent.id)
     assert [(e.attempt, e.outcome, e.decline_code) for e in entries] == [
         (1, "declined", "insufficient_funds"),

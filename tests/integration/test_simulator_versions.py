@@ -4,23 +4,17 @@ platform makes (counted). Real HTTP both ways, the official `stripe` SDK on the 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 import stripe
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from simulator.core import SimulatorSettings
 from simulator.server import SimulatorServer
-from tests.support.servers import ServerThread
+from tests.support.webhook_hooks import Hooks, serve_hooks
 
 SECRET = "whsec_versions_test_secret"
 CLASSIC, LEGACY, DAHLIA = "2017-08-15", "2020-08-27", "2026-06-24.dahlia"
@@ -29,48 +23,9 @@ PRICE = {"unit_amount": 900, "currency": "usd", "product": "prod_sim", "recurrin
 Obj = dict[str, Any]
 
 
-@dataclass
-class Hooks:
-    """Webhook receivers at `/hooks/{name}`, one per simulated endpoint; deliveries recorded raw."""
-
-    base: str = ""
-    got: dict[str, list[tuple[bytes, str]]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def receive(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            self.got.setdefault(request.path_params["name"], []).append(
-                (body, request.headers.get("stripe-signature", ""))
-            )
-        return Response(status_code=200)
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/hooks/{name}"
-
-    def events(self, name: str, secret: str = SECRET) -> list[Obj]:
-        """Every delivery to `name`, its signature verified by the SDK, as raw JSON."""
-        with self.lock:
-            deliveries = list(self.got.get(name, []))
-        for body, signature in deliveries:
-            stripe.Webhook.construct_event(body.decode(), signature, secret)  # raises on a bad signature
-        return [orjson.loads(body) for body, _ in deliveries]
-
-    def of(self, name: str, event_type: str) -> list[Obj]:
-        return [e for e in self.events(name) if e["type"] == event_type]
-
-    def one(self, name: str, event_type: str) -> Obj:
-        found = self.of(name, event_type)
-        assert len(found) == 1, f"{name}: {len(found)} {event_type} events"
-        return found[0]["data"]["object"]
-
-
 @pytest.fixture(scope="module")
 def hooks() -> Iterator[Hooks]:
-    h = Hooks()
-    app = Starlette(routes=[Route("/hooks/{name}", h.receive, methods=["POST"])])
-    with ServerThread(app) as server:
-        h.base = server.url
+    with serve_hooks(SECRET) as h:
         yield h
 
 
