@@ -33,23 +33,34 @@ class ClassifierActor:
         self._tables = tables or default_tables()
         self._unknown: Counter[str] = Counter()
         self._provider = dict(provider or {})
-        self._reader: Any = None
+        self._readers: dict[str, Any] = {}
+        self._keys: Any = None
 
     def enrich(self, tenant: str, provider: str, customer_id: str, fetch: dict[str, Any]) -> dict[str, Any]:
         """Read a failure's missing decline codes (and the customer's tenure) through the provider API, and
         classify them. `fetch` is a `DetailsFetch` as a dict; the answer goes back to the customer's home, which
         records it as an event. Never raises for a provider error: the answer carries it in `error`."""
-        if self._reader is None:
-            if not self._provider.get("stripe_api_key"):
-                return {"failure_no": fetch["failure_no"], "decline": None, "found_in": [], "customer": False,
-                        "error": "no provider API key is configured"}
-            from actors.executor import StripeReader
-
-            self._reader = StripeReader(self._provider["stripe_api_key"], self._provider.get("stripe_api_base"))
-        result: dict[str, Any] = self._reader.details(customer_id, fetch)
+        reader = self._reader_for(tenant)
+        if reader is None:
+            return {"failure_no": fetch["failure_no"], "decline": None, "found_in": [], "customer": False,
+                    "error": "no provider API key is configured"}
+        result: dict[str, Any] = reader.details(customer_id, fetch)
         if result.get("decline"):
             result["classification"] = self._classify(tenant, provider, result["decline"])
         return result
+
+    def _reader_for(self, tenant: str) -> Any:
+        """A reader with the tenant's own provider key (encrypted in tenant_secrets), else the global one."""
+        if self._keys is None:
+            from actors.provider_keys import ProviderKeys
+
+            self._keys = ProviderKeys(self._provider)
+        key = self._keys.for_tenant_sync(tenant)
+        if key and key not in self._readers:
+            from actors.executor import StripeReader
+
+            self._readers[key] = StripeReader(key, self._provider.get("stripe_api_base"))
+        return self._readers.get(key) if key else None
 
     def classify_batch(self, items: list[Item]) -> list[dict[str, Any]]:
         """Classify each (tenant, provider, decline) item into `Classification.model_dump(mode="json")`.

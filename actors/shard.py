@@ -28,6 +28,7 @@ from actors.domain.machine import OPEN
 from actors.metrics import EngineMetrics
 from actors.persist import card_history, persist, record_outcome
 from actors.placement import NAMESPACE, shard_name
+from actors.provider_keys import ProviderKeys
 from actors.planning import make_context_factory, tenant_classifier
 from payrisk.logging import configure_logging
 from payrisk.store import ConcurrencyConflict, Database, StoreError, StoreUnavailable, checkpoints, events
@@ -58,8 +59,9 @@ class CustomerShard:
         self._max_active = int(config.get("max_active", 50_000))
         self._clock = make_clock(config.get("clock", "real"))
         self._contexts = make_context_factory(config)
-        self._adapter: Any = None
-        self._reader: Any = None
+        self._keys = ProviderKeys(config)  # the tenant's own provider key, else STRIPE_API_KEY
+        self._adapters: dict[str, Any] = {}
+        self._readers: dict[str, Any] = {}
         self._classifiers: list[Any] | None = None
         self._next_classifier = 0
         self._background: set[asyncio.Task[None]] = set()
@@ -263,7 +265,7 @@ class CustomerShard:
         paused, mode = await self._tenant_state(conn, tenant_id)
         await tenant_classifier(conn, tenant_id)  # the tenant's stored overrides, refreshed every few seconds
         ctx = await self._contexts(tenant_id, now, history, paused, mode)
-        return dataclasses.replace(ctx, fetch_details=bool(self.config.get("stripe_api_key")))
+        return dataclasses.replace(ctx, fetch_details=bool(await self._keys.for_tenant(conn, tenant_id)))
 
     # --------------------------------------------------------------------------------------------- API reads
 
@@ -284,7 +286,7 @@ class CustomerShard:
                 call = pool.enrich.options(enable_task_events=False).remote(tenant_id, "stripe", customer_id, request)
                 result = await asyncio.wait_for(call, FETCH_TIMEOUT_SECONDS)
             else:
-                reader = self._provider_reader()
+                reader = await self._provider_reader(tenant_id)
                 if reader is None:
                     return
                 result = await asyncio.wait_for(asyncio.to_thread(reader.details, customer_id, request),
@@ -317,12 +319,19 @@ class CustomerShard:
         self._next_classifier = (self._next_classifier + 1) % len(self._classifiers)
         return self._classifiers[self._next_classifier]
 
-    def _provider_reader(self) -> Any:
-        if self._reader is None and self.config.get("stripe_api_key"):
+    async def _tenant_key(self, tenant_id: str) -> str | None:
+        db = await self._database()
+        async with db.connection() as conn:
+            return await self._keys.for_tenant(conn, tenant_id)
+
+    async def _provider_reader(self, tenant_id: str) -> Any:
+        """A reader with the tenant's provider key (else the global one); None when neither is set."""
+        key = await self._tenant_key(tenant_id)
+        if key and key not in self._readers:
             from actors.executor import StripeReader
 
-            self._reader = StripeReader(self.config["stripe_api_key"], self.config.get("stripe_api_base"))
-        return self._reader
+            self._readers[key] = StripeReader(key, self.config.get("stripe_api_base"))
+        return self._readers.get(key) if key else None
 
     def _observe(self, decisions: list[Decision]) -> None:
         """Metrics after commit (never before: a rolled-back decision counts nothing)."""
@@ -335,7 +344,7 @@ class CustomerShard:
 
     async def _charge(self, tenant_id: str, customer_id: str, charge: ChargeRequest) -> None:
         """Call the provider after the intent committed, then record the outcome in its own decision."""
-        adapter = self._provider()
+        adapter = await self._provider(tenant_id)
         if adapter is None:
             log.warning("charge.no_provider", tenant=tenant_id, customer=customer_id, invoice=charge.invoice_id)
             return
@@ -367,12 +376,14 @@ class CustomerShard:
                 f.write(point)
             os._exit(1)
 
-    def _provider(self) -> Any:
-        if self._adapter is None and self.config.get("stripe_api_key"):
+    async def _provider(self, tenant_id: str) -> Any:
+        """The retry executor's adapter with the tenant's provider key (else the global one); None: no key."""
+        key = await self._tenant_key(tenant_id)
+        if key and key not in self._adapters:
             from actors.executor import StripeAdapter
 
-            self._adapter = StripeAdapter(self.config["stripe_api_key"], self.config.get("stripe_api_base"))
-        return self._adapter
+            self._adapters[key] = StripeAdapter(key, self.config.get("stripe_api_base"))
+        return self._adapters.get(key) if key else None
 
     # --------------------------------------------------------------------------------------------- reads
 

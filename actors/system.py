@@ -18,6 +18,7 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "virtual_shards": settings.virtual_shards,
         "stripe_api_key": settings.stripe_api_key,
         "stripe_api_base": settings.stripe_api_base,
+        "secret_keys": settings.secret_keys,  # opens each tenant's own provider key (tenant_secrets)
         "clock": "real",
         "log_level": settings.log_level,
         "notifiers": settings.notifiers,
@@ -59,7 +60,7 @@ class ActorSystem:
             {**self.config, "autostart": loops.get("outbox")})
         from actors.classifier import ClassifierPool
 
-        provider = {k: self.config.get(k) for k in ("stripe_api_key", "stripe_api_base")}
+        provider = {k: self.config.get(k) for k in ("stripe_api_key", "stripe_api_base", "database_url", "secret_keys")}
         # tables load here: a bad file stops start
         self.classifiers = ClassifierPool(size=self.settings.classifiers, provider=provider)
         self.monitor = Monitor.options(name="monitor", namespace=NAMESPACE, get_if_exists=True).remote(

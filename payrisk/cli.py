@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_up, _add_migrate, _add_replay, _add_simulator, _add_strategies, _add_classification,
                 _add_demo):
         add(sub)
+    from payrisk.access_cli import add_parsers
+
+    add_parsers(sub)  # keys, tenants, secrets, customers, retention
     return parser
 
 

@@ -17,6 +17,8 @@ ADMIN = frozenset({
     ("PUT", "/api/tenants/{tenant}/classification-overrides"),
     ("POST", "/api/customers/{customer_id}/forget"),
 })
+#: state-changing routes any principal may use (signing out changes only the caller's own session)
+ANY_SCOPE = frozenset({("POST", "/auth/logout")})
 #: routes about the installation rather than one tenant: platform principals only
 PLATFORM = frozenset({("POST", "/api/admin/tenants"), ("GET", "/metrics")})
 
@@ -29,7 +31,7 @@ def required_scope(method: str, template: str | None) -> str:
     if template is not None and (template.startswith("/api/admin/") or template == "/metrics"
                                  or (method, template) in ADMIN):
         return "admin"
-    return "read" if method in SAFE_METHODS else "write"
+    return "read" if method in SAFE_METHODS or (method, template) in ANY_SCOPE else "write"
 
 
 def platform_only(method: str, template: str | None) -> bool:

@@ -1,0 +1,67 @@
+"""Which provider API key serves a tenant: its own (`tenant_secrets.stripe_api_key`, decrypted with the keys of
+PAYRISK_SECRET_KEY), else the installation's STRIPE_API_KEY. Cached for a few seconds per process, so a key
+changed with `payrisk tenants update` or the admin API is in use within `ttl` seconds.
+
+Used by the shards (retries, reads when the pool is not running) and by the classifier pool (`enrich`); the
+plaintext stays in the actor's memory and is never logged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+from payrisk.secrets import Keyring, SecretKeyError
+from payrisk.store import tenant_secrets
+
+log = structlog.get_logger("payrisk.provider_keys")
+TTL_SECONDS = 10.0
+
+
+class ProviderKeys:
+    def __init__(self, config: dict[str, Any], ttl: float = TTL_SECONDS) -> None:
+        self._global: str | None = config.get("stripe_api_key") or None
+        self._keyring = Keyring(tuple(config.get("secret_keys") or ()))
+        self._database_url: str | None = config.get("database_url")
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    def _cached(self, tenant: str) -> tuple[bool, str | None]:
+        hit = self._cache.get(tenant)
+        return (True, hit[1]) if hit is not None and hit[0] > time.monotonic() else (False, None)
+
+    def _remember(self, tenant: str, row: dict[str, Any] | None) -> str | None:
+        try:
+            own = tenant_secrets.open_row(self._keyring, tenant, "stripe_api_key", row) if row else None
+        except SecretKeyError as exc:
+            log.error("provider_key.unreadable", tenant=tenant, error=str(exc))
+            own = None
+        key = str(own) if own else self._global
+        self._cache[tenant] = (time.monotonic() + self._ttl, key)
+        return key
+
+    async def for_tenant(self, conn: Any, tenant: str) -> str | None:
+        """The key for `tenant`, read with an open async connection (a shard's)."""
+        hit, key = self._cached(tenant)
+        if hit:
+            return key
+        if not self._keyring.configured:
+            return self._remember(tenant, None)
+        cur = await conn.execute(tenant_secrets.SELECT_ONE, (tenant, "stripe_api_key"))
+        return self._remember(tenant, await cur.fetchone())
+
+    def for_tenant_sync(self, tenant: str) -> str | None:
+        """The key for `tenant` from a threaded actor (the classifier pool): a short synchronous read."""
+        hit, key = self._cached(tenant)
+        if hit:
+            return key
+        if not self._keyring.configured or not self._database_url:
+            return self._remember(tenant, None)
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(self._database_url, row_factory=dict_row, connect_timeout=5) as conn:
+            row = conn.execute(tenant_secrets.SELECT_ONE, (tenant, "stripe_api_key")).fetchone()
+        return self._remember(tenant, row)
