@@ -28,8 +28,8 @@ from actors.domain.machine import OPEN
 from actors.metrics import EngineMetrics
 from actors.persist import card_history, persist, record_outcome
 from actors.placement import NAMESPACE, shard_name
-from actors.provider_keys import ProviderKeys
 from actors.planning import make_context_factory, tenant_classifier
+from actors.provider_keys import ProviderKeys
 from payrisk.logging import configure_logging
 from payrisk.store import ConcurrencyConflict, Database, StoreError, StoreUnavailable, checkpoints, events
 
