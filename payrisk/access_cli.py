@@ -28,9 +28,10 @@ def add_parsers(sub: Sub) -> None:
     _add_tenants(sub)
     s = sub.add_parser("secrets", help="secrets at rest (PAYRISK_SECRET_KEY)")
     ssub = s.add_subparsers(dest="secrets_command", required=True)
-    ssub.add_parser("rotate", help="re-wrap every tenant secret with the first key of PAYRISK_SECRET_KEY",
-                    description="Set PAYRISK_SECRET_KEY=new,old, run this, then drop the old key.").set_defaults(
-        handler=_run(_rotate))
+    rot = ssub.add_parser("rotate", help="re-wrap every tenant secret with the first key of PAYRISK_SECRET_KEY",
+                          description="Set PAYRISK_SECRET_KEY=new,old, run this, then drop the old key.")
+    rot.add_argument("--tenant", help="only this tenant's secrets")
+    rot.set_defaults(handler=_run(_rotate))
     c = sub.add_parser("customers", help="personal data of customers")
     csub = c.add_subparsers(dest="customers_command", required=True)
     f = csub.add_parser("forget", help="erase a customer's personal data; amounts and decisions stay")
@@ -300,10 +301,10 @@ async def _rotate(conn: Any, settings: Settings, args: argparse.Namespace) -> in
     from payrisk.store import tenant_secrets
 
     try:
-        counts = await tenant_secrets.rotate(conn, _keyring(settings))
+        counts = await tenant_secrets.rotate(conn, _keyring(settings), args.tenant)
     except SecretKeyError as exc:
         raise CliError(str(exc)) from None
-    await _audit(conn, "default", "secrets.rotated", "tenant_secrets", after=counts)
+    await _audit(conn, args.tenant or "default", "secrets.rotated", args.tenant or "every tenant", after=counts)
     print(f"{counts['rewrapped']} secrets re-wrapped with the current key; {counts['moved_from_settings']} tenants' "
           "plaintext webhook secrets moved into encrypted storage")
     return 0

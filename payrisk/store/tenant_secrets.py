@@ -59,18 +59,20 @@ async def all_of(conn: Conn, keyring: Keyring, tenant: str) -> dict[str, str | l
             for row in await cur.fetchall()}
 
 
-async def rotate(conn: Conn, keyring: Keyring) -> dict[str, int]:
+async def rotate(conn: Conn, keyring: Keyring, tenant: str | None = None) -> dict[str, int]:
     """Re-wrap every data key with the current master key, and move plaintext webhook secrets still kept in
     `tenants.settings` (before encryption existed) into encrypted storage. Run inside one transaction."""
     cur = await conn.execute("SELECT tenant_id, name, kek_id, wrapped_dek, ciphertext FROM tenant_secrets"
-                             " WHERE kek_id <> %s FOR UPDATE", (keyring.current_id,))
+                             " WHERE kek_id <> %(kek)s AND (%(t)s::text IS NULL OR tenant_id = %(t)s) FOR UPDATE",
+                             {"kek": keyring.current_id, "t": tenant})
     rows = await cur.fetchall()
     for row in rows:
         sealed = keyring.rewrap(row["tenant_id"], row["name"], _sealed(row))
         await conn.execute("UPDATE tenant_secrets SET kek_id = %s, wrapped_dek = %s WHERE tenant_id = %s AND name = %s",
                            (sealed.kek_id, sealed.wrapped_dek, row["tenant_id"], row["name"]))
     cur = await conn.execute("SELECT tenant_id, settings->'stripe_webhook_secrets' AS secrets FROM tenants"
-                             " WHERE settings ? 'stripe_webhook_secrets' FOR UPDATE")
+                             " WHERE settings ? 'stripe_webhook_secrets' AND (%(t)s::text IS NULL OR tenant_id = %(t)s)"
+                             " FOR UPDATE", {"t": tenant})
     legacy = await cur.fetchall()
     for row in legacy:
         await put(conn, keyring, row["tenant_id"], "stripe_webhook_secrets", list(row["secrets"] or []))
