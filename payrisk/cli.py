@@ -92,6 +92,20 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_lazy("payrisk.demo", "cmd_demo"))
 
 
+def _add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("chaos", help="inject faults into a live stack and check the invariants after each",
+                       description="Start an own stack (PostgreSQL, Redis, Ray, the simulator, the gateway), drive "
+                       "realistic traffic and inject faults from the catalogue (docs/CHAOS.md); after each, settle "
+                       "and check every invariant. Prints a fault × invariant table; exit 1 on any violation.")
+    p.add_argument("--duration", type=float, default=120.0, help="seconds of faults (default 120)")
+    p.add_argument("--seed", type=int, default=1, help="random seed: fault order and traffic (default 1)")
+    p.add_argument("--faults", help="comma-separated fault names, run once each in this order (default: all, "
+                   "shuffled with the seed, until --duration)")
+    p.add_argument("--customers", type=int, default=300, help="simulated customers (default 300)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (violations: the count)")
+    p.set_defaults(handler=_lazy("payrisk.chaos.command", "cmd_chaos"))
+
+
 def _lazy(module: str, name: str) -> Handler:
     """Import heavy modules (Ray, uvicorn) only for the command that needs them."""
 
@@ -108,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="payrisk", description="Self-hosted failed-payment recovery platform.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_up, _add_migrate, _add_replay, _add_simulator, _add_strategies, _add_classification,
-                _add_demo):
+                _add_demo, _add_chaos):
         add(sub)
     from payrisk.access_cli import add_parsers
 
