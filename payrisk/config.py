@@ -92,6 +92,13 @@ class Settings(BaseModel):
     raw_retention_days: int | None = Field(default=None, ge=1, le=3650)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
 
+    @field_validator("secret_keys")
+    @classmethod
+    def _check_secret_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(key) < 32 for key in value):
+            raise ValueError("every key needs at least 32 characters (secrets.token_urlsafe(48) makes one)")
+        return value
+
     @model_validator(mode="after")
     def _check_oidc(self) -> Settings:
         if self.oidc_issuer and not self.oidc_client_id:
