@@ -265,7 +265,7 @@ def test_a_profile_update_changes_the_segment_of_the_next_failure(gateway: str, 
     assert bad.status_code == 400 and "mrr" in bad.json()["detail"]
     assert httpx.put(url, json={"colour": "red"}, headers=AUTH, timeout=10).status_code == 400
     good = httpx.put(url, json={"country": "DE", "mrr": 500_000, "currency": "eur", "tags": ["enterprise"]},
-                     timeout=10)
+                     headers=AUTH, timeout=10)
     assert good.status_code == 200, good.text
     snapshot = state(system, customer)["state"]
     assert snapshot["profile"]["country"] == "DE" and snapshot["profile"]["mrr"] == 500_000
