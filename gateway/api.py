@@ -147,7 +147,8 @@ async def classify(request: Request) -> Response:
         raise ProblemError(400, "invalid-body", "Body is not JSON", str(exc)) from None
     declines = body.get("declines") if isinstance(body, dict) else None
     provider = body.get("provider", "stripe") if isinstance(body, dict) else None
-    if not isinstance(declines, list) or not 1 <= len(declines) <= 1000 or provider not in _PROVIDERS:
+    if not isinstance(declines, list) or not 1 <= len(declines) <= 1000 or not isinstance(provider, str) \
+            or provider not in _PROVIDERS:  # a list or an object as provider is a 400, not a TypeError
         raise ProblemError(400, "invalid-body", "Invalid request",
                            f"expected {{provider: one of {sorted(_PROVIDERS)}, declines: [1..1000 objects]}}")
     try:

@@ -60,7 +60,7 @@ class GroupCommitter:
 
     def __init__(self, db: Database, redis: Redis | None, *, window_ms: float = 2.0, max_batch: int = 256,
                  redis_prefix: str = "payrisk:dlv:", redis_ttl_ms: int = 3 * 86_400_000, max_flushes: int = 3,
-                 commit_timeout: float = 5.0) -> None:
+                 commit_timeout: float = 5.0, answer_timeout: float = 10.0) -> None:
         self._db = db
         self._redis = redis
         self._window = window_ms / 1000.0
@@ -71,6 +71,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._max_flushes = max_flushes
         self._commit_timeout = commit_timeout
+        self._answer_timeout = answer_timeout
         self._flushes: set[asyncio.Task[None]] = set()
         self.redis_errors = 0
 
@@ -86,9 +87,14 @@ class GroupCommitter:
             await asyncio.gather(*self._flushes, return_exceptions=True)
 
     async def submit(self, delivery: Delivery) -> Stored:
+        """Durable once this returns. Not committed within `answer_timeout` (PostgreSQL slow, the queue long):
+        StoreUnavailable, so the sender hears 503 in time; should it commit later, its retry is a duplicate."""
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         await self._queue.put((delivery, future))
-        return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self._answer_timeout)
+        except TimeoutError:
+            raise StoreUnavailable(f"not committed within {self._answer_timeout:g} s") from None
 
     async def _run(self) -> None:
         """Collect a batch, start its flush, collect the next one while that commits (up to `max_flushes`)."""

@@ -50,7 +50,20 @@ class EdgeLimits:
                                         f"body of {declared} bytes exceeds {limit} bytes", scope.get("path"))
             await response(scope, receive, send)
             return
-        await self.app(scope, self._guarded(receive, limit), send)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, self._guarded(receive, limit), tracked)
+        except ProblemError as exc:  # raised by our receive in a layer outside the app's exception handlers
+            if started:
+                raise
+            response = problem_response(exc.status, exc.slug, exc.title, exc.detail, scope.get("path"), **exc.extra)
+            await response(scope, receive, send)
 
     def _limit(self, scope: Scope) -> int:
         # the webhook endpoint enforces its own (PAYRISK_MAX_BODY_BYTES) cap with its own message; never lower

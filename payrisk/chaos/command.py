@@ -23,6 +23,7 @@ from payrisk.chaos.checks import CHECKS, run_checks
 from payrisk.chaos.faults import BY_NAME, Fault, pick
 from payrisk.chaos.stack import ChaosStack
 from payrisk.errors import CliError
+from payrisk.logging import configure_logging
 
 STEP = timedelta(days=1)  # simulated time per traffic step: renewals fail, retries come due
 SETTLE_SECONDS = 120.0
@@ -36,6 +37,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.customers < 1:
         raise CliError("--duration and --customers must be positive")
     out = sys.stderr if args.json else sys.stdout
+    configure_logging("warning")  # logs go to stderr; stdout is the table or the JSON report
     report = run_chaos(args.seed, args.duration, names, args.customers, out)
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if args.json else render(report), flush=True)
     return 0 if report["violations"] == 0 else 1

@@ -129,7 +129,7 @@ CATALOGUE: tuple[Fault, ...] = (
     Fault("postgres_sigkill", "PostgreSQL SIGKILLed, restarted after the hold (crash recovery)", _postgres_sigkill),
     Fault("redis_sigkill", "Redis SIGKILLed (all keys lost), restarted after the hold", _redis_sigkill),
     Fault("redis_flushall", "Redis FLUSHALL", _flushall, 1.0),
-    Fault("postgres_latency", "200 ms on every PostgreSQL packet", _proxy("postgres", "latency", 200.0)),
+    Fault("postgres_latency", "50 ms on every PostgreSQL packet", _proxy("postgres", "latency", 50.0)),
     Fault("postgres_reset", "every PostgreSQL connection reset", _proxy("postgres", "reset")),
     Fault("postgres_blackhole", "PostgreSQL packets swallowed (a black hole)", _proxy("postgres", "blackhole")),
     Fault("redis_blackhole", "Redis packets swallowed", _proxy("redis", "blackhole")),

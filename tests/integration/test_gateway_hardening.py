@@ -23,7 +23,11 @@ from payrisk.chaos.proxy import FaultProxy
 from payrisk.config import Settings, load_settings
 from payrisk.httpserver import gateway_config
 from payrisk.store import Database
+from tests.support.principals import bearer
 from tests.support.stripe_events import SECRET, envelope, invoice, sign
+
+#: a platform administrator's API key (set by the gateway fixture): every API call carries it
+AUTH: dict[str, str] = {}
 
 
 class Gateway:
@@ -71,7 +75,8 @@ def _upstream(url: str) -> tuple[str, int]:
 
 
 @pytest.fixture(scope="module")
-def gateway(database_url: str, redis_url: str) -> Iterator[str]:
+def gateway(database_url: str, redis_url: str, platform_key: str) -> Iterator[str]:
+    AUTH.update(bearer(platform_key))
     with Gateway(_settings(database_url, redis_url, header_timeout_seconds=1.0, body_timeout_seconds=1.0)) as gw:
         yield gw.url
 
@@ -153,7 +158,8 @@ async def test_a_row_postgresql_refuses_fails_alone_not_its_whole_group_commit(d
 
 @pytest.mark.parametrize("fault", ["refuse", "blackhole"])
 def test_with_postgresql_unreachable_a_webhook_is_a_fast_503_with_retry_after(
-        database_url: str, redis_url: str, fault: str) -> None:
+        database_url: str, redis_url: str, platform_key: str, fault: str) -> None:
+    AUTH.update(bearer(platform_key))
     proxy = FaultProxy(_upstream(database_url)).start()
     try:
         with Gateway(_settings(_via(database_url, proxy), redis_url)) as gw:
@@ -169,7 +175,7 @@ def test_with_postgresql_unreachable_a_webhook_is_a_fast_503_with_retry_after(
             assert response.headers["content-type"] == "application/problem+json"
             assert "PostgreSQL" in response.json()["detail"]
             assert elapsed < 8.0
-            api = httpx.get(gw.url + "/api/deliveries", timeout=30)
+            api = httpx.get(gw.url + "/api/deliveries", timeout=30, headers=AUTH)
             assert api.status_code == 503 and "retry-after" in api.headers
             proxy.set_mode("pass")
             _, body = _failure()
@@ -184,8 +190,9 @@ def test_with_postgresql_unreachable_a_webhook_is_a_fast_503_with_retry_after(
 # ------------------------------------------------------------------------------------ 3. readiness
 
 
-def test_with_redis_down_the_gateway_stays_ready_and_says_redis_is_degraded(database_url: str,
-                                                                           redis_url: str) -> None:
+def test_with_redis_down_the_gateway_stays_ready_and_says_redis_is_degraded(database_url: str, redis_url: str,
+                                                                           platform_key: str) -> None:
+    AUTH.update(bearer(platform_key))
     parts = urlsplit(redis_url)
     proxy = FaultProxy((parts.hostname or "127.0.0.1", parts.port or 6379)).start()
     try:
@@ -198,7 +205,7 @@ def test_with_redis_down_the_gateway_stays_ready_and_says_redis_is_degraded(data
             assert verbose["dependencies"]["postgres"]["ready"] is True
             _, body = _failure()
             assert _post(gw.url, body).status_code == 200
-            metrics = httpx.get(gw.url + "/metrics", timeout=30).text
+            metrics = httpx.get(gw.url + "/metrics", timeout=30, headers=AUTH).text
             assert 'payrisk_dependency_up{dependency="redis"} 0.0' in metrics
     finally:
         proxy.stop()
@@ -229,7 +236,7 @@ SUPERSCRIPT_TWO = "\u00b2"
     "/api/cases?customer=a%00b", "/api/analytics/summary?tenant=x%00", "/api/deliveries/1?tenant=%00",
 ])
 def test_malformed_read_parameters_are_a_400_problem_never_a_500(gateway: str, path: str) -> None:
-    response = httpx.get(gateway + path, timeout=30)
+    response = httpx.get(gateway + path, timeout=30, headers=AUTH)
     assert response.status_code == 400, (path, response.status_code, response.text[:200])
     assert response.headers["content-type"] == "application/problem+json" and response.json()["detail"]
 
@@ -239,12 +246,12 @@ def test_malformed_read_parameters_are_a_400_problem_never_a_500(gateway: str, p
                                               ("PUT", "/api/tenants/default/classification-overrides")])
 def test_an_api_body_over_the_limit_is_a_413(gateway: str, method: str, path: str) -> None:
     body = b'{"tags": ["' + b"x" * (2 * 1024 * 1024) + b'"]}'
-    response = httpx.request(method, gateway + path, content=body, timeout=30)
+    response = httpx.request(method, gateway + path, content=body, timeout=30, headers=AUTH)
     assert response.status_code == 413 and response.json()["status"] == 413
 
 
 def test_a_method_not_allowed_says_which_are(gateway: str) -> None:
-    response = httpx.delete(gateway + "/api/deliveries", timeout=30)
+    response = httpx.delete(gateway + "/api/deliveries", timeout=30, headers=AUTH)
     assert response.status_code == 405 and "GET" in response.headers["allow"]
     assert response.headers["content-type"] == "application/problem+json"
 
@@ -285,8 +292,9 @@ def test_a_client_that_connects_and_says_nothing_is_cut_off(gateway: str) -> Non
 
 def test_a_client_that_never_finishes_its_body_gets_a_408(gateway: str) -> None:
     sock = _raw(gateway)
+    auth = "".join(f"{k}: {v}\r\n" for k, v in AUTH.items()).encode()
     sock.sendall(b"PUT /api/customers/cus_slow/profile HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
-                 b"content-length: 100\r\n\r\n{\"plan\":")
+                 + auth + b"content-length: 100\r\n\r\n{\"plan\":")
     closed, answer = _closed_within(sock, 6.0)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
 
