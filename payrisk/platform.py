@@ -78,9 +78,11 @@ class Platform:
         for name, check in checks.items():
             DEPENDENCY_UP.labels(name).set(1 if check["ready"] else 0)
         report: dict[str, Any] = {"ready": bool(checks["postgres"]["ready"]),
-                                  "degraded": sorted(n for n, c in checks.items() if not c["ready"])}
-        if verbose or not report["ready"]:
-            report["dependencies"] = {**checks, "ingest": {"redis_errors": self.ingest.redis_errors}}
+                                  "degraded": sorted(n for n, c in checks.items() if not c["ready"]),
+                                  "dependencies": checks}
+        if verbose:
+            report["ingest"] = {"redis_errors": self.ingest.redis_errors,
+                                "dispatch_shards": self.dispatcher.shard_count}
         return report
 
     async def readiness(self) -> dict[str, Any]:
