@@ -44,10 +44,11 @@ TRIGGERS: dict[str, str | None] = {
     "DetailsRequested": None,
     "DetailsFetched": None,
     "PaymentMethodKnown": None,
+    "OperatorActed": None,
 }
 
 #: data-only events that may name an invoice payrisk has no case for: they never open one
-_NO_NEW_CASE = frozenset({"DeclineDetailsReceived", "DeclineJoined", "PaymentMethodUpdated"})
+_NO_NEW_CASE = frozenset({"DeclineDetailsReceived", "DeclineJoined", "PaymentMethodUpdated", "OperatorActed"})
 
 _STATE_PRIORITY = [CaseState.RETRYING, CaseState.RETRY_SCHEDULED, CaseState.CLASSIFYING,
                    CaseState.AWAITING_CUSTOMER, CaseState.ESCALATED, CaseState.HALTED, CaseState.EXHAUSTED]
@@ -188,6 +189,12 @@ def _on_notification(case: Json, p: Json) -> None:
         case["emails"].append(p["template"])
 
 
+def _on_operator(case: Json, p: Json) -> None:
+    """Dunning paused / resumed by an operator (actors/domain/operator.py); timers respect the flag."""
+    if p.get("outcome") == "done" and p.get("action") in ("pause", "resume"):
+        case["paused"] = p["action"] == "pause"
+
+
 _CASE_UPDATES = {
     "PaymentFailed": _on_failed,
     "FailureClassified": _on_classified,
@@ -205,6 +212,7 @@ _CASE_UPDATES = {
     "NotificationRequested": _on_notification,
     "DetailsRequested": _on_details_requested,
     "DetailsFetched": _on_details_fetched,
+    "OperatorActed": _on_operator,
 }
 
 _CLOSED = frozenset({"recovered", "closed", "halted", "exhausted"})
@@ -286,6 +294,16 @@ def _forgotten(state: Json, p: Json) -> None:
     state["profile"] = {k: v for k, v in state.get("profile", {}).items() if k != "email"}
 
 
+_OPERATOR_REQUESTS_KEPT = 50
+
+
+def _operator_acted(state: Json, p: Json) -> None:
+    """The outcome of each recent operator request, so that a request decided twice is recorded once."""
+    kept = dict(state.get("operator_requests") or {})
+    kept[p["request_id"]] = f"{p['outcome']}: {p.get('explanation')}"
+    state["operator_requests"] = dict(list(kept.items())[-_OPERATOR_REQUESTS_KEPT:])
+
+
 _CUSTOMER_UPDATES = {
     "PaymentFailed": _customer_failed,
     "DeclineDetailsReceived": _decline_received,
@@ -298,6 +316,7 @@ _CUSTOMER_UPDATES = {
     "SubscriptionChanged": _subscription,
     "ProfileUpdated": _profile,
     "CustomerForgotten": _forgotten,
+    "OperatorActed": _operator_acted,
 }
 
 

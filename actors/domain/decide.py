@@ -319,8 +319,8 @@ def decide_timer(state: Json, invoice_id: str, payload: Json, ctx: Context) -> D
     """A durable timer fired. A timer that no longer matches the case (stale) decides nothing."""
     run = _Run(state, ctx)
     case = run.case(invoice_id)
-    if case is None or case["state"] in TERMINAL:
-        return run.d
+    if case is None or case["state"] in TERMINAL or case.get("paused"):
+        return run.d  # a paused case (operator) gets its timer back when it is resumed
     action = payload.get("action")
     if action == "classify" and case["state"] == CaseState.CLASSIFYING:
         _unanswered(run, case)
