@@ -116,12 +116,28 @@ class Dispatcher:
             self._handles.pop(index, None)
             self._metrics.dispatch_error()
             log.warning("dispatch.failed", shard=index, size=len(batch), error=str(exc)[:200])
+            self._retry_soon(batch)
             return
         failed = [(item["delivery_id"], outcome) for item, outcome in zip(batch, outcomes, strict=False)
                   if isinstance(outcome, str) and outcome.startswith("failed:")]
         if failed:
             with contextlib.suppress(StoreError):  # not recorded now: the sweeper re-sends, it fails again
                 await self._record_failures(failed)
+
+    def _retry_soon(self, batch: list[dict[str, Any]], delay: float = 2.0, most: int = 3) -> None:
+        """A hand-off that failed as a whole (the shard restarting, PostgreSQL down): send it again in a few
+        seconds, a few times, rather than waiting for the sweeper's 30 s. Shards skip what they already applied."""
+        again = [{**item, "handoffs": item.get("handoffs", 0) + 1} for item in batch if item.get("handoffs", 0) < most]
+        if not again:
+            return
+
+        def resubmit() -> None:
+            for item in again:
+                index = shard_index(item["tenant_id"], item["customer_id"], self._settings.shards,
+                                    self._settings.virtual_shards)
+                self._buffers[index].append(item)
+
+        asyncio.get_running_loop().call_later(delay * again[0]["handoffs"], resubmit)
 
     async def _record_failures(self, failed: list[tuple[int, str]]) -> None:
         """A delivery its customer's home could not apply: count it; after `MAX_APPLY_FAILURES` it is quarantined

@@ -146,7 +146,7 @@ def _report(stack: ChaosStack, driver: Driver, results: list[dict[str, Any]], se
         "charges": {"api_attempts": len(ledger), "succeeded": sum(e.outcome == "succeeded" for e in ledger),
                     "intents": int(attempts[0]) if attempts else 0,
                     "double_charges": len(stack.sim.double_charges())},
-        "server_kills": {"postgres": stack.pg.kills, "redis": stack.redis.kills},
+        "server_kills": {"postgres": stack.pg.kills, "redis": stack.redis.kills, "gateway": stack.gateway.kills},
         "driver_tick_errors": driver.tick_errors,
         "faults": results,
     }

@@ -74,6 +74,31 @@ def _redis_sigkill(stack: ChaosStack, rng: random.Random) -> Heal:
     return lambda: stack.redis.start()
 
 
+def _gateway_sigkill(stack: ChaosStack, rng: random.Random) -> Heal:
+    """SIGKILL the gateway process in the middle of the next burst (once it has acknowledged a few deliveries of
+    it): group commits and hand-offs are cut mid-way. What it acknowledged must be stored; what it stored but never
+    handed off, the restarted gateway's sweeper hands off."""
+    import threading
+
+    acked = stack.pump.acked_count
+    wanted = acked + 5 + rng.randrange(20)
+
+    def kill_mid_burst() -> None:
+        deadline = time.monotonic() + 20
+        while stack.pump.acked_count < wanted and time.monotonic() < deadline:
+            time.sleep(0.005)
+        stack.gateway.sigkill()
+
+    killer = threading.Thread(target=kill_mid_burst, daemon=True)
+    killer.start()
+
+    def heal() -> None:
+        killer.join()
+        stack.gateway.start()
+
+    return heal
+
+
 def _flushall(stack: ChaosStack, rng: random.Random) -> Heal:
     import redis
 
@@ -129,6 +154,8 @@ CATALOGUE: tuple[Fault, ...] = (
     Fault("postgres_sigkill", "PostgreSQL SIGKILLed, restarted after the hold (crash recovery)", _postgres_sigkill),
     Fault("redis_sigkill", "Redis SIGKILLed (all keys lost), restarted after the hold", _redis_sigkill),
     Fault("redis_flushall", "Redis FLUSHALL", _flushall, 1.0),
+    Fault("gateway_sigkill", "the gateway process SIGKILLed mid-burst, restarted after the hold", _gateway_sigkill,
+          6.0),
     Fault("postgres_latency", "50 ms on every PostgreSQL packet", _proxy("postgres", "latency", 50.0)),
     Fault("postgres_reset", "every PostgreSQL connection reset", _proxy("postgres", "reset")),
     Fault("postgres_blackhole", "PostgreSQL packets swallowed (a black hole)", _proxy("postgres", "blackhole")),

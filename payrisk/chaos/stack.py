@@ -13,8 +13,10 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -24,11 +26,10 @@ from typing import Any
 import httpx
 import psycopg
 import stripe
-import uvicorn
 
 from payrisk.chaos.proxy import FaultProxy
 from payrisk.chaos.servers import OwnPostgres, OwnRedis
-from payrisk.config import Settings, load_settings
+from payrisk.config import load_settings
 from payrisk.demo.pump import WebhookPump
 from payrisk.errors import CliError
 from simulator.core import Simulator, SimulatorSettings
@@ -76,30 +77,46 @@ class ChaosPump(WebhookPump):
             pause = min(pause * 2, 1.0)
 
 
-class GatewayThread:
-    def __init__(self, settings: Settings) -> None:
-        from gateway.app import create_app
-        from payrisk.httpserver import gateway_config
+class GatewayProcess:
+    """The gateway as its own process (a Ray driver joining the run's Ray), so that it can be SIGKILLed."""
 
+    def __init__(self, env: dict[str, str], logfile: Path) -> None:
         self.port = free_port()
-        self._server = uvicorn.Server(gateway_config(create_app(settings), settings, port=self.port))
-        self._thread = threading.Thread(target=self._server.run, name="chaos-gateway", daemon=True)
+        self.env, self.logfile = env, logfile
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.kills = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise CliError("the chaos gateway did not start")
-            time.sleep(0.02)
+    def start(self, timeout: float = 90.0) -> None:
+        log = open(self.logfile, "ab")  # noqa: SIM115 - the process's lifetime
+        self._proc = subprocess.Popen([sys.executable, "-m", "payrisk.chaos.gateway_main", str(self.port)],
+                                      env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise CliError(f"the chaos gateway did not start; see {self.logfile}")
+            time.sleep(0.2)
+
+    def sigkill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(10)
+            self.kills += 1
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
 
 
 class ChaosStack:
@@ -130,7 +147,7 @@ class ChaosStack:
         self._start_ray()
         self._start_simulator()
         self._start_actors()
-        self.gateway = GatewayThread(self.settings)
+        self.gateway = GatewayProcess(self._gateway_env(), self.dir / "gateway.log")
         self._stops.callback(self.gateway.stop)
         self.gateway.start()
         self.pump = ChaosPump(self.sim, self.gateway.url + "/webhooks/stripe", self.sim.settings.webhook_secret)
@@ -169,8 +186,22 @@ class ChaosStack:
             os.environ.pop(name, None)
         if ray.is_initialized():
             raise CliError("payrisk chaos starts its own Ray; this process already has one")
-        start_ray(None, include_dashboard=False)
+        self.ray_address = str(start_ray(None, include_dashboard=False)["address"])
         self._stops.callback(ray.shutdown)
+
+    def _gateway_env(self) -> dict[str, str]:
+        """What a `payrisk up` worker gets: the effective settings as environment variables."""
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYRISK_", "STRIPE_")) and k not in (
+            "DATABASE_URL", "REDIS_URL", "SMTP_URL")}
+        env.update({"DATABASE_URL": s.database_url or "", "REDIS_URL": s.redis_url or "",
+                    "RAY_ADDRESS": self.ray_address, "PAYRISK_SHARDS": str(s.shards),
+                    "PAYRISK_SWEEP_INTERVAL": str(s.sweep_interval_seconds),
+                    "PAYRISK_SWEEP_GRACE": str(s.sweep_grace_seconds), "PAYRISK_DATA_DIR": str(self.dir),
+                    "STRIPE_WEBHOOK_SECRET": ",".join(s.stripe_webhook_secrets),
+                    "STRIPE_API_KEY": s.stripe_api_key or "", "STRIPE_API_BASE": s.stripe_api_base or "",
+                    "SMTP_URL": s.smtp_url or "", "PAYRISK_LOG_LEVEL": "warning"})
+        return env
 
     def _start_simulator(self) -> None:
         settings = SimulatorSettings(seed=self.seed, customers=self.customers, id_namespace=self.run_id,
