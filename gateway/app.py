@@ -27,7 +27,8 @@ from gateway.problems import (
     handle_unavailable,
     problem_response,
 )
-from gateway.webhooks import stripe_webhook, unknown_provider
+from gateway.provider_webhooks import provider_challenge, provider_webhook
+from gateway.webhooks import stripe_webhook
 from payrisk.config import Settings, load_settings
 from payrisk.platform import Platform
 from payrisk.store import StoreUnavailable
@@ -59,8 +60,10 @@ ROUTES = [
     Route("/metrics", metrics_endpoint, methods=["GET"]),
     Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
     Route("/webhooks/stripe/{tenant}", stripe_webhook, methods=["POST"]),
-    Route("/webhooks/{provider}", unknown_provider, methods=["POST"]),
-    Route("/webhooks/{provider}/{tenant}", unknown_provider, methods=["POST"]),
+    Route("/webhooks/{provider}", provider_webhook, methods=["POST"]),  # the registry's providers; else 404
+    Route("/webhooks/{provider}/{tenant}", provider_webhook, methods=["POST"]),
+    Route("/webhooks/{provider}", provider_challenge, methods=["GET"]),  # Braintree's bt_challenge
+    Route("/webhooks/{provider}/{tenant}", provider_challenge, methods=["GET"]),
     *api.ROUTES,
     *analytics.ROUTES,
     *admin.ROUTES,

@@ -59,6 +59,22 @@ class Settings(BaseModel):
     stripe_tolerance_seconds: int = Field(default=300, ge=1)
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
+    #: Adyen (docs/PROVIDERS.md): hex HMAC keys of the Standard webhook (several while rotating), optional Basic
+    #: auth `user:password`, and the Checkout API key, merchant account and base address for retries
+    adyen_hmac_keys: tuple[str, ...] = ()
+    adyen_webhook_basic_auth: str | None = None
+    adyen_api_key: str | None = None
+    adyen_merchant_account: str | None = None
+    adyen_api_base: str | None = None  # e.g. https://checkout-test.adyen.com/v71; the simulator's in tests
+    braintree_merchant_id: str | None = None
+    braintree_public_key: str | None = None
+    braintree_private_key: str | None = None
+    braintree_environment: Literal["sandbox", "production"] = "sandbox"
+    braintree_api_base: str | None = None  # http(s)://host:port standing in for Braintree's gateway
+    paddle_webhook_secrets: tuple[str, ...] = ()
+    paddle_tolerance_seconds: int = Field(default=5, ge=1)
+    generic_webhook_secrets: tuple[str, ...] = ()
+    generic_tolerance_seconds: int = Field(default=300, ge=1)
     #: how soon a waiting case retries after the customer updated their card
     card_update_retry_seconds: float = Field(default=60.0, ge=0, le=86400)
     #: decline details with no id join an invoice failure of the same customer, amount and currency this close
@@ -91,6 +107,13 @@ class Settings(BaseModel):
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
     raw_retention_days: int | None = Field(default=None, ge=1, le=3650)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("adyen_hmac_keys")
+    @classmethod
+    def _check_adyen_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(key) % 2 or any(c not in "0123456789abcdefABCDEF" for c in key) for key in value):
+            raise ValueError("each key is the hexadecimal HMAC key from the Adyen Customer Area")
+        return value
 
     @field_validator("secret_keys")
     @classmethod
@@ -140,6 +163,20 @@ _ENV = {
     "STRIPE_WEBHOOK_TOLERANCE": "stripe_tolerance_seconds",
     "STRIPE_API_KEY": "stripe_api_key",
     "STRIPE_API_BASE": "stripe_api_base",
+    "ADYEN_HMAC_KEYS": "adyen_hmac_keys",
+    "ADYEN_WEBHOOK_BASIC_AUTH": "adyen_webhook_basic_auth",
+    "ADYEN_API_KEY": "adyen_api_key",
+    "ADYEN_MERCHANT_ACCOUNT": "adyen_merchant_account",
+    "ADYEN_API_BASE": "adyen_api_base",
+    "BRAINTREE_MERCHANT_ID": "braintree_merchant_id",
+    "BRAINTREE_PUBLIC_KEY": "braintree_public_key",
+    "BRAINTREE_PRIVATE_KEY": "braintree_private_key",
+    "BRAINTREE_ENVIRONMENT": "braintree_environment",
+    "BRAINTREE_API_BASE": "braintree_api_base",
+    "PADDLE_WEBHOOK_SECRETS": "paddle_webhook_secrets",
+    "PADDLE_WEBHOOK_TOLERANCE": "paddle_tolerance_seconds",
+    "GENERIC_WEBHOOK_SECRETS": "generic_webhook_secrets",
+    "GENERIC_WEBHOOK_TOLERANCE": "generic_tolerance_seconds",
     "PAYRISK_CARD_UPDATE_RETRY_SECONDS": "card_update_retry_seconds",
     "PAYRISK_JOIN_WINDOW_SECONDS": "join_window_seconds",
     "PAYRISK_CLASSIFY_WAIT_SECONDS": "classify_wait_seconds",
@@ -191,7 +228,8 @@ def _from_env(environ: dict[str, str]) -> dict[str, object]:
         raw = environ.get(env)
         if raw is None or raw == "":
             continue
-        if field in ("stripe_webhook_secrets", "secret_keys"):
+        if field in ("stripe_webhook_secrets", "secret_keys", "adyen_hmac_keys", "paddle_webhook_secrets",
+                     "generic_webhook_secrets"):
             values[field] = tuple(s.strip() for s in raw.split(",") if s.strip())
         elif field == "oidc_mapping":
             values[field] = _json_setting(env, raw)

@@ -84,3 +84,6 @@ class InboundEvent(BaseModel):
     no_charge_made: bool | None = None
     #: Our own retry attempt's idempotency key when the provider echoes it (Stripe `request.idempotency_key`).
     request_idempotency_key: str | None = None
+    #: The attempt this event reports was made by the provider's own retry feature (Braintree's retries, Adyen Auto
+    #: Rescue, Paddle's dunning): it is written to the attempt ledger so the card's network budget counts it.
+    provider_attempt: bool | None = None

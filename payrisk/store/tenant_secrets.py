@@ -13,7 +13,14 @@ import orjson
 from payrisk.secrets import Keyring, Sealed
 from payrisk.store.db import Conn
 
-NAMES = ("stripe_api_key", "stripe_webhook_secrets", "alert_webhook_secret", "slack_webhook_url")
+NAMES = ("stripe_api_key", "stripe_webhook_secrets", "alert_webhook_secret", "slack_webhook_url",
+         # the other providers' (gateway/providers/registry.py; docs/PROVIDERS.md)
+         "adyen_hmac_keys", "adyen_webhook_basic_auth", "adyen_api_key", "adyen_merchant_account",
+         "braintree_merchant_id", "braintree_public_key", "braintree_private_key", "paddle_webhook_secrets",
+         "generic_webhook_secrets")
+#: secrets holding several values while rotating, stored as one JSON list
+LIST_NAMES = frozenset({"stripe_webhook_secrets", "adyen_hmac_keys", "paddle_webhook_secrets",
+                        "generic_webhook_secrets"})
 SELECT_ONE = "SELECT kek_id, wrapped_dek, ciphertext FROM tenant_secrets WHERE tenant_id = %s AND name = %s"
 
 
@@ -22,11 +29,11 @@ def _sealed(row: dict[str, Any]) -> Sealed:
 
 
 def encode(name: str, value: str | list[str]) -> str:
-    return orjson.dumps(value).decode() if name == "stripe_webhook_secrets" else str(value)
+    return orjson.dumps(value).decode() if name in LIST_NAMES else str(value)
 
 
 def decode(name: str, plaintext: str) -> str | list[str]:
-    return list(orjson.loads(plaintext)) if name == "stripe_webhook_secrets" else plaintext
+    return list(orjson.loads(plaintext)) if name in LIST_NAMES else plaintext
 
 
 def open_row(keyring: Keyring, tenant: str, name: str, row: dict[str, Any] | None) -> str | list[str] | None:
