@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from actors.domain.decisions import ChargeRequest, Decision
+from actors.domain.streams import provider_of
 from payrisk.store import Conn, checkpoints, events, outbox, timers
 from payrisk.store.events import NewEvent
 
@@ -43,8 +44,9 @@ async def record_intent(conn: Conn, tenant_id: str, customer_id: str, charge: Ch
     await conn.execute(
         "INSERT INTO attempts (tenant_id, idempotency_key, customer_id, invoice_id, attempt_no, provider, status,"
         " amount, currency, card_fingerprint, card_brand, intended_at)"
-        " VALUES (%s, %s, %s, %s, %s, 'stripe', 'intent', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (tenant_id, charge.idempotency_key, customer_id, charge.invoice_id, charge.attempt_no, charge.amount,
+        " VALUES (%s, %s, %s, %s, %s, %s, 'intent', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (tenant_id, charge.idempotency_key, customer_id, charge.invoice_id, charge.attempt_no,
+         provider_of(customer_id), charge.amount,
          charge.currency, charge.card.get("card_fingerprint"), charge.card.get("card_brand"), now))
 
 

@@ -25,6 +25,8 @@ from actors.domain.case import customer_status, empty_state, evolve
 from actors.domain.decide import decide_attempt_result, decide_details_fetched, decide_inbound, decide_timer
 from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
 from actors.domain.machine import OPEN
+from actors.domain.streams import STRIPE, provider_customer_id, provider_of
+from actors.executors.runtime import ProviderRetries, provider_context, record_provider_attempts
 from actors.metrics import EngineMetrics
 from actors.persist import card_history, persist, record_outcome
 from actors.placement import NAMESPACE, shard_name
@@ -61,6 +63,7 @@ class CustomerShard:
         self._contexts = make_context_factory(config)
         self._keys = ProviderKeys(config)  # the tenant's own provider key, else STRIPE_API_KEY
         self._adapters: dict[str, Any] = {}
+        self._retries = ProviderRetries(config)  # Adyen, Braintree, …: the registry's retry adapters
         self._readers: dict[str, Any] = {}
         self._classifiers: list[Any] | None = None
         self._next_classifier = 0
@@ -265,7 +268,8 @@ class CustomerShard:
         paused, mode = await self._tenant_state(conn, tenant_id)
         await tenant_classifier(conn, tenant_id)  # the tenant's stored overrides, refreshed every few seconds
         ctx = await self._contexts(tenant_id, now, history, paused, mode)
-        return dataclasses.replace(ctx, fetch_details=bool(await self._keys.for_tenant(conn, tenant_id)))
+        ctx = dataclasses.replace(ctx, fetch_details=bool(await self._keys.for_tenant(conn, tenant_id)))
+        return dataclasses.replace(ctx, **provider_context(ctx, customer.state["customer_id"]))
 
     # --------------------------------------------------------------------------------------------- API reads
 
@@ -344,6 +348,9 @@ class CustomerShard:
 
     async def _charge(self, tenant_id: str, customer_id: str, charge: ChargeRequest) -> None:
         """Call the provider after the intent committed, then record the outcome in its own decision."""
+        if provider_of(customer_id) != STRIPE:
+            await self._charge_elsewhere(tenant_id, customer_id, charge)
+            return
         adapter = await self._provider(tenant_id)
         if adapter is None:
             log.warning("charge.no_provider", tenant=tenant_id, customer=customer_id, invoice=charge.invoice_id)
@@ -351,6 +358,20 @@ class CustomerShard:
         self._maybe_crash("before_call")
         result = await asyncio.to_thread(adapter.pay_invoice, charge.invoice_id, charge.idempotency_key,
                                          charge.payment_method_id)
+        self._maybe_crash("after_call")
+        await self._settle(tenant_id, customer_id, charge, result)
+
+    async def _charge_elsewhere(self, tenant_id: str, customer_id: str, charge: ChargeRequest) -> None:
+        """The registry's providers (actors/executors/): the adapter gets the provider's own customer id and the
+        intent's time, which Braintree's lookup before any new charge starts from."""
+        db = await self._database()
+        async with db.connection() as conn:
+            adapter, intended_at = await self._retries.prepare(conn, tenant_id, customer_id, charge)
+        if adapter is None:
+            log.warning("charge.no_provider", tenant=tenant_id, customer=customer_id, invoice=charge.invoice_id)
+            return
+        self._maybe_crash("before_call")
+        result = await asyncio.to_thread(adapter.charge, provider_customer_id(customer_id), charge, intended_at)
         self._maybe_crash("after_call")
         await self._settle(tenant_id, customer_id, charge, result)
 
@@ -433,6 +454,7 @@ async def _decide_delivery(conn: Any, item: dict[str, Any], state: dict[str, Any
     for event in item["events"]:
         decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
         state = decisions[-1].state
+    await record_provider_attempts(conn, item["tenant_id"], item["customer_id"], item["events"])
     await conn.execute("UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s",
                        (item["delivery_id"],))
     return decisions

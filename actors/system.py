@@ -19,6 +19,7 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "stripe_api_key": settings.stripe_api_key,
         "stripe_api_base": settings.stripe_api_base,
         "secret_keys": settings.secret_keys,  # opens each tenant's own provider key (tenant_secrets)
+        "providers": provider_settings(settings),  # the default tenant's Adyen / Braintree / … credentials
         "clock": "real",
         "log_level": settings.log_level,
         "notifiers": settings.notifiers,
@@ -28,6 +29,18 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "classify_wait_seconds": settings.classify_wait_seconds,
         **extra,
     }
+
+
+def provider_settings(settings: Settings) -> dict[str, Any]:
+    """Plain data per registered provider: its default-tenant credentials and its API base address."""
+    from gateway.providers import registry
+
+    values: dict[str, Any] = {}
+    for name in registry.NAMES:
+        entry = registry.get(name)
+        if entry is not None:
+            values[name] = {**entry.defaults(settings), "api_base": getattr(settings, f"{name}_api_base", None)}
+    return values
 
 
 class ActorSystem:

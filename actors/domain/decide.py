@@ -102,6 +102,7 @@ def _on_payment_failed(run: _Run, e: Json, delivery_id: int | None) -> None:
         "payment_intent_id": e.get("payment_intent_id"), "charge_id": e.get("charge_id"),
         "provider_attempt_count": e.get("attempt_count"), "customer_email": e.get("customer_email"),
         "next_payment_attempt": e.get("next_payment_attempt"), "delivery_id": delivery_id,
+        "payment_method_id": e.get("payment_method_id"),
         "classify_at": iso(run.ctx.now + run.ctx.classify_wait),
         "charge_less": bool(e.get("no_charge_made")) and not e.get("decline")})
     if e.get("next_payment_attempt") and run.ctx.retry_mode == "own":
@@ -384,7 +385,9 @@ def _start_attempt(run: _Run, case: Json, attempt_no: int) -> None:
 def _charge(run: _Run, case: Json, attempt_no: int, key: str) -> ChargeRequest:
     """The same key always goes out with the same instrument (a reconcile re-sends exactly the first request)."""
     return ChargeRequest(case["invoice_id"], attempt_no, key, case["amount_due"], case["currency"], case["card"],
-                         payment_method_id=case.get("inflight_payment_method"))
+                         payment_method_id=case.get("inflight_payment_method"),
+                         stored_payment_method_id=case.get("payment_method_id"),
+                         subscription_id=case["subscription_id"])
 
 
 # ---------------------------------------------------------------------------------------------- attempt results

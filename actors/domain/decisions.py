@@ -80,6 +80,9 @@ class ChargeRequest:
     card: Json
     #: the instrument to charge (the one the customer just set up); None: the provider's default order
     payment_method_id: str | None = None
+    #: what providers without an invoice to pay need (Adyen: the stored method; Braintree: the subscription)
+    stored_payment_method_id: str | None = None
+    subscription_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,7 +232,7 @@ def test_a_stop_signal_decides_even_when_the_decline_code_is_unknown() -> None:
 
 
 def test_a_provider_without_a_table_is_an_error_naming_the_known_ones() -> None:
-    with pytest.raises(UnknownProviderError, match="'mollie'.*adyen, braintree, paddle, stripe"):
+    with pytest.raises(UnknownProviderError, match="'mollie'.*adyen, braintree, generic, paddle, stripe"):
         classify("mollie", DeclineInfo(decline_code="x"), default_tables())
 
 
