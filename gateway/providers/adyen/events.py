@@ -74,7 +74,8 @@ def _payment(item: AdyenItem) -> dict[str, Any]:
     currency = text(amount.get("currency"))
     return {"invoice_id": invoice, "charge_id": text(item.item.get("pspReference")), "amount_due": value,
             "currency": currency.lower() if currency else None, "payment_method_id": stored_method(item.additional),
-            "billing_reason": text(item.additional.get("recurringProcessingModel"))}
+            "billing_reason": text(item.additional.get("recurringProcessingModel")),
+            "customer_email": text(item.additional.get("shopperEmail"))}
 
 
 def stored_method(extra: Obj) -> str | None:
