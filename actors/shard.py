@@ -220,6 +220,21 @@ class CustomerShard:
 
         return await self._decide(tenant_id, customer_id, decide)
 
+    async def operator_command(self, tenant_id: str, customer_id: str, command: dict[str, Any]) -> str:
+        """An operator's command on one case (actors/domain/operator.py); returns `done: …` or `refused: …`.
+        Idempotent per `command["request_id"]`: a repeated request answers the first outcome and does nothing."""
+        from actors.domain.operator import OperatorCommand, decide_operator, outcome_of
+
+        cmd = OperatorCommand(**command)
+
+        async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
+            made = decide_operator(state, cmd, ctx)
+            return None if made is None else [made]
+
+        await self._decide(tenant_id, customer_id, decide)
+        customer = await self._load(tenant_id, customer_id)
+        return outcome_of(customer.state, cmd.request_id) or "refused: not recorded; try again"
+
     async def _settle(self, tenant_id: str, customer_id: str, charge: ChargeRequest, result: Any) -> None:
         async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
             status = {"succeeded": "succeeded", "failed": "failed"}.get(result.outcome, "unknown")

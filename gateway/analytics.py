@@ -102,6 +102,8 @@ WHERE (%(state)s::text IS NULL OR state = %(state)s)
   AND (%(strategy)s::text IS NULL OR strategy_id = %(strategy)s OR strategy = %(strategy)s)
   AND (%(provider)s::text IS NULL OR provider = %(provider)s)
   AND (%(customer)s::text IS NULL OR customer_id = %(customer)s)
+  AND (%(amount_min)s::bigint IS NULL OR amount_due >= %(amount_min)s)
+  AND (%(amount_max)s::bigint IS NULL OR amount_due <= %(amount_max)s)
   AND (%(after_at)s::timestamptz IS NULL OR (first_failed_at, customer_id, invoice_id)
        > (%(after_at)s::timestamptz, %(after_customer)s, %(after_invoice)s))
 ORDER BY first_failed_at, customer_id, invoice_id
@@ -111,7 +113,7 @@ LIMIT %(limit)s
 
 _WINDOW_PARAMS = frozenset({"tenant", "from", "to"})
 _CASE_PARAMS = _WINDOW_PARAMS | {"state", "category", "reason", "segment", "strategy", "provider", "customer",
-                                 "limit", "after"}  # fmt: skip
+                                 "amount_min", "amount_max", "limit", "after"}  # fmt: skip
 
 
 def _json(value: Any) -> Response:
@@ -141,11 +143,33 @@ def _window_args(tenant: str, window: a.Window) -> dict[str, Any]:
     }
 
 
-async def _fetch(request: Request, sql: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-    async with request.app.state.platform.db.connection() as conn:
+async def _query(db: Any, sql: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
         cur = await conn.execute(sql, args)
         rows: list[dict[str, Any]] = await cur.fetchall()
     return rows
+
+
+# The queries behind the endpoints, for every other reader of the same figures (the dashboard): one source of truth.
+
+async def summary_of(db: Any, tenant: str, window: a.Window) -> dict[str, Any]:
+    """What `/api/analytics/summary` answers (without the window echo)."""
+    return a.shape_summary(await _query(db, SUMMARY_SQL, _window_args(tenant, window)))
+
+
+async def daily_of(db: Any, tenant: str, window: a.Window) -> list[dict[str, Any]]:
+    """What `/api/analytics/daily` answers in `days`."""
+    args = _window_args(tenant, window)
+    return a.shape_daily(await _query(db, DAILY_COHORT_SQL, args), await _query(db, DAILY_ACTIVITY_SQL, args))
+
+
+async def cases_of(db: Any, tenant: str, f: a.CaseFilters) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of `/api/cases` and the cursor of the next (None: the last page)."""
+    after = f.after or (None, None, None)
+    args = {**_window_args(tenant, f.window), **f.model_dump(exclude={"window", "after"}),
+            "after_at": after[0], "after_customer": after[1], "after_invoice": after[2]}
+    rows = await _query(db, CASES_SQL, args)
+    return rows, a.encode_cursor(rows[-1]) if len(rows) == f.limit else None
 
 
 def _parsed_window(request: Request) -> a.Window:
@@ -164,18 +188,15 @@ async def summary(request: Request) -> Response:
     """Totals per currency and breakdowns by category, reason, segment, strategy and provider."""
     window = _parsed_window(request)
     tenant = await _tenant(request)
-    rows = await _fetch(request, SUMMARY_SQL, _window_args(tenant, window))
-    return _json({**_window_json(tenant, window), **a.shape_summary(rows)})
+    return _json({**_window_json(tenant, window), **await summary_of(request.app.state.platform.db, tenant, window)})
 
 
 async def daily(request: Request) -> Response:
     """Per UTC day and currency: the cohort that first failed that day and that day's failures and recoveries."""
     window = _parsed_window(request)
     tenant = await _tenant(request)
-    args = _window_args(tenant, window)
-    cohort = await _fetch(request, DAILY_COHORT_SQL, args)
-    activity = await _fetch(request, DAILY_ACTIVITY_SQL, args)
-    return _json({**_window_json(tenant, window), "days": a.shape_daily(cohort, activity)})
+    days = await daily_of(request.app.state.platform.db, tenant, window)
+    return _json({**_window_json(tenant, window), "days": days})
 
 
 async def list_cases(request: Request) -> Response:
@@ -186,16 +207,7 @@ async def list_cases(request: Request) -> Response:
     except a.ParameterError as exc:
         raise _bad(exc) from None
     tenant = await _tenant(request)
-    after = f.after or (None, None, None)
-    args = {
-        **_window_args(tenant, f.window),
-        **f.model_dump(exclude={"window", "after"}),
-        "after_at": after[0],
-        "after_customer": after[1],
-        "after_invoice": after[2],
-    }
-    rows = await _fetch(request, CASES_SQL, args)
-    next_after = a.encode_cursor(rows[-1]) if len(rows) == f.limit else None
+    rows, next_after = await cases_of(request.app.state.platform.db, tenant, f)
     return _json({"tenant": tenant, "data": rows, "next_after": next_after})
 
 

@@ -85,20 +85,25 @@ async def get_timeline(request: Request) -> Response:
     """Every delivery and every recorded event of the customer, in order."""
     customer_id, tenant = request.path_params["customer_id"], _tenant(request)
     async with request.app.state.platform.db.connection() as conn:
-        cur = await conn.execute(
-            "SELECT 'delivery' AS kind, received_at AS at, event_type AS type, status, status_reason AS reason,"
-            " delivery_id AS ref FROM deliveries WHERE tenant_id = %s AND customer_id = %s", (tenant, customer_id))
-        deliveries = await cur.fetchall()
-        cur = await conn.execute(
-            "SELECT 'event' AS kind, recorded_at AS at, event_type AS type, version AS ref, payload FROM events"
-            " WHERE tenant_id = %s AND stream_id = %s ORDER BY version", (tenant, customer_id))
-        recorded = await cur.fetchall()
-    if not deliveries and not recorded:
+        items = await timeline_items(conn, tenant, customer_id)
+    if not items:
         raise ProblemError(404, "not-found", "Not Found", f"no customer {customer_id!r} in this tenant")
+    return _json({"customer_id": customer_id, "items": items})
+
+
+async def timeline_items(conn: Any, tenant: str, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's deliveries and recorded events, in order (the API's timeline and the dashboard's story)."""
+    cur = await conn.execute(
+        "SELECT 'delivery' AS kind, received_at AS at, event_type AS type, status, status_reason AS reason,"
+        " delivery_id AS ref FROM deliveries WHERE tenant_id = %s AND customer_id = %s", (tenant, customer_id))
+    deliveries = await cur.fetchall()
+    cur = await conn.execute(
+        "SELECT 'event' AS kind, recorded_at AS at, event_type AS type, version AS ref, payload FROM events"
+        " WHERE tenant_id = %s AND stream_id = %s ORDER BY version", (tenant, customer_id))
+    recorded = await cur.fetchall()
     for event in recorded:
         event["reason"] = event["payload"].get("explanation") or event["payload"].get("reason")
-    items = sorted([*deliveries, *recorded], key=lambda r: (r["at"], r["kind"] == "event", r["ref"]))
-    return _json({"customer_id": customer_id, "items": items})
+    return sorted([*deliveries, *recorded], key=lambda r: (r["at"], r["kind"] == "event", r["ref"]))
 
 
 _PROFILE_FIELDS = {"country", "timezone", "currency", "mrr", "plan", "tags", "tenure_days", "email"}

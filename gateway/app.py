@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import admin, analytics, api
+from gateway import admin, analytics, api, dashboard
 from gateway.auth import routes as auth_routes
 from gateway.auth.middleware import AccessMiddleware
 from gateway.auth.runtime import AccessControl
@@ -68,6 +68,7 @@ ROUTES = [
     *analytics.ROUTES,
     *admin.ROUTES,
     *auth_routes.ROUTES,
+    *dashboard.ROUTES,
 ]
 
 

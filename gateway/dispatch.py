@@ -173,6 +173,19 @@ class Dispatcher:
             self._handles.pop(index, None)
             raise DispatchUnavailable(str(exc)[:200]) from None
 
+    async def operator_command(self, tenant_id: str, customer_id: str, command: dict[str, Any]) -> str:
+        """An operator's command on one case, decided by the customer's home (`done: …` / `refused: …`);
+        raises DispatchUnavailable when Ray is not there. Idempotent per `command["request_id"]`."""
+        index = shard_index(tenant_id, customer_id, self._settings.shards, self._settings.virtual_shards)
+        handle = await asyncio.to_thread(self._handle, index)
+        if handle is None:
+            raise DispatchUnavailable("the customer's shard is not reachable")
+        try:
+            return str(await handle.operator_command.remote(tenant_id, customer_id, command))
+        except Exception as exc:  # noqa: BLE001 - every Ray failure is the same to the caller: try again
+            self._handles.pop(index, None)
+            raise DispatchUnavailable(str(exc)[:200]) from None
+
     async def classify(self, tenant_id: str, provider: str, declines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Classify through the classifier pool (`classifier-N` actors), in input order."""
         import ray

@@ -25,3 +25,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[$extras]"
   touch "$stamp"
 fi
+# the dashboard's browser files (uPlot, Swagger UI) from npm at pinned versions, shipped in the package
+bash scripts/dashboard-assets.sh

@@ -28,3 +28,11 @@ if [ ! -f "$stamp" ] || [ tests/oidc/package-lock.json -nt "$stamp" ]; then
   npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
   touch "$stamp"
 fi
+# The dashboard tests: axe-core (accessibility checks, pinned in tests/browser/a11y/package-lock.json) and the
+# dashboard's bundled browser files (scripts/dashboard-assets.sh, also run by scripts/bootstrap.sh).
+stamp=tests/browser/a11y/node_modules/.payrisk-installed
+if [ ! -f "$stamp" ] || [ tests/browser/a11y/package-lock.json -nt "$stamp" ]; then
+  npm ci --prefix tests/browser/a11y --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  touch "$stamp"
+fi
+bash scripts/dashboard-assets.sh

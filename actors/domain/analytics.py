@@ -58,6 +58,8 @@ class CaseFilters(BaseModel):
     strategy: str | None = None  # a strategy id, or "id@version"
     provider: str | None = None
     customer: str | None = None
+    amount_min: int | None = None  # amount due, minor units, inclusive
+    amount_max: int | None = None
     limit: int = 100
     after: tuple[str, str, str] | None = None  # (first_failed_at ISO, customer, invoice) of the last row seen
 
@@ -110,10 +112,21 @@ def parse_case_filters(params: Mapping[str, str]) -> CaseFilters:
         window=parse_window(params),
         state=state,
         category=category,
+        amount_min=parse_amount("amount_min", params.get("amount_min")),
+        amount_max=parse_amount("amount_max", params.get("amount_max")),
         limit=parse_limit(params.get("limit")),
         after=after,
         **text,
     )
+
+
+def parse_amount(name: str, raw: str | None) -> int | None:
+    """An amount in minor units (a non-negative integer), or None when not given."""
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
+        raise ParameterError(name, f"must be a non-negative integer amount in minor units, got {raw!r}")
+    return int(raw)
 
 
 def encode_cursor(row: Row) -> str:

@@ -83,6 +83,10 @@ def _authorize(principal: Principal, method: str, template: str | None, asked: s
 async def _refuse(scope: Scope, send: Send, status: int, slug: str, title: str, detail: str,
                   headers: dict[str, str] | None = None) -> None:
     response = problem_response(status, slug, title, detail, scope["path"], headers)
+    if policy.is_page(scope["path"]):
+        from gateway.dashboard.render import refusal
+
+        response = refusal(scope, status, title, detail)
 
     async def no_body() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -10,8 +10,9 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC = frozenset({"/healthz", "/readyz", "/auth/login", "/auth/callback"})
-PUBLIC_PREFIXES = ("/webhooks/",)
+PUBLIC = frozenset({"/healthz", "/readyz", "/auth/login", "/auth/callback", "/dashboard/login"})
+#: the dashboard's static files are the same for everyone (the sign-in page needs its stylesheet)
+PUBLIC_PREFIXES = ("/webhooks/", "/dashboard/static/")
 #: routes that change what a tenant is, or read its raw personal data: `admin`
 ADMIN = frozenset({
     ("PUT", "/api/tenants/{tenant}/classification-overrides"),
@@ -25,6 +26,11 @@ PLATFORM = frozenset({("POST", "/api/admin/tenants"), ("GET", "/metrics")})
 
 def is_public(path: str) -> bool:
     return path in PUBLIC or path.startswith(PUBLIC_PREFIXES)
+
+
+def is_page(path: str) -> bool:
+    """HTML pages for people: a refusal is a sign-in redirect or a readable page, not problem JSON."""
+    return path in ("/dashboard", "/docs") or path.startswith("/dashboard/")
 
 
 def required_scope(method: str, template: str | None) -> str:
