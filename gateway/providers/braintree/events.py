@@ -10,6 +10,7 @@
 | `transaction.network_response_code` / `merchant_advice_code` | `network_decline_code` / `network_advice_code` |
 | `credit_card_details.card_type` / `unique_number_identifier` | `card_brand` / `card_fingerprint` |
 | `subscription.payment_method_token` | `payment_method_id` |
+| `transaction.customer_details.email` | `customer_email` (dunning emails) |
 | `subscription.failure_count` | `attempt_count`; above 1 the charge was Braintree's own retry |
 """
 
@@ -115,6 +116,7 @@ def _charge_fields(n: Any) -> dict[str, Any]:
             "subscription_id": _str(_attr(sub, "id")) or _str(_attr(txn, "subscription_id")),
             "amount_due": minor_units(_attr(txn, "amount")) or minor_units(_attr(sub, "balance")),
             "currency": currency.lower() if currency else None,
+            "customer_email": _str(_attr(_attr(txn, "customer_details"), "email")),
             "payment_method_id": _str(_attr(sub, "payment_method_token")) or _str(_attr(
                 _attr(txn, "credit_card_details"), "token"))}
 
