@@ -20,6 +20,7 @@ from starlette.routing import Route
 from actors.domain.case import empty_state, evolve
 from gateway.app import ROUTES, create_app
 from gateway.auth import cookies
+from gateway.auth.policy import is_page
 from payrisk.config import load_settings
 from payrisk.secrets import Keyring
 from payrisk.store import Database
@@ -85,7 +86,9 @@ def concrete(route: Route) -> str:
 def every_protected_route() -> list[tuple[str, str]]:
     found = []
     for route in ROUTES:
-        if route.path.startswith("/webhooks/") or route.path in PUBLIC:
+        # pages for people refuse with a sign-in redirect or a readable page: tests/integration/test_dashboard_access.py
+        if not isinstance(route, Route) or route.path.startswith("/webhooks/") or route.path in PUBLIC \
+                or is_page(route.path):
             continue
         for method in sorted((route.methods or set()) - {"HEAD"}):
             found.append((method, concrete(route)))
