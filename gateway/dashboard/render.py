@@ -27,7 +27,7 @@ _ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga
                            "vuv", "xaf", "xof", "xpf"})  # fmt: skip
 
 ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                         trim_blocks=True, lstrip_blocks=True)  # a field older state lacks renders empty
 
 
 def money(amount: Any, currency: str | None) -> str:
