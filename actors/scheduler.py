@@ -41,7 +41,7 @@ class Scheduler(PeriodicActor):
         db = await self._database()
         now = await self._clock.now()
         async with db.transaction() as conn:
-            due = await timers.claim_due(conn, now, f"scheduler:{id(self)}", limit)
+            due = await timers.claim_due(conn, now, worker := f"scheduler:{id(self)}", limit)
         if not due:
             return 0
         lags = [(now - t.due_at).total_seconds() for t in due]
@@ -53,16 +53,24 @@ class Scheduler(PeriodicActor):
             index = shard_index(t.tenant_id, t.stream_id, shards, int(self.config.get("virtual_shards", 256)))
             by_shard[index].append({"timer_id": t.timer_id, "tenant_id": t.tenant_id, "stream_id": t.stream_id,
                                     "payload": t.payload})
-        results = await asyncio.gather(
-            *(self._shard(i).fire_timers.options(enable_task_events=False).remote(batch)
-              for i, batch in by_shard.items()), return_exceptions=True)
+        results = await asyncio.gather(*(self._fire(i, batch) for i, batch in by_shard.items()),
+                                       return_exceptions=True)
+        failed = [t["timer_id"] for result, batch in zip(results, by_shard.values(), strict=True)
+                  if isinstance(result, BaseException) for t in batch]
         for result in results:
             if isinstance(result, BaseException):
-                log.warning("scheduler.fire_failed", error=str(result)[:200])  # lease expiry re-delivers
+                log.warning("scheduler.fire_failed", error=str(result)[:200])
                 self._handles.clear()
+        if failed:  # release the claims: the next pass fires them again (firing is idempotent), not the lease's end
+            async with db.connection() as conn:
+                await timers.release(conn, failed, worker)
         fired = sum(r for r in results if isinstance(r, int))
         self.fired += fired
-        return len(due)
+        return len(due) - len(failed)  # a pass whose shards were away does not make the loop spin
+
+    async def _fire(self, index: int, batch: list[dict[str, Any]]) -> int:
+        """Fire a batch on its shard (a shard that cannot be found now is an error of this batch only)."""
+        return int(await self._shard(index).fire_timers.options(enable_task_events=False).remote(batch))
 
     async def stats(self) -> dict[str, Any]:
         return {"fired": self.fired, "last_lag_seconds": self.last_lag_seconds}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -98,10 +99,12 @@ def replay(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
 
 
 def outbox(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
-    """Nothing due is left unsent (dead letters are reported by alerts and counted, not lost)."""
+    """Nothing due is left unsent (dead letters are reported by alerts and counted, not lost). A row still leased
+    by a worker that died is not lost: another claims it when the lease ends."""
     now = stack.sim.now()
     rows = conn.execute("SELECT outbox_id, topic, last_error FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL"
-                        " AND available_at <= %s", (now,)).fetchall()
+                        " AND available_at <= %s AND (claimed_at IS NULL OR claimed_at < %s)",
+                        (now, now - timedelta(minutes=5))).fetchall()
     return [f"outbox {i} ({t}) due and unsent: {e or 'no error'}"[:200] for i, t, e in rows][:20]
 
 

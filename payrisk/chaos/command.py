@@ -25,6 +25,8 @@ from payrisk.chaos.stack import ChaosStack
 from payrisk.errors import CliError
 from payrisk.logging import configure_logging
 
+#: a row claimed by an outbox worker that died is re-claimed after this lease (on the injected clock): not lost
+OUTBOX_LEASE = timedelta(minutes=5)
 STEP = timedelta(days=1)  # simulated time per traffic step: renewals fail, retries come due
 SETTLE_SECONDS = 120.0
 
@@ -69,6 +71,7 @@ class Driver:
         self.stack, self.out = stack, out
         self.now = stack.sim.now()
         self.tick_errors = 0
+        self.left: dict[str, int] = {}
 
     def step(self) -> None:
         """One traffic step: STEP of simulated time (plus any clock jump), webhooks delivered, retries fired."""
@@ -93,16 +96,23 @@ class Driver:
         t0 = time.monotonic()
         acked_before = self.stack.pump.acked_count
         heal = fault.inject(self.stack, rng)
-        healer = threading.Timer(fault.hold, heal)
-        healer.start()
-        try:
-            self.step()
-        finally:
-            healer.join()
+        if fault.heal_after_step:
+            try:
+                self.step()
+            finally:
+                heal()
+        else:
+            healer = threading.Timer(fault.hold, heal)
+            healer.start()
+            try:
+                self.step()
+            finally:
+                healer.join()
         settled = self.settle()
         violations = run_checks(self.stack)
         return {"fault": fault.name, "what": fault.what, "seconds": round(time.monotonic() - t0, 1),
                 "acknowledged": self.stack.pump.acked_count - acked_before, "settled": settled,
+                **({} if settled else {"left": self.left}),
                 "violations": violations}
 
     def settle(self, timeout: float = SETTLE_SECONDS) -> bool:
@@ -122,10 +132,13 @@ class Driver:
                 row = conn.execute(
                     "SELECT (SELECT count(*) FROM deliveries WHERE status IN ('received', 'dispatched')),"
                     " (SELECT count(*) FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= %s),"
-                    " (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND available_at <= %s)",
-                    (self.now, self.now)).fetchone()
+                    " (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND available_at <= %s"
+                    "  AND (claimed_at IS NULL OR claimed_at < %s))",
+                    (self.now, self.now, self.now - OUTBOX_LEASE)).fetchone()
         except psycopg.Error:
             return False
+        self.left = {"deliveries": row[0], "timers_due": row[1], "outbox_due": row[2],
+                     "webhooks_pending": len(self.stack.sim.outbox.pending())} if row else {}
         return row is not None and not any(row) and self.stack.sim.outbox.pending() == []
 
 
@@ -146,7 +159,8 @@ def _report(stack: ChaosStack, driver: Driver, results: list[dict[str, Any]], se
         "charges": {"api_attempts": len(ledger), "succeeded": sum(e.outcome == "succeeded" for e in ledger),
                     "intents": int(attempts[0]) if attempts else 0,
                     "double_charges": len(stack.sim.double_charges())},
-        "server_kills": {"postgres": stack.pg.kills, "redis": stack.redis.kills, "gateway": stack.gateway.kills},
+        "server_kills": {"postgres": stack.pg.kills, "redis": stack.redis.kills, "gateway": stack.gateway.kills,
+                         "ray_node": stack.node_kills},
         "driver_tick_errors": driver.tick_errors,
         "faults": results,
     }

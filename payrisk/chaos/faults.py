@@ -34,6 +34,8 @@ class Fault:
     what: str
     inject: Callable[[ChaosStack, random.Random], Heal]
     hold: float = 3.0  # seconds the fault stays on while traffic flows
+    #: heal after the traffic step, in the main thread (Ray's cluster API installs signal handlers)
+    heal_after_step: bool = False
 
 
 def _kill_actor(name_of: Callable[[ChaosStack, random.Random], str]) -> Callable[[ChaosStack, random.Random], Heal]:
@@ -99,6 +101,22 @@ def _gateway_sigkill(stack: ChaosStack, rng: random.Random) -> Heal:
     return heal
 
 
+def _kill_ray_node(stack: ChaosStack, rng: random.Random) -> Heal:
+    """Kill the Ray worker node that hosts a shard (no graceful shutdown); its shards restart on the other worker
+    node from PostgreSQL. A fresh worker node joins after the hold, as an autoscaler would add one."""
+    import ray
+
+    shard = ray.get_actor(_shard(stack, rng), namespace="payrisk")
+    node_id = ray.get(shard.node.remote(), timeout=30)
+    victim = next((n for n in stack.worker_nodes if n.node_id == node_id), None)
+    if victim is None:  # the shard is elsewhere (on the head after an earlier fault): take any worker node
+        victim = stack.worker_nodes[0]
+    stack.cluster.remove_node(victim, allow_graceful=False)
+    stack.worker_nodes.remove(victim)
+    stack.node_kills += 1
+    return lambda: stack.worker_nodes.append(stack.add_worker_node())
+
+
 def _flushall(stack: ChaosStack, rng: random.Random) -> Heal:
     import redis
 
@@ -154,6 +172,8 @@ CATALOGUE: tuple[Fault, ...] = (
     Fault("postgres_sigkill", "PostgreSQL SIGKILLed, restarted after the hold (crash recovery)", _postgres_sigkill),
     Fault("redis_sigkill", "Redis SIGKILLed (all keys lost), restarted after the hold", _redis_sigkill),
     Fault("redis_flushall", "Redis FLUSHALL", _flushall, 1.0),
+    Fault("kill_ray_node", "the Ray worker node hosting a shard killed; a new node joins after the hold",
+          _kill_ray_node, 0.0, heal_after_step=True),
     Fault("gateway_sigkill", "the gateway process SIGKILLed mid-burst, restarted after the hold", _gateway_sigkill,
           6.0),
     Fault("postgres_latency", "50 ms on every PostgreSQL packet", _proxy("postgres", "latency", 50.0)),

@@ -128,6 +128,7 @@ class ChaosStack:
         self.proxies: dict[str, FaultProxy] = {}
         self.system: Any = None
         self.clock: Any = None
+        self.node_kills = 0
 
     def __enter__(self) -> ChaosStack:
         try:
@@ -179,15 +180,32 @@ class ChaosStack:
 
     def _start_ray(self) -> None:
         import ray
+        from ray.cluster_utils import Cluster
 
-        from payrisk.raysys import start_ray
+        from payrisk.raysys import make_private
 
         for name in _SCRUBBED_ENV:
             os.environ.pop(name, None)
         if ray.is_initialized():
             raise CliError("payrisk chaos starts its own Ray; this process already has one")
-        self.ray_address = str(start_ray(None, include_dashboard=False)["address"])
+        # a head and two worker nodes on this machine (loopback, own temp dir): shards live on the workers, so a
+        # worker node can be killed; node death is noticed in ~2 s
+        self.cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 2, "node_ip_address": "127.0.0.1", "include_dashboard": False,
+            "temp_dir": tempfile.mkdtemp(prefix="payrisk-chaos-ray-"),
+            "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}})
+        self._stops.callback(self.cluster.shutdown)
+        self.worker_nodes = [self.add_worker_node() for _ in range(2)]
+        ray._private.services.resolve_ip_for_localhost = lambda host: host  # the cluster listens on loopback
+        ray.init(address=self.cluster.address, namespace="payrisk", log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
         self._stops.callback(ray.shutdown)
+        make_private()
+        self.ray_address = self.cluster.address
+
+    def add_worker_node(self) -> Any:
+        """A Ray worker node that can host shards (custom resource `shard_slot`)."""
+        return self.cluster.add_node(num_cpus=1, resources={"shard_slot": 4}, node_ip_address="127.0.0.1")
 
     def _gateway_env(self) -> dict[str, str]:
         """What a `payrisk up` worker gets: the effective settings as environment variables."""
@@ -230,7 +248,7 @@ class ChaosStack:
             "stripe_webhook_secrets": (self.sim.settings.webhook_secret,), "smtp_url": smtp})
         self.clock = start_sim_clock(self.sim.now())
         self._stops.callback(ray.kill, self.clock)
-        self.system = ActorSystem(self.settings, clock="sim", planner="strategies",
+        self.system = ActorSystem(self.settings, clock="sim", planner="strategies", shard_resources={"shard_slot": 1},
                                   notifier_env={"SMTP_URL": smtp, "MAIL_FROM": self.settings.mail_from})
         self._stops.callback(self.system.stop)
         self.system.start(run_loops=True)

@@ -84,3 +84,10 @@ async def next_due(conn: Conn) -> datetime | None:
     )
     row = await cur.fetchone()
     return row["d"] if row else None
+
+
+async def release(conn: Conn, timer_ids: list[int], worker: str) -> None:
+    """Give back claims `worker` holds on timers it could not deliver, so the next pass claims them at once."""
+    await conn.execute(
+        "UPDATE timers SET claimed_by = NULL, claimed_at = NULL WHERE timer_id = ANY(%s) AND claimed_by = %s"
+        " AND fired_at IS NULL", (timer_ids, worker))

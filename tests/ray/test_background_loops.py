@@ -101,3 +101,24 @@ def test_after_a_restart_the_outbox_still_sends_what_is_due(database_url: str, r
         assert _until(sent), "the restarted outbox never sent the alert"
     finally:
         ray.kill(actor, no_restart=True)
+
+
+def test_a_timer_whose_shard_is_away_is_released_for_the_next_pass_not_held_for_the_lease(
+        database_url: str, ray_session: None) -> None:
+    app = f"release-{uuid.uuid4().hex[:6]}"
+    config = {**_config(database_url, app), "autostart": None, "shards": 256}  # no shard actor has these names
+    actor = Scheduler.options(name=f"scheduler-{app}", namespace="payrisk-tests").remote(config)
+    stream = f"cus_{app}"
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO timers (tenant_id, stream_id, timer_key, due_at, payload)"
+                         " VALUES ('default', %s, 'retry', now() - interval '1 minute', %s)",
+                         (stream, Jsonb({"invoice_id": "in_x"})))
+        assert ray.get(actor.tick.remote(), timeout=60) == 0  # nothing delivered
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT claimed_by, fired_at FROM timers WHERE stream_id = %s", (stream,)).fetchone()
+        assert row == (None, None)  # claimable again at once
+    finally:
+        ray.kill(actor, no_restart=True)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM timers WHERE stream_id = %s", (stream,))
