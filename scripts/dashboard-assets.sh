@@ -15,8 +15,12 @@ if ! command -v npm >/dev/null; then
   echo "payrisk: warning: npm not found; the dashboard's charts and /docs viewer need scripts/dashboard-assets.sh" >&2
   exit 0
 fi
-npm ci --prefix "$assets" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
-modules="$assets/node_modules"
+# installed outside the package (build/ is ignored), so that only the copied files ship
+work=build/dashboard-assets
+mkdir -p "$work"
+cp "$assets/package.json" "$assets/package-lock.json" "$work/"
+npm ci --prefix "$work" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+modules="$work/node_modules"
 rm -rf "$vendor"
 mkdir -p "$vendor/uplot" "$vendor/swagger-ui"
 cp "$modules/uplot/dist/uPlot.iife.min.js" "$modules/uplot/dist/uPlot.min.css" "$modules/uplot/LICENSE" \
