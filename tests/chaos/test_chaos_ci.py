@@ -1,6 +1,6 @@
-"""A CI-sized `payrisk chaos` run (issue 16): its own stack (PostgreSQL and Redis processes it SIGKILLs, local
-Ray, the simulator, the gateway), one of each kind of fault, every invariant checked after each. Bounded: eleven
-faults, 120 simulated customers, a few minutes at most. A subprocess, because it starts its own Ray."""
+"""A CI-sized `payrisk chaos` run (issue 16): its own stack (PostgreSQL and Redis processes it SIGKILLs, a local
+Ray cluster of three nodes, the simulator, the gateway), one of each kind of fault, every invariant checked after
+each. Bounded: twelve faults, 120 simulated customers, a few minutes at most. A subprocess: it starts its own Ray."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = ["kill_shard", "postgres_sigkill", "provider_500_after_charge", "redis_sigkill", "kill_scheduler",
-          "poison_delivery", "postgres_reset", "clock_jump", "kill_outbox", "redis_flushall", "gateway_sigkill"]
+          "poison_delivery", "postgres_reset", "clock_jump", "kill_outbox", "redis_flushall", "gateway_sigkill",
+          "kill_ray_node"]
 
 
 @pytest.mark.timeout(600)
@@ -31,5 +32,5 @@ def test_a_ci_sized_chaos_run_breaks_no_invariant() -> None:
     assert [f["fault"] for f in report["faults"]] == FAULTS
     assert all(f["settled"] for f in report["faults"])
     assert report["deliveries"]["acknowledged"] > 50
-    assert report["server_kills"] == {"postgres": 1, "redis": 1, "gateway": 1}
+    assert report["server_kills"] == {"postgres": 1, "redis": 1, "gateway": 1, "ray_node": 1}
     assert report["deliveries"]["answers"].get("500", 0) == 0
