@@ -66,6 +66,10 @@ UPDATE outbox SET dead_at = %(now)s, attempts = attempts + 1, last_error = %(err
        claimed_by = NULL, claimed_at = NULL
 WHERE outbox_id = %(id)s AND claimed_by = %(worker)s AND sent_at IS NULL AND dead_at IS NULL
 """
+_RELEASE = """
+UPDATE outbox SET claimed_by = NULL, claimed_at = NULL
+WHERE outbox_id = ANY(%(ids)s) AND claimed_by = %(worker)s AND sent_at IS NULL
+"""
 _ENQUEUE = """
 INSERT INTO outbox (tenant_id, topic, idempotency_key, stream_id, payload, available_at)
 VALUES (%(tenant)s, 'alert', %(key)s, %(stream)s, %(payload)s, %(now)s)
@@ -99,12 +103,24 @@ async def run_once(
     rows = await claim(pool, now, worker_id, limit, lease)
     if not rows:
         return 0
-    recent = await recent_sends(pool, rows, now - sender.lookback)
-    results = await sender.deliver_many(rows, now, recent)
+    try:
+        recent = await recent_sends(pool, rows, now - sender.lookback)
+        results = await sender.deliver_many(rows, now, recent)
+    except Exception:
+        # the notifier pool is away (an actor or its node died): give the rows back now rather than at the
+        # lease's end — what a dying notifier may have sent is the same case as a lease that runs out
+        await release(pool, [row["outbox_id"] for row in rows], worker_id)
+        raise
     by_id = {row["outbox_id"]: row for row in rows}
     for result in results:
         await record(pool, by_id[result.outbox_id], result, now, worker_id)
     return len(results)
+
+
+async def release(pool: AsyncConnectionPool[Any], outbox_ids: list[int], worker_id: str) -> None:
+    """Give back rows `worker_id` claimed but could not deliver (the next pass claims them again)."""
+    async with pool.connection() as conn:
+        await conn.execute(_RELEASE, {"ids": outbox_ids, "worker": worker_id})
 
 
 async def claim(

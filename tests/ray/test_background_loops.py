@@ -122,3 +122,33 @@ def test_a_timer_whose_shard_is_away_is_released_for_the_next_pass_not_held_for_
         ray.kill(actor, no_restart=True)
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("DELETE FROM timers WHERE stream_id = %s", (stream,))
+
+
+async def test_rows_a_dead_notifier_could_not_take_are_given_back_at_once(database_url: str,
+                                                                          ray_session: None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from actors.notifier.actor import ActorDeliverer, RemoteNotifier
+    from actors.notifier.dispatch import run_once
+    from actors.notifier.sender import NotifierSettings
+    from payrisk.store import Database
+
+    key = f"alert:dead-notifier-{uuid.uuid4().hex[:6]}"
+    settings = NotifierSettings.from_env({})
+    notifier = RemoteNotifier.options(namespace="payrisk-tests", max_restarts=0).remote(settings)
+    ray.kill(notifier, no_restart=True)  # its process is gone: every call to it fails
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO outbox (tenant_id, topic, idempotency_key, payload, available_at)"
+                     " VALUES ('default', 'alert', %s, %s, now() - interval '1 minute')",
+                     (key, Jsonb({"kind": "engineering", "title": "t", "text": "x"})))
+    db = Database(database_url, max_size=2)
+    await db.open()
+    try:
+        with pytest.raises(ray.exceptions.RayError):
+            await run_once(db.pool, ActorDeliverer([notifier], timedelta(days=1)), datetime.now(UTC), "w-dead")
+    finally:
+        await db.close()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT claimed_by, sent_at FROM outbox WHERE idempotency_key = %s", (key,)).fetchone()
+        conn.execute("DELETE FROM outbox WHERE idempotency_key = %s", (key,))
+    assert row == (None, None)
