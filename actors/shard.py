@@ -469,7 +469,7 @@ async def _decide_delivery(conn: Any, item: dict[str, Any], state: dict[str, Any
     for event in item["events"]:
         decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
         state = decisions[-1].state
-    await record_provider_attempts(conn, item["tenant_id"], item["customer_id"], item["events"])
+    await record_provider_attempts(conn, item["tenant_id"], item["customer_id"], item["events"], state.get("cases"))
     await conn.execute("UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s",
                        (item["delivery_id"],))
     return decisions

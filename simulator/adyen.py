@@ -58,6 +58,8 @@ class AdyenDialect:
     outbox: list[bytes] = field(default_factory=list)
     #: fault: charge, keep the answer for the key, answer 500 (the answer is lost on the way)
     error_after_charge: bool = False
+    #: PSP references are this plus a sequence number (a run against a long-lived gateway sets its own)
+    psp_base: int = 8800000000000000
     _replies: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -108,7 +110,7 @@ class AdyenDialect:
             metadata: dict[str, Any]) -> dict[str, Any]:
         """One ContAuth payment decided by the outcome model; the ledger, the AUTHORISATION webhook, the answer."""
         with self._lock:
-            psp = f"{8800000000000000 + next(self._ids)}"
+            psp = str(self.psp_base + next(self._ids))
             card = self.book.cards[stored_method]
             outcome = self.book.attempt(reference, stored_method, int(amount["value"]), str(amount["currency"]),
                                         source=source, charge_id=psp, idempotency_key=key)

@@ -79,13 +79,18 @@ class ProviderRetries:
         return own
 
 
-async def record_provider_attempts(conn: Any, tenant: str, customer: str, events: list[dict[str, Any]]) -> None:
-    """Attempts the provider's own retry feature made, in the ledger the network budget reads (same transaction as
-    the delivery's decisions; a redelivery writes nothing twice: the key is the provider's event id)."""
+async def record_provider_attempts(conn: Any, tenant: str, customer: str, events: list[dict[str, Any]],
+                                   cases: dict[str, Any] | None = None) -> None:
+    """Attempts the provider's own retry feature made (Stripe Smart Retries, Braintree's retries, Adyen Auto
+    Rescue, Paddle's dunning), in the ledger the network budget reads (same transaction as the delivery's
+    decisions). Written once per provider event and once per (invoice, provider attempt number): a redelivery, or
+    Stripe's `invoice.paid` beside `invoice.payment_succeeded`, writes nothing twice (migration 0021). The card is
+    the event's, else the case's (a Stripe invoice event rarely carries the card's fingerprint)."""
     for event in events:
         if not event.get("provider_attempt") or not event.get("invoice_id"):
             continue
         decline = event.get("decline") or {}
+        card = ((cases or {}).get(event["invoice_id"]) or {}).get("card") or {}
         status = "succeeded" if event["kind"] == "payment_succeeded" else "failed"
         await conn.execute(
             "INSERT INTO attempts (tenant_id, idempotency_key, customer_id, invoice_id, attempt_no, provider, status,"
@@ -93,5 +98,5 @@ async def record_provider_attempts(conn: Any, tenant: str, customer: str, events
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'provider') ON CONFLICT DO NOTHING",
             (tenant, f"provider:{event['provider']}:{event['provider_event_id']}", customer, event["invoice_id"],
              int(event.get("attempt_count") or 0), event["provider"], status, event.get("amount_due"),
-             event.get("currency"), decline.get("card_fingerprint"), decline.get("card_brand"), event["occurred_at"],
-             event["occurred_at"]))
+             event.get("currency"), decline.get("card_fingerprint") or card.get("card_fingerprint"),
+             decline.get("card_brand") or card.get("card_brand"), event["occurred_at"], event["occurred_at"]))

@@ -135,7 +135,8 @@ def _autorescue(item: AdyenItem) -> list[InboundEvent]:
 def _next_attempt(item: AdyenItem) -> list[InboundEvent]:
     """Adyen's own retry failed and another is scheduled: the failure's codes, counted as Adyen's attempt."""
     fields = _payment(item)
-    return [_event(item, InboundKind.DECLINE_DETAILS, decline=decline_of(item), **fields)]
+    return [_event(item, InboundKind.DECLINE_DETAILS, decline=decline_of(item), attempt_count=_retries(item),
+                   provider_attempt=True, **fields)]
 
 
 _HANDLERS: dict[str, Callable[[AdyenItem], list[InboundEvent]]] = {

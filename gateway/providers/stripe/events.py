@@ -66,10 +66,19 @@ def _invoice(kind: InboundKind) -> Handler:
                 customer_email=text(inv.get("customer_email")),
                 decline=expanded_decline(charge, intent) if kind != InboundKind.PAYMENT_SUCCEEDED else None,
                 no_charge_made=_no_charge_made(inv, version) if kind == InboundKind.PAYMENT_FAILED else None,
+                provider_attempt=_smart_retry(env, integer(inv.get("attempt_count"))) if kind in (
+                    InboundKind.PAYMENT_FAILED, InboundKind.PAYMENT_SUCCEEDED) else None,
             )
         ]
 
     return handle
+
+
+def _smart_retry(env: StripeEnvelope, attempt_count: int | None) -> bool:
+    """Stripe's own retry (Smart Retries or a retry schedule): `attempt_count` rose past the first attempt and the
+    request was not ours (our retries carry our idempotency key; manual payments leave `attempt_count` alone).
+    It is written to the attempt ledger so the card's network budget counts it."""
+    return bool(attempt_count and attempt_count > 1 and not env.request_idempotency_key)
 
 
 def _no_charge_made(inv: Obj, version: str | None) -> bool | None:
