@@ -20,7 +20,7 @@ import structlog
 
 from actors.clock import make_clock
 from payrisk.logging import configure_logging
-from payrisk.store import Database, StoreError
+from payrisk.store import Database, StoreError, StoreUnavailable
 
 log = structlog.get_logger("payrisk.actors")
 
@@ -28,6 +28,14 @@ log = structlog.get_logger("payrisk.actors")
 #: with its traceback, and retried too: a background loop must outlive a bug in one pass)
 RETRYABLE = (StoreError, ray.exceptions.RayError, OSError)
 MAX_BACKOFF_SECONDS = 30.0
+
+
+def backoff(poll_seconds: float, failures_in_a_row: int) -> float:
+    """Seconds before the next pass: the poll interval; after failures 1, 2, 4 … s, at most the larger of the
+    poll interval and MAX_BACKOFF_SECONDS (a short outage is retried soon, a long one is not hammered)."""
+    if not failures_in_a_row:
+        return poll_seconds
+    return float(min(2.0 ** (failures_in_a_row - 1), max(MAX_BACKOFF_SECONDS, poll_seconds)))
 
 
 class PeriodicActor:
@@ -43,6 +51,7 @@ class PeriodicActor:
         self._failures = 0
         self._last_tick: float | None = None  # wall clock of the last completed pass
         self._last_error: str | None = None
+        self._loop_started: float | None = None  # wall clock when the loop (of this incarnation) started
         if config.get("autostart"):
             # __init__ runs before the actor's event loop serves calls: ask ourselves to start once it does
             ray.get_runtime_context().current_actor.start.remote(float(config["autostart"]))
@@ -72,6 +81,7 @@ class PeriodicActor:
 
     async def _loop(self, poll_seconds: float) -> None:
         failures_in_a_row = 0
+        self._loop_started = time.time()
         while True:
             try:
                 while await self.work_done() > 0:
@@ -82,15 +92,14 @@ class PeriodicActor:
                 raise
             except Exception as exc:  # noqa: BLE001 - log, back off, go on: a loop outlives any one failed pass
                 failures_in_a_row += 1
-                self._failed(exc, failures_in_a_row)
-            delay = poll_seconds * 2 ** min(failures_in_a_row, 8) if failures_in_a_row else poll_seconds
-            await asyncio.sleep(min(delay, max(MAX_BACKOFF_SECONDS, poll_seconds)))
+                await self._failed(exc, failures_in_a_row)
+            await asyncio.sleep(backoff(poll_seconds, failures_in_a_row))
 
     def _mark_tick(self) -> None:
         self._ticks += 1
         self._last_tick = time.time()
 
-    def _failed(self, exc: Exception, in_a_row: int) -> None:
+    async def _failed(self, exc: Exception, in_a_row: int) -> None:
         self._failures += 1
         self._last_error = f"{type(exc).__name__}: {exc}"[:300]
         if isinstance(exc, RETRYABLE):
@@ -99,12 +108,17 @@ class PeriodicActor:
             log.error(f"{self.name}.tick_failed", error=self._last_error, in_a_row=in_a_row, exc_info=exc)
         with contextlib.suppress(Exception):
             self.on_tick_failed()
+        if isinstance(exc, StoreUnavailable) and self._db is not None:
+            # after a PostgreSQL restart the pool still holds dead connections, one failed pass each: start afresh
+            db, self._db = self._db, None
+            with contextlib.suppress(Exception):
+                await db.close()
 
     async def health(self) -> dict[str, Any]:
         """Is the loop running, how many passes it completed and failed, when it last completed one (epoch s)."""
         return {"name": self.name, "running": self._task is not None and not self._task.done(),
                 "ticks": self._ticks, "failures": self._failures, "last_tick": self._last_tick,
-                "last_error": self._last_error}
+                "loop_started": self._loop_started, "last_error": self._last_error}
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -119,7 +119,8 @@ def loops(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
         except Exception as exc:  # noqa: BLE001 - an actor that cannot answer is a stalled loop
             found.append(f"{name}: no answer ({type(exc).__name__})")
             continue
-        age = time.time() - (health["last_tick"] or 0)
+        since = health["last_tick"] or health.get("loop_started") or 0  # a restarted loop: since it started
+        age = time.time() - since
         if not health["running"] or age > limit:
             found.append(f"{name}: running={health['running']}, last pass {age:.0f}s ago ({health['last_error']})")
     return found
