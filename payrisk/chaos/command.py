@@ -117,13 +117,14 @@ class Driver:
 
     def settle(self, timeout: float = SETTLE_SECONDS) -> bool:
         """Until nothing is left to do: deliveries applied, no timer due, the outbox drained."""
-        deadline = time.monotonic() + timeout
+        deadline, quiet_in_a_row = time.monotonic() + timeout, 0
         while time.monotonic() < deadline:
             self.stack.flush()
             self._ticks()
-            if self._quiet():
+            quiet_in_a_row = quiet_in_a_row + 1 if self._quiet() else 0
+            if quiet_in_a_row >= 2:  # twice, a second apart: work started asynchronously (API reads) has landed
                 return True
-            time.sleep(0.5)
+            time.sleep(1.0 if quiet_in_a_row else 0.5)
         return False
 
     def _quiet(self) -> bool:
