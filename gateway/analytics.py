@@ -16,40 +16,18 @@ from starlette.routing import Route
 from actors.domain import analytics as a
 from gateway.problems import ProblemError
 
-# One row per invoice case of the tenant's customers (checkpoint state), with its provider: the provider of the
-# delivery that first failed it (a case payload's own `provider`, when recorded, wins).
+# One row per invoice case of the tenant's customers: the `case_facts` read model (migration 0010), which a trigger
+# keeps in step with each checkpoint in the same transaction; its provider is the case's own, the stream's, or the
+# provider of the delivery that first failed it.
 CASES_CTE = """
 WITH cases AS (
-  SELECT cp.stream_id AS customer_id, c.key AS invoice_id, c.value->>'state' AS state,
-         coalesce((c.value->>'amount_due')::bigint, 0) AS amount_due,
-         coalesce(c.value->>'currency', 'unknown') AS currency,
-         coalesce((c.value->>'attempts_made')::int, 0) AS attempts_made,
-         (c.value->>'max_attempts')::int AS max_attempts,
-         coalesce(c.value->'classification'->>'category', 'unclassified') AS category,
-         coalesce(c.value->'classification'->>'reason', 'unknown') AS reason,
-         coalesce(c.value->'strategy'->>'segment', 'none') AS segment,
-         c.value->'strategy'->>'id' AS strategy_id, c.value->'strategy'->>'version' AS strategy_version,
-         coalesce((c.value->'strategy'->>'id') || '@' || (c.value->'strategy'->>'version'), 'none') AS strategy,
-         coalesce(c.value->>'provider', prov.provider, 'unknown') AS provider,
-         coalesce((c.value->>'recovered_amount')::bigint, 0) AS recovered_amount,
-         CASE WHEN c.value->>'state' = 'recovered'
-              THEN coalesce(c.value->>'recovered_credit', c.value->>'recovered_via', 'unknown')
-              ELSE 'open' END AS recovered_by,
-         (c.value->>'first_failed_at')::timestamptz AS first_failed_at,
-         (c.value->>'last_failed_at')::timestamptz AS last_failed_at,
-         (c.value->>'recovered_at')::timestamptz AS recovered_at,
-         c.value->>'closed_reason' AS closed_reason, c.value->'next_action' AS next_action,
-         c.value->>'explanation' AS explanation
-  FROM checkpoints cp CROSS JOIN LATERAL jsonb_each(cp.state->'cases') c
-  LEFT JOIN LATERAL (
-    SELECT d.provider FROM events e
-    JOIN deliveries d ON d.tenant_id = e.tenant_id AND d.delivery_id = (e.payload->>'delivery_id')::bigint
-    WHERE e.tenant_id = cp.tenant_id AND e.stream_id = cp.stream_id AND e.event_type = 'PaymentFailed'
-      AND e.payload->>'invoice_id' = c.key
-    ORDER BY e.version LIMIT 1) prov ON true
-  WHERE cp.tenant_id = %(tenant)s AND c.value->>'first_failed_at' IS NOT NULL
-    AND (%(start)s::timestamptz IS NULL OR (c.value->>'first_failed_at')::timestamptz >= %(start)s)
-    AND (%(end)s::timestamptz IS NULL OR (c.value->>'first_failed_at')::timestamptz < %(end)s)
+  SELECT customer_id, invoice_id, state, amount_due, currency, attempts_made, max_attempts, category, reason,
+         segment, strategy_id, strategy_version, strategy, provider, recovered_amount, recovered_by,
+         first_failed_at, last_failed_at, recovered_at, closed_reason, next_action, explanation
+  FROM case_facts
+  WHERE tenant_id = %(tenant)s
+    AND (%(start)s::timestamptz IS NULL OR first_failed_at >= %(start)s)
+    AND (%(end)s::timestamptz IS NULL OR first_failed_at < %(end)s)
 )
 """
 
