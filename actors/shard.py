@@ -454,8 +454,10 @@ class CustomerShard:
                 "fired": self.fired}
 
     async def configure(self, changes: dict[str, Any]) -> None:
-        """Test hook: change fault-injection switches at run time."""
+        """Test hook: change fault-injection switches (and the installation's provider key) at run time."""
         self.config.update(changes)
+        if "stripe_api_key" in changes:
+            self._keys = ProviderKeys(self.config)
 
 
 async def _decide_delivery(conn: Any, item: dict[str, Any], state: dict[str, Any], ctx: Context
