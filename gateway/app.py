@@ -17,6 +17,7 @@ from gateway import admin, analytics, api, dashboard
 from gateway.auth import routes as auth_routes
 from gateway.auth.middleware import AccessMiddleware
 from gateway.auth.runtime import AccessControl
+from gateway.gauges import GaugeRefresher
 from gateway.limits import EdgeLimits
 from gateway.metrics import metrics_endpoint
 from gateway.problems import (
@@ -28,6 +29,7 @@ from gateway.problems import (
     problem_response,
 )
 from gateway.provider_webhooks import provider_challenge, provider_webhook
+from gateway.telemetry import RequestTelemetry
 from gateway.webhooks import stripe_webhook
 from payrisk.config import Settings, load_settings
 from payrisk.platform import Platform
@@ -81,16 +83,20 @@ def create_app(settings: Settings) -> Starlette:
         access = app.state.access = AccessControl(settings, platform.db, platform.redis)
         platform.tenants.set_keyring(access.keyring)
         access.start()
+        gauges = app.state.gauges = GaugeRefresher(platform.db, settings.metrics_interval_seconds)
+        gauges.start()
         try:
             yield
         finally:
+            await gauges.stop()
             await access.stop()
             await platform.stop()
 
     return Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(EdgeLimits, max_body=settings.max_body_bytes,  # type: ignore[arg-type]
+        middleware=[Middleware(RequestTelemetry),  # type: ignore[arg-type]
+                    Middleware(EdgeLimits, max_body=settings.max_body_bytes,  # type: ignore[arg-type]
                                body_timeout=settings.body_timeout_seconds),
                     Middleware(AccessMiddleware)],  # type: ignore[arg-type]
         exception_handlers={

@@ -95,6 +95,10 @@ class Settings(BaseModel):
     #: fault injection for tests: drop every hand-off after commit, as if the process died right there
     fault_drop_handoff: bool = False
     log_level: str = "info"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    metrics_interval_seconds: float = Field(default=15.0, ge=0)
+    grafana_host: str | None = None
+    prometheus_host: str | None = None
     #: master keys for secrets at rest and session cookies, current first (rotation: `new,old`)
     secret_keys: tuple[str, ...] = ()
     oidc_issuer: str | None = None
@@ -191,6 +195,10 @@ _ENV = {
     "PAYRISK_SWEEP_GRACE": "sweep_grace_seconds",
     "PAYRISK_FAULT_DROP_HANDOFF": "fault_drop_handoff",
     "PAYRISK_LOG_LEVEL": "log_level",
+    "PAYRISK_LOG_FORMAT": "log_format",
+    "PAYRISK_METRICS_INTERVAL": "metrics_interval_seconds",
+    "RAY_GRAFANA_HOST": "grafana_host",
+    "RAY_PROMETHEUS_HOST": "prometheus_host",
     "PAYRISK_SECRET_KEY": "secret_keys",
     "OIDC_ISSUER": "oidc_issuer",
     "OIDC_CLIENT_ID": "oidc_client_id",
