@@ -84,7 +84,8 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="On the embedded stack (or DATABASE_URL/REDIS_URL), the simulator creates "
                        "customers and days of renewals on a simulated clock; payrisk recovers what it can. Ends with "
                        "a summary beside a no-retry baseline and a naive fixed schedule, plus integrity checks.")
-    p.add_argument("--customers", type=int, default=10_000, help="population size (default 10000)")
+    p.add_argument("--customers", type=int, default=1_000,
+                   help="population size (default 1000, a few minutes; --customers 10000 for the full run)")
     p.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -106,6 +107,24 @@ def _add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(handler=_lazy("payrisk.chaos.command", "cmd_chaos"))
 
 
+def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("doctor", help="check PostgreSQL, Redis, Ray, SMTP, provider keys and the webhook endpoint",
+                       description="Connect to everything `payrisk up` needs (nothing is started or written) and "
+                       "print one line per check with what to fix. Exit 1 when a check fails.")
+    p.add_argument("--json", action="store_true", help="print one JSON object: {ok, checks: [...]}")
+    p.set_defaults(handler=_lazy("payrisk.doctor", "cmd_doctor"))
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("payrisk")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _lazy(module: str, name: str) -> Handler:
     """Import heavy modules (Ray, uvicorn) only for the command that needs them."""
 
@@ -120,9 +139,10 @@ def _lazy(module: str, name: str) -> Handler:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="payrisk", description="Self-hosted failed-payment recovery platform.")
+    parser.add_argument("--version", action="version", version=f"payrisk {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_up, _add_migrate, _add_replay, _add_simulator, _add_strategies, _add_classification,
-                _add_demo, _add_chaos):
+                _add_demo, _add_chaos, _add_doctor):
         add(sub)
     from payrisk.access_cli import add_parsers
 

@@ -17,6 +17,7 @@ import ray
 from payrisk.demo.reads import Reads
 from payrisk.demo.stack import DemoStack
 from payrisk.errors import CliError
+from payrisk.progress import progress_bar
 
 
 class DeliveriesStuckError(CliError):
@@ -32,13 +33,14 @@ class Driver:
 
     def run(self, days: int, step: timedelta) -> None:
         start = self.stack.sim.now()
-        for day in range(1, days + 1):
-            before, wall = self._counts(), time.monotonic()
-            at, day_end = start + timedelta(days=day - 1), start + timedelta(days=day)
-            while at < day_end:
-                at = min(at + step, day_end)
-                self.step(at)
-            self._report(day, days, before, self._counts(), time.monotonic() - wall)
+        with progress_bar(self.out, days, "simulated days") as bar:
+            for day in range(1, days + 1):
+                before, wall = self._counts(), time.monotonic()
+                at, day_end = start + timedelta(days=day - 1), start + timedelta(days=day)
+                while at < day_end:
+                    at = min(at + step, day_end)
+                    self.step(at)
+                bar.advance(1, self._report(day, days, before, self._counts(), time.monotonic() - wall))
 
     def step(self, to: datetime) -> None:
         """Everything that happens up to `to`, until the platform has nothing left to do at `to`."""
@@ -83,16 +85,14 @@ class Driver:
 
     def _report(
         self, day: int, days: int, before: tuple[int, ...], after: tuple[int, ...], seconds: float
-    ) -> None:
+    ) -> str:
         (failed, deliveries, recovered, retries), delta = (
             after,
             [a - b for a, b in zip(after, before, strict=True)],
         )
         rate = delta[1] / seconds if seconds > 0 else 0.0
-        print(
+        return (
             f"day {day:>3}/{days}  failures {failed:>7,} (+{delta[0]:,})  recoveries {recovered:>6,} "
             f"(+{delta[2]:,})  retries {retries:>7,} (+{delta[3]:,})  deliveries {deliveries:>9,} "
-            f"({rate:,.0f}/s)",
-            file=self.out,
-            flush=True,
+            f"({rate:,.0f}/s)"
         )
