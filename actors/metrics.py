@@ -19,8 +19,11 @@ class EngineMetrics:
         self.retries = Counter("payrisk_retries", "Retry attempts by outcome", tag_keys=("outcome",))
         self.recovered = Counter("payrisk_recovered_amount", "Recovered amount in minor units",
                                  tag_keys=("currency",))
-        self.active = Gauge("payrisk_active_customers", "Customers active in a shard's memory", tag_keys=("shard",))
-        self.open_cases = Gauge("payrisk_open_cases", "Open recovery cases among active customers",
+        # what this shard holds in memory (set every few seconds by the shard's own timer); the platform-wide
+        # figures (open cases, revenue at risk) are the gateway's gauges, read from PostgreSQL
+        self.active = Gauge("payrisk_shard_active_customers", "Customers active in a shard's memory",
+                            tag_keys=("shard",))
+        self.open_cases = Gauge("payrisk_shard_open_cases", "Open recovery cases among a shard's active customers",
                                 tag_keys=("shard",))
 
     def record(self, events: list[tuple[str, dict[str, Any]]], provider: str = "stripe") -> None:
@@ -52,6 +55,22 @@ class SchedulerMetrics:
         for lag in lags:
             self.lag.observe(max(0.0, lag))
         self.fired.inc(len(lags))
+
+
+class LoopMetrics:
+    """A background actor's failed passes (the loop backs off and goes on; this is how an operator sees it)."""
+
+    def __init__(self) -> None:
+        self.failures = Counter("payrisk_loop_failures", "Failed passes of a background actor's loop",
+                                tag_keys=("actor", "error"))
+
+    def failed(self, actor: str, error: str) -> None:
+        self.failures.inc(1, {"actor": actor, "error": error})
+
+
+@cache
+def loop_metrics() -> LoopMetrics:
+    return LoopMetrics()
 
 
 class NotifierMetrics:

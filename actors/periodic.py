@@ -19,6 +19,7 @@ import ray
 import structlog
 
 from actors.clock import make_clock
+from actors.metrics import loop_metrics
 from payrisk.logging import configure_logging
 from payrisk.store import Database, StoreError, StoreUnavailable
 
@@ -42,7 +43,7 @@ class PeriodicActor:
     name = "periodic"
 
     def __init__(self, config: dict[str, Any]) -> None:
-        configure_logging(config.get("log_level", "info"))
+        configure_logging(config.get("log_level", "info"), config.get("log_format"))
         self.config = config
         self._clock = make_clock(config.get("clock", "real"))
         self._db: Database | None = None
@@ -102,6 +103,8 @@ class PeriodicActor:
     async def _failed(self, exc: Exception, in_a_row: int) -> None:
         self._failures += 1
         self._last_error = f"{type(exc).__name__}: {exc}"[:300]
+        with contextlib.suppress(Exception):
+            loop_metrics().failed(self.name, "retryable" if isinstance(exc, RETRYABLE) else "bug")
         if isinstance(exc, RETRYABLE):
             log.warning(f"{self.name}.tick_failed", error=self._last_error, in_a_row=in_a_row)
         else:
@@ -113,6 +116,10 @@ class PeriodicActor:
             db, self._db = self._db, None
             with contextlib.suppress(Exception):
                 await db.close()
+
+    def __repr__(self) -> str:
+        """Ray shows this in the dashboard's actor list and in front of the actor's log lines."""
+        return f"{type(self).__name__}({self.name}, ticks={self._ticks}, failures={self._failures})"
 
     async def health(self) -> dict[str, Any]:
         """Is the loop running, how many passes it completed and failed, when it last completed one (epoch s)."""

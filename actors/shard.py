@@ -52,7 +52,7 @@ class _Customer:
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class CustomerShard:
     def __init__(self, index: int, config: dict[str, Any]) -> None:
-        configure_logging(config.get("log_level", "info"))
+        configure_logging(config.get("log_level", "info"), config.get("log_format"))
         self.index = index
         self.config = config
         self._db: Database | None = None
@@ -70,7 +70,7 @@ class CustomerShard:
         self._background: set[asyncio.Task[None]] = set()
         self._incidents: dict[str, tuple[float, frozenset[str], str]] = {}
         self._metrics = EngineMetrics(shard_name(index))
-        self._next_occupancy = 0.0
+        self._occupancy_task: asyncio.Task[None] | None = None
         self.applied = 0
         self.fired = 0
 
@@ -355,11 +355,28 @@ class CustomerShard:
     def _observe(self, decisions: list[Decision]) -> None:
         """Metrics after commit (never before: a rolled-back decision counts nothing)."""
         self._metrics.record([e for d in decisions for e in d.events])
-        if time.monotonic() >= self._next_occupancy:  # a scan of the active set, at most every 5 s
-            self._next_occupancy = time.monotonic() + 5.0
-            self._metrics.occupancy(len(self._active), sum(
-                1 for c in self._active.values() for case in c.state["cases"].values()
-                if case["state"] in OPEN_STATES))
+        self._start_occupancy_timer()
+
+    def _open_cases(self) -> int:
+        return sum(1 for c in self._active.values() for case in c.state["cases"].values()
+                   if case["state"] in OPEN_STATES)
+
+    def _start_occupancy_timer(self) -> None:
+        """The occupancy gauges are set every 5 s whether or not decisions happen (a gauge set only inside
+        decisions goes stale, then drops out of the export)."""
+        if self._occupancy_task is None or self._occupancy_task.done():
+            self._occupancy_task = asyncio.get_running_loop().create_task(self._occupancy_loop())
+
+    async def _occupancy_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self._metrics.occupancy(len(self._active), self._open_cases())
+            await asyncio.sleep(5.0)
+
+    def __repr__(self) -> str:
+        """Ray shows this in the dashboard's actor list and in front of the actor's log lines."""
+        return (f"CustomerShard({shard_name(self.index)}, active={len(self._active)}, applied={self.applied}, "
+                f"timers_fired={self.fired})")
 
     async def _charge(self, tenant_id: str, customer_id: str, charge: ChargeRequest) -> None:
         """Call the provider after the intent committed, then record the outcome in its own decision."""
@@ -450,6 +467,7 @@ class CustomerShard:
         return {"rss": psutil.Process().memory_info().rss, "active": len(self._active)}
 
     async def stats(self) -> dict[str, Any]:
+        self._start_occupancy_timer()
         return {"index": self.index, "active_customers": len(self._active), "applied": self.applied,
                 "fired": self.fired}
 

@@ -22,6 +22,7 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "providers": provider_settings(settings),  # the default tenant's Adyen / Braintree / … credentials
         "clock": "real",
         "log_level": settings.log_level,
+        "log_format": settings.log_format,
         "notifiers": settings.notifiers,
         "classifiers": settings.classifiers,
         "card_update_retry_seconds": settings.card_update_retry_seconds,

@@ -111,4 +111,8 @@ def create_app(settings: Settings) -> Starlette:
 
 def create_app_from_env() -> Starlette:
     """Factory for uvicorn workers (`uvicorn --factory gateway.app:create_app_from_env`)."""
-    return create_app(load_settings())
+    from payrisk.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)  # a worker process logs like `payrisk up`
+    return create_app(settings)

@@ -22,6 +22,10 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=int, help="uvicorn worker processes (default 1, env PAYRISK_WORKERS)")
     p.add_argument("--data-dir", help="where embedded data lives (env PAYRISK_DATA_DIR)")
     p.add_argument("--no-dashboard", action="store_true", help="start Ray without its dashboard")
+    p.add_argument("--log-format", choices=("json", "console"),
+                   help="one JSON object per line (default, env PAYRISK_LOG_FORMAT) or readable console lines")
+    p.add_argument("--grafana-host", help="Grafana URL for the Ray dashboard's Metrics tab (env RAY_GRAFANA_HOST)")
+    p.add_argument("--prometheus-host", help="Prometheus URL the Ray dashboard queries (env RAY_PROMETHEUS_HOST)")
     p.set_defaults(handler=_lazy("payrisk.serve", "cmd_up"))
 
 

@@ -16,6 +16,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from payrisk.config import Settings
+from payrisk.logging import uvicorn_log_config
 
 _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\nconnection: close\r\n"
                      b"content-length: 120\r\n\r\n")
@@ -70,7 +71,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run` / `uvicorn.Config` shared by `payrisk up`, the demo and chaos."""
     os.environ.setdefault("PAYRISK_HEADER_TIMEOUT", str(settings.header_timeout_seconds))
     return {"http": GuardedHttpToolsProtocol, "limit_concurrency": settings.max_connections,
-            "timeout_keep_alive": 5, "log_level": "warning", "access_log": False}
+            "timeout_keep_alive": 5, "log_level": "warning", "access_log": False,
+            "log_config": uvicorn_log_config()}  # uvicorn's loggers go through the one structlog formatter
 
 
 def gateway_config(app: Any, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:

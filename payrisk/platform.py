@@ -40,7 +40,9 @@ def _join_ray(address: str) -> None:
         import ray._private.services as services
 
         services.resolve_ip_for_localhost = lambda host: host
-    ray.init(address=address, namespace="payrisk", log_to_driver=False)
+    from payrisk.raysys import job_config
+
+    ray.init(address=address, namespace="payrisk", log_to_driver=False, job_config=job_config("payrisk-gateway"))
 
 
 class Platform:

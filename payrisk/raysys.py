@@ -10,8 +10,15 @@ from typing import Any
 NAMESPACE = "payrisk"
 
 
+def job_config(name: str) -> Any:
+    """A driver's job config carrying its name: the Ray dashboard's Jobs view shows it."""
+    from ray.job_config import JobConfig
+
+    return JobConfig(metadata={"job_name": name})
+
+
 def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashboard: bool = True,
-              num_cpus: int | None = None) -> dict[str, Any]:
+              num_cpus: int | None = None, job_name: str = "payrisk") -> dict[str, Any]:
     """Join `address`, or start a local Ray with its own temp dir. Returns ray.init's context.
 
     A local Ray's node address, dashboard and metrics agent are on 127.0.0.1. Ray 2.x's gRPC servers (GCS, raylet,
@@ -21,10 +28,13 @@ def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashbo
     firewall those ports (docs/DEPLOYMENT.md)."""
     import ray
 
+    from payrisk.logging import route_library_loggers
+
+    route_library_loggers()  # importing ray gave its logger a plain-text handler: back to the one stream
     if ray.is_initialized():
         return {"address": ray.get_runtime_context().gcs_address}
     if address:
-        ctx = ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        ctx = ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, job_config=job_config(job_name))
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ctx = ray.init(
@@ -36,9 +46,13 @@ def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashbo
             _node_ip_address="127.0.0.1",
             _temp_dir=tempfile.mkdtemp(prefix="payrisk-ray-"),
             log_to_driver=False,
+            job_config=job_config(job_name),
         )
         make_private()
-    return {"address": ctx.address_info.get("gcs_address"), "dashboard_url": ctx.dashboard_url}
+    node = ray._private.worker._global_node
+    return {"address": ctx.address_info.get("gcs_address"), "dashboard_url": ctx.dashboard_url,
+            "metrics_export_port": ctx.address_info.get("metrics_export_port"),
+            "session_dir": node.get_session_dir_path() if node is not None else None}
 
 
 def ray_alive() -> bool:
@@ -84,3 +98,32 @@ def exposed_ports() -> list[str]:
         if session and Path(session).name in cmdline or session and str(Path(session).parent) in cmdline:
             found.append(f"{conn.laddr.ip}:{conn.laddr.port}")
     return sorted(found)
+
+
+def token_path() -> Path:
+    """Where Ray's token for this user is (the dashboard asks for it; `RAY_AUTH_TOKEN_PATH` overrides)."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def banner_lines(info: dict[str, Any], grafana_host: str | None = None, prometheus_host: str | None = None
+                 ) -> list[str]:
+    """What `payrisk up` prints about Ray: the dashboard with where its token is, the metrics export and its
+    discovery file for Prometheus, where Grafana / Prometheus are, and every port Ray opened beyond loopback."""
+    dashboard = info.get("dashboard_url")
+    lines = [f"Ray dashboard     http://{dashboard}  (sign in with the token in {token_path()})" if dashboard
+             else "Ray dashboard     off"]
+    if info.get("metrics_export_port"):
+        lines.append(f"Ray metrics       http://127.0.0.1:{info['metrics_export_port']}/metrics")
+    if info.get("session_dir"):
+        discovery = Path(str(info["session_dir"])).parent / "prom_metrics_service_discovery.json"
+        lines.append(f"Prometheus file   {discovery}  (file_sd target list of every Ray node; deploy/prometheus.yml)")
+    if grafana_host or prometheus_host:
+        lines.append(f"Grafana           {grafana_host or '-'}   Prometheus {prometheus_host or '-'}  "
+                     "(the Ray dashboard's Metrics tab shows them)")
+    try:
+        exposed = exposed_ports() if info.get("session_dir") else []
+    except Exception:  # noqa: BLE001 - listing sockets may be refused (containers); the banner goes on
+        exposed = []
+    if exposed:
+        lines.append(f"Ray ports open    {', '.join(exposed)}  (beyond loopback: firewall them, docs/DEPLOYMENT.md)")
+    return lines

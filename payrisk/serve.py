@@ -54,8 +54,12 @@ class Stack:
         from actors.system import ActorSystem
         from payrisk.raysys import start_ray
 
+        for variable, value in (("RAY_GRAFANA_HOST", self.settings.grafana_host),
+                                ("RAY_PROMETHEUS_HOST", self.settings.prometheus_host)):
+            if value:  # the Ray dashboard's Metrics tab embeds our Grafana and queries our Prometheus
+                os.environ[variable] = value
         info = start_ray(self.settings.ray_address, dashboard_port=self.settings.dashboard_port,
-                         include_dashboard=include_dashboard)
+                         include_dashboard=include_dashboard, job_name="payrisk-up")
         self._ray_started = self.settings.ray_address is None
         smtp_url = self.settings.smtp_url or self._start_mail_catcher()
         self._system = ActorSystem(self.settings, notifier_env={"SMTP_URL": smtp_url,
@@ -116,7 +120,8 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k, None) for k in ("host", "port", "workers")}
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "workers", "log_format", "grafana_host",
+                                                     "prometheus_host")}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     return load_settings(**overrides)
@@ -143,7 +148,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from payrisk.store.migrate import apply_migrations
 
     settings = _settings(args)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     check_port_free(settings.host, settings.port)
     stack = Stack(settings)
     try:
@@ -194,10 +199,15 @@ def _export_env(settings: Settings, info: dict[str, Any]) -> None:
 
 
 def _banner(settings: Settings, info: dict[str, Any]) -> None:
+    from payrisk.raysys import banner_lines
+
+    base = f"http://{settings.host}:{settings.port}"
     lines = [
-        f"payrisk gateway   http://{settings.host}:{settings.port}  (readiness: /readyz, metrics: /metrics)",
-        f"webhooks          POST http://{settings.host}:{settings.port}/webhooks/stripe",
-        f"Ray dashboard     {('http://' + info['dashboard_url']) if info.get('dashboard_url') else 'off'}",
+        f"payrisk gateway   {base}  (readiness: /readyz, metrics: /metrics, API docs: /docs, dashboard: /dashboard)",
+        f"webhooks          POST {base}/webhooks/stripe",
+        *banner_lines(info, settings.grafana_host, settings.prometheus_host),
         f"data directory    {settings.data_dir}",
+        f"logs              {settings.log_format} on stderr (--log-format json|console); Ray workers' logs in the "
+        "Ray session's logs/ directory and the dashboard's Logs view",
     ]
     print("\n".join(lines), flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -44,6 +45,10 @@ def test_up_on_the_embedded_default_is_ready_and_stops_cleanly_on_sigterm(tmp_pa
         pg_pid = int((tmp_path / "data" / "postgres" / "postmaster.pid").read_text().split()[0])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0
+        out, err = (stream.decode() for stream in proc.communicate())
+        assert "Ray metrics       http://127.0.0.1:" in out and "prom_metrics_service_discovery.json" in out
+        not_json = [line for line in err.splitlines() if line.strip() and not _json_object(line)]
+        assert not_json == [], not_json[:5]  # one log stream: every stderr line is a JSON object
         time.sleep(1.0)
         survivors = [pid for pid in tree | {pg_pid} if psutil.pid_exists(pid)
                      and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
@@ -52,6 +57,13 @@ def test_up_on_the_embedded_default_is_ready_and_stops_cleanly_on_sigterm(tmp_pa
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float) -> dict[str, object]:
