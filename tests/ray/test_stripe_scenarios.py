@@ -108,8 +108,9 @@ def wait(predicate: Callable[[], Any], what: str, timeout: float = 30.0,
 def platform(database_url: str, redis_url: str, ray_session: None) -> Iterator[Platform]:
     catcher = start_catcher(0, tempfile.mkdtemp(prefix="payrisk-mail-"))
     clock = start_sim_clock(T0)
+    # a card without a forced outcome (pm_card_visa, tok_visa) always succeeds, as in Stripe's test mode
     sim_settings = SimulatorSettings(seed=5, id_namespace=uuid.uuid4().hex, auto_deliver=False, start=T0,
-                                     webhook_secret=SECRET)
+                                     webhook_secret=SECRET, model="always_succeed")
     with SimulatorServer(sim_settings) as sim:
         settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
                                  stripe_webhook_secrets=(SECRET,), shards=2, stripe_api_key=sim.api_key,
@@ -221,7 +222,8 @@ def test_a_card_update_without_previous_attributes_retries_promptly_and_recovers
     assert due < scheduled_at and due - platform.sim.sim.now() <= timedelta(minutes=2)  # prompt, not a day later
     platform.at(due + timedelta(seconds=1))
     case = wait(lambda: (c := platform.case(ids["customer"], ids["invoice"]))["state"] == "recovered" and c,
-                "recovered on the new card")
+                "recovered on the new card", detail=lambda: (platform.case(ids["customer"], ids["invoice"]),
+                                                             names(platform.trail(ids["customer"]))))
     assert case["recovered_credit"] == "card_update"
     succeeded = [e for e in platform.charges(ids["invoice"]) if e.outcome == "succeeded"]
     assert len(succeeded) == 1
