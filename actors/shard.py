@@ -134,7 +134,8 @@ class CustomerShard:
 
     async def _apply_one(self, item: dict[str, Any]) -> str:
         tenant_id, customer_id = item["tenant_id"], item["customer_id"]
-        structlog.contextvars.bind_contextvars(tenant=tenant_id, customer=customer_id, delivery=item["delivery_id"])
+        structlog.contextvars.bind_contextvars(tenant=tenant_id, customer=customer_id, delivery=item["delivery_id"],
+                                               request_id=item.get("request_id"))
 
         async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
             return await _decide_delivery(conn, item, state, ctx)
@@ -165,6 +166,9 @@ class CustomerShard:
                     customers[key].state, customers[key].version = decisions[-1].state, version
                 self._observe(decisions)
         for key, (decisions, _) in staged.items():
+            # a provider call logs under the request that caused it (the customer's latest in this batch)
+            structlog.contextvars.bind_contextvars(tenant=key[0], customer=key[1],
+                                                   request_id=groups[key][-1].get("request_id"))
             self._fetch_later(key[0], key[1], [f for d in decisions for f in d.fetches])
             for charge in (c for d in decisions for c in (*d.charges, *d.reconciles)):
                 await self._charge(key[0], key[1], charge)

@@ -81,8 +81,12 @@ class Dispatcher:
         if delivery_id is None or customer_id is None or self._settings.fault_drop_handoff:
             return
         index = shard_index(tenant_id, customer_id, self._settings.shards, self._settings.virtual_shards)
-        self._buffers[index].append({"tenant_id": tenant_id, "delivery_id": delivery_id,
-                                     "customer_id": customer_id, "events": events})
+        item: dict[str, Any] = {"tenant_id": tenant_id, "delivery_id": delivery_id, "customer_id": customer_id,
+                                "events": events}
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if request_id:  # the webhook's request id (gateway/telemetry.py) follows it into the shard's log lines
+            item["request_id"] = request_id
+        self._buffers[index].append(item)
         if len(self._buffers[index]) >= self._max_batch:
             self._wakeup.set()
 

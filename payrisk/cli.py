@@ -33,6 +33,7 @@ def _add_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser("migrate", help="apply database migrations (DATABASE_URL, or the embedded database)",
                        description="Apply the numbered SQL migrations in migrations/ (forward-only, idempotent).")
     p.add_argument("--data-dir", help="embedded data directory when DATABASE_URL is not set")
+    p.add_argument("--json", action="store_true", help='print {"applied": [...]}')
     p.set_defaults(handler=_lazy("payrisk.serve", "cmd_migrate"))
 
 
@@ -46,6 +47,7 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     group.add_argument("--customer", help="customer id whose event log to replay")
     p.add_argument("--tenant", default="default", help="tenant id (default: default)")
     p.add_argument("--verify", action="store_true", help="fail unless replay equals the checkpoint")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_lazy("payrisk.replay", "cmd_replay"))
 
 

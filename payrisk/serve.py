@@ -135,7 +135,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         settings = stack.start_storage()
         assert settings.database_url is not None
         applied = apply_migrations(settings.database_url)
-        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none, already up to date'}")
+        if getattr(args, "json", False):
+            import json
+
+            print(json.dumps({"applied": list(applied)}))
+        else:
+            print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none, already up to date'}")
         return 0
     finally:
         stack.stop()

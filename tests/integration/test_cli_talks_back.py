@@ -56,3 +56,17 @@ def test_doctor_passes_the_running_stores_and_answers_json(tmp_path: Path, datab
     assert checks["stripe api key"]["status"] == "ok" and checks["stripe webhooks"]["status"] == "ok"
     assert report["ok"] is (done.returncode == 0)
     assert {"ray", "gateway", "smtp", "webhook endpoint"} <= set(checks)
+
+
+def test_migrate_and_replay_answer_one_json_object(tmp_path: Path, database_url: str) -> None:
+    migrated = run(["migrate", "--json"], tmp_path, DATABASE_URL=database_url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout) == {"applied": []}  # the session's database is already migrated
+    replayed = run(["replay", "--quarantined", "--tenant", "nobody-here", "--json"], tmp_path,
+                   DATABASE_URL=database_url)
+    assert (replayed.returncode, json.loads(replayed.stdout)) == (0, {"replayed": 0, "still_quarantined": 0})
+    verified = run(["replay", "--customer", "cus_never_seen", "--verify", "--json"], tmp_path,
+                   DATABASE_URL=database_url)
+    answer = json.loads(verified.stdout)
+    assert answer["events"] == 0 and answer["checkpoint_version"] is None and answer["verified"] is False
+    assert verified.returncode == 1
