@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from bench import bodies, ceilings, database, ingest, profile, report
+from payrisk.progress import progress_bar
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -133,9 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         rerender(args, None)
     else:
-        with database.fresh_database(DBNAME) as database_url:
-            for step in COMMANDS[args.command]:
+        steps = COMMANDS[args.command]
+        with database.fresh_database(DBNAME) as database_url, progress_bar(sys.stderr, len(steps), "benchmarks") as bar:
+            for step in steps:
+                bar.describe(step.__name__.removeprefix("run_"))
                 step(args, database_url)
+                bar.advance(1)
     if args.command in ("all", "report") or args.doc:
         assemble("python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv))
     return 0

@@ -28,8 +28,9 @@ class Steps:
 
 
 @contextmanager
-def progress_bar(out: TextIO, total: float, description: str) -> Iterator[Steps]:
-    console = Console(file=out, soft_wrap=True)
+def progress_bar(out: TextIO, total: float, description: str, force_terminal: bool | None = None
+                 ) -> Iterator[Steps]:
+    console = Console(file=out, soft_wrap=True, force_terminal=force_terminal)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
