@@ -19,6 +19,10 @@ class EngineMetrics:
         self.retries = Counter("payrisk_retries", "Retry attempts by outcome", tag_keys=("outcome",))
         self.recovered = Counter("payrisk_recovered_amount", "Recovered amount in minor units",
                                  tag_keys=("currency",))
+        self.to_checkpoint = Histogram(
+            "payrisk_webhook_to_checkpoint_seconds",
+            "From a webhook stored (and acknowledged) to its decision committed in the customer's checkpoint",
+            boundaries=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
         # what this shard holds in memory (set every few seconds by the shard's own timer); the platform-wide
         # figures (open cases, revenue at risk) are the gateway's gauges, read from PostgreSQL
         self.active = Gauge("payrisk_shard_active_customers", "Customers active in a shard's memory",
@@ -37,8 +41,11 @@ class EngineMetrics:
             elif event_type == "InvoiceRecovered" and payload.get("amount"):
                 self.recovered.inc(float(payload["amount"]), {"currency": str(payload.get("currency") or "usd")})
 
-    def delivery_applied(self, provider: str = "stripe") -> None:
+    def delivery_applied(self, provider: str = "stripe", waited: float | None = None) -> None:
+        """One delivery applied; `waited`: seconds from its durable storage to its decision's commit."""
         self.applied.inc(1, {"provider": provider})
+        if waited is not None:
+            self.to_checkpoint.observe(max(0.0, waited))
 
     def occupancy(self, active: int, open_cases: int) -> None:
         self.active.set(active, {"shard": self.shard})

@@ -143,7 +143,7 @@ class CustomerShard:
         outcome = await self._decide(tenant_id, customer_id, decide)
         if outcome == "applied":
             self.applied += 1
-            self._metrics.delivery_applied()
+            self._metrics.delivery_applied(waited=item.get("waited"))
         return outcome
 
     async def _apply_batch(self, items: list[dict[str, Any]]) -> list[str]:
@@ -172,10 +172,10 @@ class CustomerShard:
             self._fetch_later(key[0], key[1], [f for d in decisions for f in d.fetches])
             for charge in (c for d in decisions for c in (*d.charges, *d.reconciles)):
                 await self._charge(key[0], key[1], charge)
-        applied = sum(1 for o in outcomes.values() if o == "applied")
-        self.applied += applied
-        for _ in range(applied):
-            self._metrics.delivery_applied()
+        applied = [item for item in items if outcomes[item["delivery_id"]] == "applied"]
+        self.applied += len(applied)
+        for item in applied:
+            self._metrics.delivery_applied(waited=item.get("waited"))
         return [outcomes[item["delivery_id"]] for item in items]
 
     async def _stage(self, conn: Any, key: tuple[str, str], customer: _Customer, group: list[dict[str, Any]],
@@ -494,8 +494,11 @@ async def _decide_delivery(conn: Any, item: dict[str, Any], state: dict[str, Any
         decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
         state = decisions[-1].state
     await record_provider_attempts(conn, item["tenant_id"], item["customer_id"], item["events"], state.get("cases"))
-    await conn.execute("UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s",
-                       (item["delivery_id"],))
+    cur = await conn.execute(
+        "UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s"
+        " RETURNING extract(epoch FROM clock_timestamp() - received_at)::float8 AS waited", (item["delivery_id"],))
+    row = await cur.fetchone()
+    item["waited"] = row["waited"] if row else None  # webhook stored → applied to the checkpoint, for the metric
     return decisions
 
 

@@ -107,7 +107,8 @@ def test_example_flow_sends_exactly_one_fallback_email_with_the_link(platform: d
 def test_custom_metrics_are_visible_on_the_ray_metrics_endpoint(platform: dict[str, Any],
                                                                 ray_metrics_url: str) -> None:
     wanted = ("ray_payrisk_failures", "ray_payrisk_deliveries_applied", "ray_payrisk_timer_lag_seconds",
-              "ray_payrisk_shard_active_customers")  # the occupancy gauges, set by the shards' own timer
+              "ray_payrisk_shard_active_customers",  # the occupancy gauges, set by the shards' own timer
+              "ray_payrisk_webhook_to_checkpoint_seconds_bucket")  # stored → applied, per delivery
     deadline = time.monotonic() + 60
     text = ""
     while time.monotonic() < deadline:

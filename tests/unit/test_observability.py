@@ -50,6 +50,7 @@ RAY_GOLDEN = {
     "payrisk_shard_active_customers": ("Gauge", ("shard",)),
     "payrisk_shard_open_cases": ("Gauge", ("shard",)),
     "payrisk_timer_lag_seconds": ("Histogram", ()),
+    "payrisk_webhook_to_checkpoint_seconds": ("Histogram", ()),
     "payrisk_timers_fired": ("Counter", ()),
     "payrisk_loop_failures": ("Counter", ("actor", "error")),
     "payrisk_alerts_no_channel": ("Counter", ("kind",)),
