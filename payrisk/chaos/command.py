@@ -9,6 +9,7 @@ every invariant. Rounds go on until `--duration` seconds have passed. Exit 1 on 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import threading
@@ -119,6 +120,9 @@ class Driver:
         """Until nothing is left to do: deliveries applied, no timer due, the outbox drained."""
         deadline, quiet_in_a_row = time.monotonic() + timeout, 0
         while time.monotonic() < deadline:
+            # the simulated clock is an actor too: restarted (its node killed) it would start from its first time
+            with contextlib.suppress(Exception):
+                self.stack.set_clock(self.now)
             self.stack.flush()
             self._ticks()
             quiet_in_a_row = quiet_in_a_row + 1 if self._quiet() else 0
