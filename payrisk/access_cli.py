@@ -31,6 +31,7 @@ def add_parsers(sub: Sub) -> None:
     rot = ssub.add_parser("rotate", help="re-wrap every tenant secret with the first key of PAYRISK_SECRET_KEY",
                           description="Set PAYRISK_SECRET_KEY=new,old, run this, then drop the old key.")
     rot.add_argument("--tenant", help="only this tenant's secrets")
+    rot.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     rot.set_defaults(handler=_run(_rotate))
     c = sub.add_parser("customers", help="personal data of customers")
     csub = c.add_subparsers(dest="customers_command", required=True)
@@ -42,6 +43,7 @@ def add_parsers(sub: Sub) -> None:
     rsub = r.add_subparsers(dest="retention_command", required=True)
     run = rsub.add_parser("run", help="apply PAYRISK_RAW_RETENTION_DAYS / each tenant's raw_retention_days")
     run.add_argument("--days", type=int, help="default retention for tenants without their own")
+    run.add_argument("--json", action="store_true", help='print {"removed": N}')
     run.set_defaults(handler=_run(_retention))
 
 
@@ -305,6 +307,9 @@ async def _rotate(conn: Any, settings: Settings, args: argparse.Namespace) -> in
     except SecretKeyError as exc:
         raise CliError(str(exc)) from None
     await _audit(conn, args.tenant or "default", "secrets.rotated", args.tenant or "every tenant", after=counts)
+    if getattr(args, "json", False):
+        print(json.dumps(counts))
+        return 0
     print(f"{counts['rewrapped']} secrets re-wrapped with the current key; {counts['moved_from_settings']} tenants' "
           "plaintext webhook secrets moved into encrypted storage")
     return 0
@@ -327,5 +332,5 @@ async def _retention(conn: Any, settings: Settings, args: argparse.Namespace) ->
     total = 0
     while (removed := await apply_retention(conn, args.days or settings.raw_retention_days)) > 0:
         total += removed
-    print(f"{total} raw bodies removed")
+    print(json.dumps({"removed": total}) if getattr(args, "json", False) else f"{total} raw bodies removed")
     return 0

@@ -61,10 +61,12 @@ def _add_strategies(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ssub = p.add_subparsers(dest="strategies_command", required=True)
     v = ssub.add_parser("validate", help="validate strategy templates (all shipped ones, or FILE)")
     v.add_argument("file", nargs="?", help="a strategy or segments JSON file")
+    v.add_argument("--json", action="store_true", help='print one JSON object: {"ok": …, "summary"|"error": …}')
     v.set_defaults(handler=_lazy("payrisk.strategy_cli", "cmd_validate"))
     e = ssub.add_parser("explain", help="explain the strategy and next steps for a customer")
     e.add_argument("--customer", required=True, help="customer id")
     e.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    e.add_argument("--json", action="store_true", help="print one JSON object: segment, strategy, next, schedule")
     e.set_defaults(handler=_lazy("payrisk.strategy_cli", "cmd_explain"))
 
 

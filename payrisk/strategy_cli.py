@@ -16,7 +16,7 @@ from payrisk.errors import CliError
 def cmd_validate(args: argparse.Namespace) -> int:
     from strategies.cli import validate
 
-    return int(validate(Path(args.file) if args.file else None))
+    return int(validate(Path(args.file) if args.file else None, as_json=getattr(args, "json", False)))
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -44,4 +44,4 @@ def cmd_explain(args: argparse.Namespace) -> int:
                        category=str(classification.get("category", "SOFT_DECLINE")),
                        reason=str(classification.get("reason", "generic_decline")),
                        attempts_made=1 + int(case.get("attempts_made") or 0),
-                       brand=case["card"].get("card_brand")))
+                       brand=case["card"].get("card_brand"), as_json=getattr(args, "json", False)))

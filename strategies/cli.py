@@ -34,14 +34,22 @@ EXIT_OK = 0
 EXIT_INVALID = 2
 
 
-def validate(path: Path | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Validate the shipped rules (no ``path``), a templates directory, or one file of any kind."""
+def validate(path: Path | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
+             as_json: bool = False) -> int:
+    """Validate the shipped rules (no ``path``), a templates directory, or one file of any kind. With ``as_json``
+    one object goes to ``out`` either way: ``{"ok": true, "summary": …}`` or ``{"ok": false, "error": …}``."""
     try:
         summary = _validate(path)
     except StrategyError as exc:
-        print(f"invalid: {exc}", file=err or sys.stderr)
+        if as_json:
+            print(json.dumps({"ok": False, "error": str(exc)}), file=out or sys.stdout)
+        else:
+            print(f"invalid: {exc}", file=err or sys.stderr)
         return EXIT_INVALID
-    print(f"ok: {summary}", file=out or sys.stdout)
+    if as_json:
+        print(json.dumps({"ok": True, "summary": summary}), file=out or sys.stdout)
+    else:
+        print(f"ok: {summary}", file=out or sys.stdout)
     return EXIT_OK
 
 
@@ -98,8 +106,10 @@ def explain(
     countries: Countries | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    as_json: bool = False,
 ) -> int:
-    """Print the segment, strategy and next plan for ``profile``, then the schedule if every retry fails."""
+    """Print the segment, strategy and next plan for ``profile``, then the schedule if every retry fails (with
+    ``as_json``, one object: customer, segment, rule, strategy, next, schedule)."""
     stream = out or sys.stdout
     try:
         choice = select_segment(rules or default_segments(), profile, countries)
@@ -109,11 +119,12 @@ def explain(
         return EXIT_INVALID
     first = first_failed_at or now
     limits = limits or NetworkLimits()
-    print(
-        f"customer {profile.customer_id}: segment {choice.segment} (rule {choice.rule_index}) "
-        f"→ strategy {strategy.id} v{strategy.version}",
-        file=stream,
-    )
+    if not as_json:
+        print(
+            f"customer {profile.customer_id}: segment {choice.segment} (rule {choice.rule_index}) "
+            f"→ strategy {strategy.id} v{strategy.version}",
+            file=stream,
+        )
     plan = plan_next(
         strategy,
         category=category,
@@ -132,9 +143,7 @@ def explain(
         segment=choice.segment,
         countries=countries,
     )
-    print(f"next: {_line(plan)}", file=stream)
-    print("if every retry fails the same way:", file=stream)
-    for step in project(
+    schedule = project(
         strategy,
         category=category,
         reason=reason,
@@ -148,7 +157,16 @@ def explain(
         seed=seed,
         limits=limits,
         countries=countries,
-    ):
+    )
+    if as_json:
+        print(json.dumps({"customer": profile.customer_id, "segment": choice.segment, "rule": choice.rule_index,
+                          "strategy": {"id": strategy.id, "version": strategy.version},
+                          "next": plan.model_dump(mode="json"),
+                          "schedule": [step.model_dump(mode="json") for step in schedule]}), file=stream)
+        return EXIT_OK
+    print(f"next: {_line(plan)}", file=stream)
+    print("if every retry fails the same way:", file=stream)
+    for step in schedule:
         print(f"  {_line(step)}", file=stream)
     return EXIT_OK
 

@@ -133,8 +133,9 @@ def test_retention_removes_only_old_bodies_of_applied_deliveries(database_url: s
                 (tenant, f"evt_{uuid.uuid4().hex}", b'{"email": "x@example.com"}', status, age)).fetchone()
             assert row is not None
             ids[name] = row[0]
-    result = run_cli(database_url, "retention", "run")
+    result = run_cli(database_url, "retention", "run", "--json")
     assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"removed": 2}
     with psycopg.connect(database_url) as conn:
         kept = dict(conn.execute("SELECT delivery_id, length(body) > 0 FROM deliveries WHERE tenant_id = %s",
                                  (tenant,)).fetchall())
@@ -186,8 +187,10 @@ def test_rotating_the_master_key_keeps_every_secret_readable(database_url: str) 
                stdin=json.dumps({"stripe_api_key": secret})).returncode == 0
     unreadable = cli(database_url, {"PAYRISK_SECRET_KEY": new}, "secrets", "rotate", "--tenant", tenant)
     assert unreadable.returncode == 2 and "no longer lists" in unreadable.stderr
-    rotated = cli(database_url, {"PAYRISK_SECRET_KEY": f"{new},{old}"}, "secrets", "rotate", "--tenant", tenant)
+    rotated = cli(database_url, {"PAYRISK_SECRET_KEY": f"{new},{old}"}, "secrets", "rotate", "--tenant", tenant,
+                  "--json")
     assert rotated.returncode == 0, rotated.stderr
+    assert json.loads(rotated.stdout)["rewrapped"] >= 1
     shown = cli(database_url, {"PAYRISK_SECRET_KEY": new}, "tenants", "show", tenant)
     assert json.loads(shown.stdout)["secrets"]["stripe_api_key"] == f"sk_test_…{secret[-4:]}"
 

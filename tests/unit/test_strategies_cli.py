@@ -82,3 +82,20 @@ def test_explain_shows_alerts_for_a_new_customer() -> None:
     out = io.StringIO()
     explain(CustomerProfile(customer_id="c", country="US", tenure_days=2), now=NOW, out=out)
     assert "[alert first_failure]" in out.getvalue()
+
+
+def test_validate_and_explain_print_one_json_object_when_asked(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert validate(None, out=out, as_json=True) == EXIT_OK
+    assert json.loads(out.getvalue())["ok"] is True
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"id": "x"}')
+    out = io.StringIO()
+    assert validate(bad, out=out, as_json=True) == EXIT_INVALID
+    assert json.loads(out.getvalue())["ok"] is False and json.loads(out.getvalue())["error"]
+    out = io.StringIO()
+    profile = CustomerProfile(customer_id="c", country="US", tenure_days=400, mrr=60000)
+    assert explain(profile, now=NOW, reason="insufficient_funds", out=out, as_json=True) == EXIT_OK
+    doc = json.loads(out.getvalue())
+    assert (doc["customer"], doc["segment"]) == ("c", "high_value")
+    assert doc["next"]["action"] == "retry" and doc["schedule"] and doc["strategy"]["id"]
