@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -165,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(simulator_main(argv[1:]))
     args = build_parser().parse_args(argv)
+    from payrisk.logging import configure_logging
+
+    # log lines go to stderr from the first one on: stdout carries only a command's own output (`--json`)
+    configure_logging(os.environ.get("PAYRISK_LOG_LEVEL") or "info")
     try:
         return int(args.handler(args))
     except (CliError, ConfigError) as exc:
