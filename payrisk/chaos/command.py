@@ -25,6 +25,7 @@ from payrisk.chaos.faults import BY_NAME, Fault, pick
 from payrisk.chaos.stack import ChaosStack
 from payrisk.errors import CliError
 from payrisk.logging import configure_logging
+from payrisk.progress import progress_bar
 
 #: a row claimed by an outbox worker that died is re-claimed after this lease (on the injected clock): not lost
 OUTBOX_LEASE = timedelta(minutes=5)
@@ -57,13 +58,18 @@ def run_chaos(seed: int, duration: float, names: list[str] | None, customers: in
         driver.step()  # traffic before the first fault: something to break
         started, results = time.monotonic(), []
         faults = pick(names, rng, 10_000)
-        for index, fault in enumerate(faults):
-            if names is None and time.monotonic() - started >= duration:
-                break
-            results.append(driver.round(fault, rng))
-            print(_line(index + 1, results[-1]), file=out, flush=True)
-            if names is not None and index + 1 >= len(names):
-                break
+        # the bar counts faults when they are named, else the seconds of the run (a round ends past the duration)
+        total, shown = (float(len(names)) if names is not None else duration), 0.0
+        with progress_bar(out, total, "chaos: faults" if names is not None else "chaos: seconds") as bar:
+            for index, fault in enumerate(faults):
+                if names is None and time.monotonic() - started >= duration:
+                    break
+                results.append(driver.round(fault, rng))
+                done = float(index + 1) if names is not None else min(duration, time.monotonic() - started)
+                bar.advance(done - shown, line=_line(index + 1, results[-1]))
+                shown = done
+                if names is not None and index + 1 >= len(names):
+                    break
         return _report(stack, driver, results, seed, time.monotonic() - started, time.monotonic() - began)
 
 
