@@ -49,7 +49,7 @@ def configure_logging(level: str = "info", fmt: str | None = None, stream: Any =
     os.environ["PAYRISK_LOG_FORMAT"] = fmt  # child processes (uvicorn workers, Ray workers) log alike
     numeric = logging.getLevelName(level.upper())
     numeric = numeric if isinstance(numeric, int) else logging.INFO
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -65,6 +65,22 @@ def configure_logging(level: str = "info", fmt: str | None = None, stream: Any =
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of each record, never to a stream that was replaced and
+    closed since logging was configured (a test's captured stderr, a redirected console)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def route_library_loggers() -> None:
