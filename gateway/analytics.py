@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from actors.domain import analytics as a
+from gateway.jsonbody import dumps
 from gateway.problems import ProblemError
 
 # One row per invoice case of the tenant's customers: the `case_facts` read model (migration 0010), which a trigger
@@ -95,7 +95,7 @@ _CASE_PARAMS = _WINDOW_PARAMS | {"state", "category", "reason", "segment", "stra
 
 
 def _json(value: Any) -> Response:
-    return Response(orjson.dumps(value, default=str), media_type="application/json")
+    return Response(dumps(value), media_type="application/json")
 
 
 def _bad(exc: a.ParameterError) -> ProblemError:

@@ -9,13 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.jsonbody import dumps
 from gateway.problems import ProblemError
 
 _STATUSES = {"received", "dispatched", "applied", "ignored", "quarantined"}
 
 
 def _json(value: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(value, default=str), status_code=status, media_type="application/json")
+    return Response(dumps(value), status_code=status, media_type="application/json")
 
 
 def _tenant(request: Request) -> str:

@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.auth import principal_of
+from gateway.jsonbody import dumps
 from gateway.problems import ProblemError
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def json_response(value: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(value, default=str), status_code=status, media_type="application/json")
+    return Response(dumps(value), status_code=status, media_type="application/json")
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
