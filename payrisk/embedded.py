@@ -7,6 +7,7 @@ only, so they never clash with servers already on the machine.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -82,13 +83,27 @@ class EmbeddedRedis:
         return self._proc.pid if self._proc else None
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        stop_process(self._proc, 5)
         self._proc = None
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float, sig: int = signal.SIGTERM) -> None:
+    """Ask a child server to stop with `sig`; kill it when it has not stopped within `timeout` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def sigkill_process(proc: subprocess.Popen[bytes] | None) -> bool:
+    """SIGKILL a running child and reap it; False when it was not running."""
+    if proc is None or proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    return True
 
 
 def _redis_server_binary() -> str:

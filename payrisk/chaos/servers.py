@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from payrisk.embedded import EmbeddedError, _redis_server_binary
+from payrisk.embedded import EmbeddedError, _redis_server_binary, sigkill_process, stop_process
 from simulator.server import free_port
 
 
@@ -93,12 +93,7 @@ class OwnPostgres:
                 proc.kill()
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGINT)  # fast shutdown
-            try:
-                self._proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        stop_process(self._proc, 20, signal.SIGINT)  # fast shutdown
         self._proc = None
 
 
@@ -132,16 +127,9 @@ class OwnRedis:
                 time.sleep(0.1)
 
     def sigkill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.kill(self._proc.pid, signal.SIGKILL)
-            self._proc.wait(10)
+        if sigkill_process(self._proc):
             self.kills += 1
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        stop_process(self._proc, 5)
         self._proc = None

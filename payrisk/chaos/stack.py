@@ -13,7 +13,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from payrisk.chaos.proxy import FaultProxy
 from payrisk.chaos.servers import OwnPostgres, OwnRedis
 from payrisk.config import load_settings
 from payrisk.demo.pump import WebhookPump
+from payrisk.embedded import sigkill_process, stop_process
 from payrisk.errors import CliError
 from simulator.core import Simulator, SimulatorSettings
 from simulator.faults import Faults
@@ -104,18 +104,11 @@ class GatewayProcess:
             time.sleep(0.2)
 
     def sigkill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGKILL)
-            self._proc.wait(10)
+        if sigkill_process(self._proc):
             self.kills += 1
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        stop_process(self._proc, 20)
         self._proc = None
 
 
