@@ -52,17 +52,28 @@ class OwnPostgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    def _bin(self) -> Path:
+        """The server binaries. Run as another user, that user may not reach the virtualenv (a checkout in a
+        0700 directory), so the installation (~35 MB) is copied once beside the data, where it can."""
+        if self.user is None:
+            return _pg_bin()
+        local = self.root / "pginstall"
+        if not local.exists():
+            shutil.copytree(_pg_bin().parent, local, symlinks=True)
+        return local / "bin"
+
     def start(self, timeout: float = 60.0) -> str:
         if not self.data.exists():
             self.root.mkdir(parents=True, exist_ok=True)
             if self.user is not None:  # PostgreSQL refuses to run as root: the embedded extra's own user
                 self.root.parent.chmod(0o755)
+                self.root.chmod(0o755)
                 shutil.chown(self.root, self.user)
-            subprocess.run([str(_pg_bin() / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+            subprocess.run([str(self._bin() / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
                             "-E", "UTF8", "--no-instructions"], check=True, capture_output=True, user=self.user)
         log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - the server's lifetime
         self._proc = subprocess.Popen(  # noqa: S603
-            [str(_pg_bin() / "postgres"), "-D", str(self.data), "-p", str(self.port),
+            [str(self._bin() / "postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-k", str(self.data.parent), "-c", "max_connections=200",
              "-c", "fsync=on",
              "-c", "synchronous_commit=on"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, user=self.user)
