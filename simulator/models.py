@@ -1,4 +1,5 @@
-"""Outcome models chosen by name: `default`, `always_succeed`, `always_decline:<code>`, or a JSON file path.
+"""Outcome models chosen by name: `default`, `late_peak`, `pay_cycle`, `always_succeed`, `always_decline:<code>`,
+or a JSON file path.
 
 `ConfigModel` interprets a JSON config (the shipped default is `data/default_model.json`):
 a first attempt declines with `decline_rate[funding]`, the code drawn from `decline_mix[funding]`; once an
@@ -6,11 +7,17 @@ invoice has declined on a card the card keeps that condition, and each later att
 `recovery[code] × days_curve(days since first failure) × attempt_decay^(retries-1) × payday × local hour`.
 Hard codes (data/declines.json) never recover on the same card. Radar fraud blocks and processing errors
 strike any attempt with small fixed rates.
+
+Two optional parts give the other shipped models their shape: `reason_days_curve` replaces `days_curve` for
+the codes it names (`late_peak`: temporary holds recover up to day 15 and beyond), and `customer_paydays` gives
+every customer a pay cycle of their own, drawn from their id, that replaces the global payday window
+(`pay_cycle`).
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 from pathlib import Path
 
@@ -19,11 +26,55 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from simulator.catalog import declined, declines, is_hard
 from simulator.outcomes import ChargeContext, Outcome, OutcomeModel
 
-DEFAULT_MODEL_FILE = Path(__file__).with_name("data") / "default_model.json"
+DATA = Path(__file__).with_name("data")
+DEFAULT_MODEL_FILE = DATA / "default_model.json"
+#: The shipped outcome models, by name: every policy is evaluated on each (docs/BENCHMARKS.md).
+MODEL_FILES = {
+    "default": DEFAULT_MODEL_FILE,
+    "late_peak": DATA / "late_peak_model.json",
+    "pay_cycle": DATA / "pay_cycle_model.json",
+}
+MODELS = tuple(MODEL_FILES)
 
 
 class ModelConfigError(ValueError):
     pass
+
+
+Curve = list[tuple[float, float]]
+
+
+class CustomerPaydays(BaseModel):
+    """Each customer's own pay cycle: a monthly pay day drawn from `monthly_days` by a hash of the customer id,
+    and for a `semi_monthly_share` of customers a second one 14 days later. A retry within `window_days` after a
+    pay day gets `on_cycle[code]`, any other day `off_cycle[code]` ("*" is the fallback; missing: 1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    monthly_days: dict[int, float]
+    semi_monthly_share: float = 0.0
+    window_days: int = 2
+    on_cycle: dict[str, float]
+    off_cycle: dict[str, float]
+
+    def of(self, customer: str) -> tuple[int, ...]:
+        """The customer's pay days of the month (stable: a hash of the id, never the run's random state)."""
+        digest = hashlib.sha256(f"payday:{customer}".encode()).digest()
+        u, v = int.from_bytes(digest[:4], "big") / 2**32, int.from_bytes(digest[4:8], "big") / 2**32
+        total, acc = sum(self.monthly_days.values()), 0.0
+        first = max(self.monthly_days)
+        for day, weight in sorted(self.monthly_days.items()):
+            acc += weight / total
+            if u < acc:
+                first = day
+                break
+        if v < self.semi_monthly_share:
+            return tuple(sorted({first, (first + 13) % 28 + 1}))
+        return (first,)
+
+    def multiplier(self, customer: str, day_of_month: int, code: str) -> float:
+        on = any(0 <= day_of_month - payday < self.window_days for payday in self.of(customer))
+        return _pick(self.on_cycle if on else self.off_cycle, code, 1.0)
 
 
 class ModelConfig(BaseModel):
@@ -44,6 +95,8 @@ class ModelConfig(BaseModel):
     fraud_rate: float = 0.0
     processing_error_rate: float = 0.0
     mastercard_advice_rate: float = 0.0
+    reason_days_curve: dict[str, Curve] = {}  # a code's own curve (replaces days_curve for it)
+    customer_paydays: CustomerPaydays | None = None  # replaces payday_days / payday_multiplier when set
 
     @field_validator("decline_mix")
     @classmethod
@@ -60,10 +113,22 @@ class ModelConfig(BaseModel):
 
     @field_validator("days_curve")
     @classmethod
-    def _curve_is_sorted(cls, curve: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if not curve or [d for d, _ in curve] != sorted(d for d, _ in curve):
-            raise ValueError("days_curve needs at least one point, sorted by days")
+    def _curve_is_sorted(cls, curve: Curve) -> Curve:
+        _sorted(curve)
         return curve
+
+    @field_validator("reason_days_curve")
+    @classmethod
+    def _curves_are_sorted(cls, curves: dict[str, Curve]) -> dict[str, Curve]:
+        _known(dict.fromkeys(curves, 0.0), "reason_days_curve")
+        for curve in curves.values():
+            _sorted(curve)
+        return curves
+
+
+def _sorted(curve: Curve) -> None:
+    if not curve or [d for d, _ in curve] != sorted(d for d, _ in curve):
+        raise ValueError("a days curve needs at least one point, sorted by days")
 
 
 def _known(table: dict[str, float], where: str) -> None:
@@ -105,14 +170,16 @@ class ConfigModel:
         if is_hard(code):
             return 0.0
         cfg = self.config
-        p = _pick(cfg.recovery, code) * self.days_factor(ctx.days_since_first_failure or 0.0)
+        p = _pick(cfg.recovery, code) * self.days_factor(ctx.days_since_first_failure or 0.0, code)
         p *= cfg.attempt_decay ** max(0, ctx.attempt - 2)
-        if self.is_payday_window(ctx.day_of_month):
+        if cfg.customer_paydays is not None:
+            p *= cfg.customer_paydays.multiplier(ctx.invoice.customer, ctx.day_of_month, code)
+        elif self.is_payday_window(ctx.day_of_month):
             p *= _pick(cfg.payday_multiplier, code, 1.0)
         return min(1.0, p * self.hour_factor(ctx.local_hour))
 
-    def days_factor(self, days: float) -> float:
-        points = self.config.days_curve
+    def days_factor(self, days: float, code: str = "") -> float:
+        points = self.config.reason_days_curve.get(code, self.config.days_curve)
         index = bisect.bisect_right([d for d, _ in points], days)
         if index == 0:
             return points[0][1]
@@ -162,9 +229,9 @@ def load_config(path: Path) -> ModelConfig:
 
 
 def load_model(name: str) -> OutcomeModel:
-    """`default`, `always_succeed`, `always_decline:<decline_code>`, or the path of a JSON model config."""
-    if name == "default":
-        return ConfigModel(load_config(DEFAULT_MODEL_FILE))
+    """A shipped model (`MODELS`), `always_succeed`, `always_decline:<decline_code>`, or a JSON model's path."""
+    if name in MODEL_FILES:
+        return ConfigModel(load_config(MODEL_FILES[name]))
     if name == "always_succeed":
         return AlwaysSucceed()
     if name.startswith("always_decline:"):
@@ -172,5 +239,5 @@ def load_model(name: str) -> OutcomeModel:
     if name.endswith(".json") or Path(name).is_file():
         return ConfigModel(load_config(Path(name)))
     raise ModelConfigError(
-        f"unknown outcome model {name!r}: use default, always_succeed, always_decline:<code> or a JSON file"
+        f"unknown outcome model {name!r}: use {', '.join(MODELS)}, always_succeed, always_decline:<code> or a JSON file"
     )
