@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import ray
@@ -30,8 +29,7 @@ class OutboxWorker(PeriodicActor):
             from actors.notifier.actor import ActorDeliverer, notifier_pool
             from actors.notifier.sender import NotifierSettings
 
-            env = {**os.environ, **{k: v for k, v in self.config.get("notifier_env", {}).items() if v}}
-            settings = NotifierSettings.from_env(env)
+            settings = NotifierSettings.from_config(self.config.get("notifier", {}))
             pool = notifier_pool(int(self.config.get("notifiers", 1)), settings)
             self._deliverer = ActorDeliverer(pool, settings.policy.longest_window)
         return db, self._deliverer

@@ -13,23 +13,31 @@ from payrisk.config import Settings
 def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """The plain-data configuration every actor receives (never live objects)."""
     return {
-        "database_url": settings.database_url,
-        "shards": settings.shards,
-        "virtual_shards": settings.virtual_shards,
-        "stripe_api_key": settings.stripe_api_key,
-        "stripe_api_base": settings.stripe_api_base,
-        "secret_keys": settings.secret_keys,  # opens each tenant's own provider key (tenant_secrets)
+        "database_url": settings.database.url,
+        "shards": settings.ray.shards,
+        "virtual_shards": settings.ray.virtual_shards,
+        "stripe_api_key": settings.stripe.api_key,
+        "stripe_api_base": settings.stripe.api_base,
+        "secret_keys": settings.auth.secret_keys,  # opens each tenant's own provider key (tenant_secrets)
         "providers": provider_settings(settings),  # the default tenant's Adyen / Braintree / … credentials
         "clock": "real",
-        "log_level": settings.log_level,
-        "log_format": settings.log_format,
-        "notifiers": settings.notifiers,
-        "classifiers": settings.classifiers,
-        "card_update_retry_seconds": settings.card_update_retry_seconds,
-        "join_window_seconds": settings.join_window_seconds,
-        "classify_wait_seconds": settings.classify_wait_seconds,
+        "log_level": settings.logging.level,
+        "log_format": settings.logging.format,
+        "notifiers": settings.ray.notifiers,
+        "classifiers": settings.ray.classifiers,
+        "card_update_retry_seconds": settings.recovery.card_update_retry_seconds,
+        "join_window_seconds": settings.recovery.join_window_seconds,
+        "classify_wait_seconds": settings.recovery.classify_wait_seconds,
+        "notifier": notifier_config(settings),
         **extra,
     }
+
+
+def notifier_config(settings: Settings) -> dict[str, Any]:
+    """Where the notifier pool sends: the platform's SMTP and alert settings (a tenant's own channels win)."""
+    return {"smtp_url": settings.smtp.url, "mail_from": settings.smtp.mail_from,
+            "slack_webhook_url": settings.alerts.slack_webhook_url, "webhook_url": settings.alerts.webhook_url,
+            "webhook_secret": settings.alerts.webhook_secret}
 
 
 def provider_settings(settings: Settings) -> dict[str, Any]:
@@ -40,7 +48,8 @@ def provider_settings(settings: Settings) -> dict[str, Any]:
     for name in registry.NAMES:
         entry = registry.get(name)
         if entry is not None:
-            values[name] = {**entry.defaults(settings), "api_base": getattr(settings, f"{name}_api_base", None)}
+            group = getattr(settings, name, None)  # the provider's settings group (`settings.adyen`, …)
+            values[name] = {**entry.defaults(settings), "api_base": getattr(group, "api_base", None)}
     return values
 
 
@@ -64,7 +73,7 @@ class ActorSystem:
         self.shards = [
             CustomerShard.options(name=shard_name(i), namespace=NAMESPACE, get_if_exists=True, **placement).remote(
                 i, self.config)
-            for i in range(self.settings.shards)
+            for i in range(self.settings.ray.shards)
         ]
         # with run_loops, each background actor starts its own loop when created — and again after Ray restarts it
         loops = {"scheduler": 1.0, "outbox": 1.0, "monitor": 30.0} if run_loops else {}
@@ -76,7 +85,7 @@ class ActorSystem:
 
         provider = {k: self.config.get(k) for k in ("stripe_api_key", "stripe_api_base", "database_url", "secret_keys")}
         # tables load here: a bad file stops start
-        self.classifiers = ClassifierPool(size=self.settings.classifiers, provider=provider)
+        self.classifiers = ClassifierPool(size=self.settings.ray.classifiers, provider=provider)
         self.monitor = Monitor.options(name="monitor", namespace=NAMESPACE, get_if_exists=True).remote(
             {**self.config, "autostart": loops.get("monitor")})
         ray.get([s.stats.remote() for s in self.shards])  # wait until every shard is up

@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> Starlette:
         access = app.state.access = AccessControl(settings, platform.db, platform.redis)
         platform.tenants.set_keyring(access.keyring)
         access.start()
-        gauges = app.state.gauges = GaugeRefresher(platform.db, settings.metrics_interval_seconds)
+        gauges = app.state.gauges = GaugeRefresher(platform.db, settings.logging.metrics_interval_seconds)
         gauges.start()
         try:
             yield
@@ -96,8 +96,8 @@ def create_app(settings: Settings) -> Starlette:
         routes=ROUTES,
         lifespan=lifespan,
         middleware=[Middleware(RequestTelemetry),  # type: ignore[arg-type]
-                    Middleware(EdgeLimits, max_body=settings.max_body_bytes,  # type: ignore[arg-type]
-                               body_timeout=settings.body_timeout_seconds),
+                    Middleware(EdgeLimits, max_body=settings.gateway.max_body_bytes,  # type: ignore[arg-type]
+                               body_timeout=settings.gateway.body_timeout_seconds),
                     Middleware(AccessMiddleware)],  # type: ignore[arg-type]
         exception_handlers={
             ProblemError: handle_problem,
@@ -114,5 +114,5 @@ def create_app_from_env() -> Starlette:
     from payrisk.logging import configure_logging
 
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)  # a worker process logs like `payrisk up`
+    configure_logging(settings.logging.level, settings.logging.format)  # a worker process logs like `payrisk up`
     return create_app(settings)

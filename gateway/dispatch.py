@@ -78,9 +78,9 @@ class Dispatcher:
     def submit(self, tenant_id: str, delivery_id: int | None, customer_id: str | None,
                events: list[dict[str, Any]]) -> None:
         """Queue a committed delivery for its customer's shard (non-blocking)."""
-        if delivery_id is None or customer_id is None or self._settings.fault_drop_handoff:
+        if delivery_id is None or customer_id is None or self._settings.gateway.fault_drop_handoff:
             return
-        index = shard_index(tenant_id, customer_id, self._settings.shards, self._settings.virtual_shards)
+        index = shard_index(tenant_id, customer_id, self._settings.ray.shards, self._settings.ray.virtual_shards)
         item: dict[str, Any] = {"tenant_id": tenant_id, "delivery_id": delivery_id, "customer_id": customer_id,
                                 "events": events}
         request_id = structlog.contextvars.get_contextvars().get("request_id")
@@ -137,8 +137,8 @@ class Dispatcher:
 
         def resubmit() -> None:
             for item in again:
-                index = shard_index(item["tenant_id"], item["customer_id"], self._settings.shards,
-                                    self._settings.virtual_shards)
+                index = shard_index(item["tenant_id"], item["customer_id"], self._settings.ray.shards,
+                                    self._settings.ray.virtual_shards)
                 self._buffers[index].append(item)
 
         asyncio.get_running_loop().call_later(delay * again[0]["handoffs"], resubmit)
@@ -167,7 +167,7 @@ class Dispatcher:
     async def update_profile(self, tenant_id: str, customer_id: str, profile: dict[str, Any],
                              request_id: str) -> str:
         """Send a profile update to the customer's home; raises DispatchUnavailable when Ray is not there."""
-        index = shard_index(tenant_id, customer_id, self._settings.shards, self._settings.virtual_shards)
+        index = shard_index(tenant_id, customer_id, self._settings.ray.shards, self._settings.ray.virtual_shards)
         handle = await asyncio.to_thread(self._handle, index)
         if handle is None:
             raise DispatchUnavailable("the customer's shard is not reachable")
@@ -180,7 +180,7 @@ class Dispatcher:
     async def operator_command(self, tenant_id: str, customer_id: str, command: dict[str, Any]) -> str:
         """An operator's command on one case, decided by the customer's home (`done: …` / `refused: …`);
         raises DispatchUnavailable when Ray is not there. Idempotent per `command["request_id"]`."""
-        index = shard_index(tenant_id, customer_id, self._settings.shards, self._settings.virtual_shards)
+        index = shard_index(tenant_id, customer_id, self._settings.ray.shards, self._settings.ray.virtual_shards)
         handle = await asyncio.to_thread(self._handle, index)
         if handle is None:
             raise DispatchUnavailable("the customer's shard is not reachable")
@@ -199,7 +199,7 @@ class Dispatcher:
                 raise DispatchUnavailable("Ray is not reachable")
             from actors.classifier import ClassifierPool
 
-            self._classifiers = await asyncio.to_thread(ClassifierPool, self._settings.classifiers)
+            self._classifiers = await asyncio.to_thread(ClassifierPool, self._settings.ray.classifiers)
         try:
             results = await self._classifiers.classify_async([(tenant_id, provider, d) for d in declines])
         except Exception as exc:  # noqa: BLE001 - every Ray failure is the same to the caller: try again
@@ -208,7 +208,7 @@ class Dispatcher:
         return [r.model_dump(mode="json") for r in results]
 
     def refresh_handles(self) -> None:
-        for index in range(self._settings.shards):
+        for index in range(self._settings.ray.shards):
             self._handle(index)
 
     async def _mark_dispatched(self, delivery_ids: list[int]) -> None:
@@ -229,10 +229,10 @@ class Dispatcher:
         await asyncio.to_thread(self.refresh_handles)
         while True:
             try:
-                await self.sweep(self._settings.sweep_grace_seconds)
+                await self.sweep(self._settings.gateway.sweep_grace_seconds)
             except StoreError as exc:
                 log.warning("sweep.failed", error=str(exc)[:200])
-            await asyncio.sleep(self._settings.sweep_interval_seconds)
+            await asyncio.sleep(self._settings.gateway.sweep_interval_seconds)
 
     async def sweep(self, grace_seconds: float = 10.0, limit: int = 1000) -> int:
         """Re-dispatch deliveries stored but not applied after `grace_seconds`; returns how many."""

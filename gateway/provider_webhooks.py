@@ -32,7 +32,7 @@ async def provider_webhook(request: Request) -> Response:
     provider = _provider(name)
     platform: Platform = request.app.state.platform
     tenant_id = await _tenant(request, platform)
-    body = await _read_body(request, platform.settings.max_body_bytes)
+    body = await _read_body(request, platform.settings.gateway.max_body_bytes)
     credentials = await _credentials(request).of(tenant_id, provider)
     signed = registry.SignedRequest(body, {k.lower(): v for k, v in request.headers.items()}, time.time())
     try:

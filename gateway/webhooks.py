@@ -28,10 +28,10 @@ async def stripe_webhook(request: Request) -> Response:
     tenant = await platform.tenants.get(tenant_id)
     if tenant is None:
         raise ProblemError(404, "unknown-tenant", "Unknown tenant", f"tenant {tenant_id!r} does not exist")
-    body = await _read_body(request, platform.settings.max_body_bytes)
+    body = await _read_body(request, platform.settings.gateway.max_body_bytes)
     try:
         stripe_provider.verify(body, request.headers.get("stripe-signature"), tenant.stripe_secrets,
-                               platform.settings.stripe_tolerance_seconds)
+                               platform.settings.stripe.tolerance_seconds)
     except stripe_provider.SignatureError as exc:
         platform.metrics.unverified(tenant_id, "stripe", exc.reason)
         log.warning("webhook.unverified", tenant=tenant_id, provider="stripe", reason=exc.reason)

@@ -102,11 +102,11 @@ def _run(command: Callable[[Any, Settings, argparse.Namespace], Awaitable[int]])
                                                                                           int]:
     def handler(args: argparse.Namespace) -> int:
         settings = load_settings()
-        if not settings.database_url:
+        if not settings.database.url:
             raise CliError("DATABASE_URL: this command works on the platform's database (set DATABASE_URL)")
 
         async def main() -> int:
-            async with _transaction(settings.database_url or "") as conn:
+            async with _transaction(settings.database.url or "") as conn:
                 return await command(conn, settings, args)
 
         return asyncio.run(main())
@@ -145,7 +145,7 @@ def _print(value: Any) -> None:
 def _keyring(settings: Settings) -> Any:
     from payrisk.secrets import Keyring
 
-    return Keyring(settings.secret_keys)
+    return Keyring(settings.auth.secret_keys)
 
 
 # ------------------------------------------------------------------------------------------------ keys
@@ -245,7 +245,7 @@ async def _store_secrets(conn: Any, settings: Settings, tenant: str, change: Any
     from payrisk.store import tenant_secrets
 
     secrets = change.secret_changes()
-    if secrets and not settings.secret_keys:
+    if secrets and not settings.auth.secret_keys:
         raise CliError("PAYRISK_SECRET_KEY: secrets are stored encrypted with it; set it first")
     for name, value in secrets.items():
         await tenant_secrets.put(conn, _keyring(settings), tenant, name, value)
@@ -330,7 +330,7 @@ async def _retention(conn: Any, settings: Settings, args: argparse.Namespace) ->
     from payrisk.store.privacy import apply_retention
 
     total = 0
-    while (removed := await apply_retention(conn, args.days or settings.raw_retention_days)) > 0:
+    while (removed := await apply_retention(conn, args.days or settings.privacy.raw_retention_days)) > 0:
         total += removed
     print(json.dumps({"removed": total}) if getattr(args, "json", False) else f"{total} raw bodies removed")
     return 0

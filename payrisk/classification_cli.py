@@ -18,14 +18,14 @@ from payrisk.errors import CliError
 
 def cmd_overrides(args: argparse.Namespace) -> int:
     settings = load_settings()
-    if not settings.database_url:
+    if not settings.database.url:
         raise CliError("DATABASE_URL: the overrides live in the platform's database (set DATABASE_URL)")
     if args.action == "show":
-        print(json.dumps(asyncio.run(_show(settings.database_url, args.tenant)), indent=2))
+        print(json.dumps(asyncio.run(_show(settings.database.url, args.tenant)), indent=2))
         return 0
     if not args.files:
         raise CliError("set needs at least one FILE (an override file, a list of them, or {\"overrides\": [...]})")
-    stored = asyncio.run(_set(settings.database_url, args.tenant, [Path(f) for f in args.files]))
+    stored = asyncio.run(_set(settings.database.url, args.tenant, [Path(f) for f in args.files]))
     count = len(stored["overrides"])
     print(f"tenant {args.tenant}: {count} override{'s' if count != 1 else ''} stored (revision {stored['revision']});"
           " running shards use them within a few seconds")

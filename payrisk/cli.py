@@ -124,6 +124,17 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(handler=_lazy("payrisk.doctor", "cmd_doctor"))
 
 
+def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("config", help="the platform's settings")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    c = csub.add_parser("check", help="print the effective settings (secrets masked); exit 2 on a bad one",
+                        description="Read the settings exactly as `payrisk up` does (environment over .env over "
+                        "defaults) and print them by group with their environment variables; secrets are shown as "
+                        "<set>. A bad setting prints one line naming it and exits 2.")
+    c.add_argument("--json", action="store_true", help="print {ok, settings: {group: {VARIABLE: value}}}")
+    c.set_defaults(handler=_lazy("payrisk.config_cli", "cmd_config_check"))
+
+
 def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
@@ -151,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"payrisk {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_up, _add_migrate, _add_replay, _add_simulator, _add_strategies, _add_classification,
-                _add_demo, _add_chaos, _add_doctor):
+                _add_demo, _add_chaos, _add_doctor, _add_config):
         add(sub)
     from payrisk.access_cli import add_parsers
 

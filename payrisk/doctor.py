@@ -46,13 +46,13 @@ def first_line(exc: BaseException) -> str:
 
 
 def check_postgres(settings: Settings) -> Check:
-    if not settings.database_url:
+    if not settings.database.url:
         return Check("postgresql", "ok", f"embedded, started by `payrisk up` in {settings.data_dir}")
     import psycopg
 
-    url = redact(settings.database_url)
+    url = redact(settings.database.url)
     try:
-        with psycopg.connect(settings.database_url, connect_timeout=int(TIMEOUT)) as conn:
+        with psycopg.connect(settings.database.url, connect_timeout=int(TIMEOUT)) as conn:
             row = conn.execute("SELECT current_setting('server_version')").fetchone()
             applied = conn.execute("SELECT to_regclass('case_facts') IS NOT NULL").fetchone()
     except psycopg.Error as exc:
@@ -66,13 +66,13 @@ def check_postgres(settings: Settings) -> Check:
 
 
 def check_redis(settings: Settings) -> Check:
-    if not settings.redis_url:
+    if not settings.redis.url:
         return Check("redis", "ok", "embedded, started by `payrisk up`")
     import redis
 
-    url = redact(settings.redis_url)
+    url = redact(settings.redis.url)
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
+        client = redis.Redis.from_url(settings.redis.url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
         info = client.info("server")
         client.close()
     except (redis.RedisError, ValueError, OSError) as exc:
@@ -100,33 +100,33 @@ def _port_free(host: str, port: int) -> str | None:
 
 
 def check_ray(settings: Settings) -> Check:
-    if settings.ray_address:
-        host, _, port = settings.ray_address.rpartition(":")
+    if settings.ray.address:
+        host, _, port = settings.ray.address.rpartition(":")
         if not port.isdigit():
-            return Check("ray", "FAIL", f"RAY_ADDRESS={settings.ray_address}: not host:port",
+            return Check("ray", "FAIL", f"RAY_ADDRESS={settings.ray.address}: not host:port",
                          "set RAY_ADDRESS to the head's GCS address (host:6380)")
         why = _tcp(host or "127.0.0.1", int(port))
         if why:
-            return Check("ray", "FAIL", f"RAY_ADDRESS={settings.ray_address}: {why}",
+            return Check("ray", "FAIL", f"RAY_ADDRESS={settings.ray.address}: {why}",
                          "start the Ray head (`ray start --head`) or fix RAY_ADDRESS")
-        return Check("ray", "ok", f"cluster at {settings.ray_address} answers (token: RAY_AUTH_TOKEN_PATH)")
-    if settings.dashboard_port:
-        why = _port_free("127.0.0.1", settings.dashboard_port)
+        return Check("ray", "ok", f"cluster at {settings.ray.address} answers (token: RAY_AUTH_TOKEN_PATH)")
+    if settings.ray.dashboard_port:
+        why = _port_free("127.0.0.1", settings.ray.dashboard_port)
         if why:
-            return Check("ray", "FAIL", f"dashboard port 127.0.0.1:{settings.dashboard_port}: {why}",
+            return Check("ray", "FAIL", f"dashboard port 127.0.0.1:{settings.ray.dashboard_port}: {why}",
                          "free the port or set PAYRISK_DASHBOARD_PORT (or `payrisk up --no-dashboard`)")
-    return Check("ray", "ok", f"local Ray on 127.0.0.1, dashboard port {settings.dashboard_port} free")
+    return Check("ray", "ok", f"local Ray on 127.0.0.1, dashboard port {settings.ray.dashboard_port} free")
 
 
 def check_gateway_port(settings: Settings) -> Check:
-    why = _port_free(settings.host, settings.port)
+    why = _port_free(settings.gateway.host, settings.gateway.port)
     if why:
-        running = _http_ok(f"http://{_connect_host(settings.host)}:{settings.port}/healthz")
+        running = _http_ok(f"http://{_connect_host(settings.gateway.host)}:{settings.gateway.port}/healthz")
         if running:
-            return Check("gateway", "ok", f"already running on {settings.host}:{settings.port}")
-        return Check("gateway", "FAIL", f"cannot listen on {settings.host}:{settings.port}: {why}",
+            return Check("gateway", "ok", f"already running on {settings.gateway.host}:{settings.gateway.port}")
+        return Check("gateway", "FAIL", f"cannot listen on {settings.gateway.host}:{settings.gateway.port}: {why}",
                      "free the port or set PAYRISK_PORT")
-    return Check("gateway", "ok", f"{settings.host}:{settings.port} free")
+    return Check("gateway", "ok", f"{settings.gateway.host}:{settings.gateway.port} free")
 
 
 def _connect_host(host: str) -> str:
@@ -143,10 +143,10 @@ def _http_ok(url: str) -> bool:
 
 
 def check_smtp(settings: Settings) -> Check:
-    if not settings.smtp_url:
+    if not settings.smtp.url:
         return Check("smtp", "warn", "SMTP_URL not set: emails go to the local catcher (data dir mail/), not to "
                      "customers", "set SMTP_URL=smtp://user:pass@host:587?starttls=true")
-    parts = urlsplit(settings.smtp_url)
+    parts = urlsplit(settings.smtp.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or (465 if parts.scheme == "smtps" else 25)
     try:
         client = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT) if parts.scheme == "smtps" else smtplib.SMTP(
@@ -154,36 +154,36 @@ def check_smtp(settings: Settings) -> Check:
         code, _ = client.noop()
         client.quit()
     except (OSError, smtplib.SMTPException) as exc:
-        return Check("smtp", "FAIL", f"{redact(settings.smtp_url)}: {first_line(exc)}",
+        return Check("smtp", "FAIL", f"{redact(settings.smtp.url)}: {first_line(exc)}",
                      "start the mail server or fix SMTP_URL")
-    return Check("smtp", "ok" if code == 250 else "warn", f"{redact(settings.smtp_url)} answers ({code})")
+    return Check("smtp", "ok" if code == 250 else "warn", f"{redact(settings.smtp.url)} answers ({code})")
 
 
 def check_provider_keys(settings: Settings) -> list[Check]:
     checks = []
-    if settings.stripe_webhook_secrets:
-        checks.append(Check("stripe webhooks", "ok", f"{len(settings.stripe_webhook_secrets)} signing secret(s)"))
+    if settings.stripe.webhook_secrets:
+        checks.append(Check("stripe webhooks", "ok", f"{len(settings.stripe.webhook_secrets)} signing secret(s)"))
     else:
         checks.append(Check("stripe webhooks", "warn", "STRIPE_WEBHOOK_SECRET not set: default-tenant Stripe "
                             "webhooks are refused", "set STRIPE_WEBHOOK_SECRET=whsec_… (or per tenant: "
                             "`payrisk tenants update --secrets-file`)"))
-    if settings.stripe_api_key:
-        live = settings.stripe_api_key.startswith(("sk_live_", "rk_live_"))
+    if settings.stripe.api_key:
+        live = settings.stripe.api_key.startswith(("sk_live_", "rk_live_"))
         checks.append(Check("stripe api key", "ok", f"{'live' if live else 'test'} key set"
-                            + (f", base {settings.stripe_api_base}" if settings.stripe_api_base else "")))
+                            + (f", base {settings.stripe.api_base}" if settings.stripe.api_base else "")))
     else:
         checks.append(Check("stripe api key", "warn", "STRIPE_API_KEY not set: no retries, decline details "
                             "only from webhooks", "set STRIPE_API_KEY (a restricted key with invoices:write)"))
-    others = [name for name, on in (("adyen", settings.adyen_hmac_keys), ("paddle", settings.paddle_webhook_secrets),
-                                    ("braintree", settings.braintree_merchant_id),
-                                    ("generic", settings.generic_webhook_secrets)) if on]
+    others = [name for name, on in (("adyen", settings.adyen.hmac_keys), ("paddle", settings.paddle.webhook_secrets),
+                                    ("braintree", settings.braintree.merchant_id),
+                                    ("generic", settings.generic.webhook_secrets)) if on]
     if others:
         checks.append(Check("other providers", "ok", ", ".join(others)))
     return checks
 
 
 def check_webhook_reachability(settings: Settings) -> Check:
-    base = f"http://{_connect_host(settings.host)}:{settings.port}"
+    base = f"http://{_connect_host(settings.gateway.host)}:{settings.gateway.port}"
     if not _http_ok(base + "/healthz"):
         return Check("webhook endpoint", "warn", f"{base}/webhooks/stripe: gateway not running",
                      "start it with `payrisk up`, then run `payrisk doctor` again")
@@ -196,7 +196,7 @@ def check_webhook_reachability(settings: Settings) -> Check:
         return Check("webhook endpoint", "FAIL", f"{base}/webhooks/stripe: {first_line(exc)}", "see the gateway log")
     # an unsigned body must be refused (400/401), never stored: anything else means a proxy answers, or no secret
     if answer.status_code in (400, 401):
-        hint = "" if settings.host not in ("127.0.0.1", "localhost", "::1") else (
+        hint = "" if settings.gateway.host not in ("127.0.0.1", "localhost", "::1") else (
             "bound to loopback: the provider reaches it only through a reverse proxy or tunnel")
         return Check("webhook endpoint", "ok" if not hint else "warn",
                      f"{base}/webhooks/stripe answers, refuses unsigned bodies", hint)

@@ -69,13 +69,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run` / `uvicorn.Config` shared by `payrisk up`, the demo and chaos."""
-    os.environ.setdefault("PAYRISK_HEADER_TIMEOUT", str(settings.header_timeout_seconds))
-    return {"http": GuardedHttpToolsProtocol, "limit_concurrency": settings.max_connections,
+    os.environ.setdefault("PAYRISK_HEADER_TIMEOUT", str(settings.gateway.header_timeout_seconds))
+    return {"http": GuardedHttpToolsProtocol, "limit_concurrency": settings.gateway.max_connections,
             "timeout_keep_alive": 5, "log_level": "warning", "access_log": False,
             "log_config": uvicorn_log_config()}  # uvicorn's loggers go through the one structlog formatter
 
 
 def gateway_config(app: Any, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", **uvicorn_options(settings))
-    config.payrisk_header_timeout = settings.header_timeout_seconds  # type: ignore[attr-defined]
+    config.payrisk_header_timeout = settings.gateway.header_timeout_seconds  # type: ignore[attr-defined]
     return config

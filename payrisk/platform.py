@@ -47,22 +47,22 @@ def _join_ray(address: str) -> None:
 
 class Platform:
     def __init__(self, settings: Settings) -> None:
-        if not settings.database_url or not settings.redis_url:
+        if not settings.database.url or not settings.redis.url:
             raise ValueError("the gateway needs DATABASE_URL and REDIS_URL (payrisk up provides them)")
         self.settings = settings
         # short waits: with PostgreSQL down a webhook is answered 503 within seconds, never after 30
-        self.db = Database(_with_connect_timeout(settings.database_url, 3), max_size=6, timeout=3.0)
+        self.db = Database(_with_connect_timeout(settings.database.url, 3), max_size=6, timeout=3.0)
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+            settings.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0
         )
-        self.ingest = GroupCommitter(self.db, self.redis, window_ms=settings.group_commit_ms)
-        self.tenants = TenantDirectory(self.db, settings.stripe_webhook_secrets)
+        self.ingest = GroupCommitter(self.db, self.redis, window_ms=settings.gateway.group_commit_ms)
+        self.tenants = TenantDirectory(self.db, settings.stripe.webhook_secrets)
         self.metrics = GatewayMetrics()
         self.dispatcher = Dispatcher(self.db, settings, self.metrics)
 
     async def start(self) -> None:
-        if self.settings.ray_address:
-            await asyncio.to_thread(_join_ray, self.settings.ray_address)
+        if self.settings.ray.address:
+            await asyncio.to_thread(_join_ray, self.settings.ray.address)
         await self.db.open(wait=False)
         self.ingest.start()
         self.dispatcher.start()

@@ -15,12 +15,12 @@ from payrisk.store import Database, StoreError, checkpoints, events
 
 def cmd_replay(args: argparse.Namespace) -> int:
     settings = load_settings()
-    if not settings.database_url:
+    if not settings.database.url:
         raise CliError("DATABASE_URL: replay needs the platform's database (set DATABASE_URL)")
     try:
         if args.quarantined:
-            return asyncio.run(_replay_quarantined(settings.database_url, args.tenant, bool(args.json)))
-        return asyncio.run(_replay_customer(settings.database_url, args.tenant, args.customer, args.verify,
+            return asyncio.run(_replay_quarantined(settings.database.url, args.tenant, bool(args.json)))
+        return asyncio.run(_replay_customer(settings.database.url, args.tenant, args.customer, args.verify,
                                             bool(args.json)))
     except StoreError as exc:
         raise CliError(f"DATABASE_URL: {exc}") from None

@@ -35,7 +35,7 @@ class Stack:
     def start_storage(self) -> Settings:
         """Start embedded servers for missing URLs; return settings with the effective URLs."""
         data_dir = self.settings.data_dir
-        database_url, redis_url = self.settings.database_url, self.settings.redis_url
+        database_url, redis_url = self.settings.database.url, self.settings.redis.url
         try:
             if database_url is None:
                 self._pg = EmbeddedPostgres(data_dir)
@@ -47,23 +47,23 @@ class Stack:
             raise CliError(str(exc)) from None
         check_database(database_url)
         check_redis(redis_url)
-        self.settings = self.settings.model_copy(update={"database_url": database_url, "redis_url": redis_url})
+        self.settings = self.settings.replace(database_url=database_url, redis_url=redis_url)
         return self.settings
 
     def start_ray_and_actors(self, include_dashboard: bool) -> dict[str, Any]:
         from actors.system import ActorSystem
         from payrisk.raysys import start_ray
 
-        for variable, value in (("RAY_GRAFANA_HOST", self.settings.grafana_host),
-                                ("RAY_PROMETHEUS_HOST", self.settings.prometheus_host)):
+        for variable, value in (("RAY_GRAFANA_HOST", self.settings.ray.grafana_host),
+                                ("RAY_PROMETHEUS_HOST", self.settings.ray.prometheus_host)):
             if value:  # the Ray dashboard's Metrics tab embeds our Grafana and queries our Prometheus
                 os.environ[variable] = value
-        info = start_ray(self.settings.ray_address, dashboard_port=self.settings.dashboard_port,
+        info = start_ray(self.settings.ray.address, dashboard_port=self.settings.ray.dashboard_port,
                          include_dashboard=include_dashboard, job_name="payrisk-up")
-        self._ray_started = self.settings.ray_address is None
-        smtp_url = self.settings.smtp_url or self._start_mail_catcher()
-        self._system = ActorSystem(self.settings, notifier_env={"SMTP_URL": smtp_url,
-                                                                "MAIL_FROM": self.settings.mail_from})
+        self._ray_started = self.settings.ray.address is None
+        if not self.settings.smtp.url:
+            self.settings = self.settings.replace(smtp_url=self._start_mail_catcher())
+        self._system = ActorSystem(self.settings)
         self._system.start()
         return info
 
@@ -120,8 +120,8 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k, None) for k in ("host", "port", "workers", "log_format", "grafana_host",
-                                                     "prometheus_host")}
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "workers", "grafana_host", "prometheus_host")}
+    overrides["logging_format"] = getattr(args, "log_format", None)
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     return load_settings(**overrides)
@@ -133,8 +133,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     stack = Stack(_settings(args))
     try:
         settings = stack.start_storage()
-        assert settings.database_url is not None
-        applied = apply_migrations(settings.database_url)
+        assert settings.database.url is not None
+        applied = apply_migrations(settings.database.url)
         if getattr(args, "json", False):
             import json
 
@@ -153,13 +153,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     from payrisk.store.migrate import apply_migrations
 
     settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_format)
-    check_port_free(settings.host, settings.port)
+    configure_logging(settings.logging.level, settings.logging.format)
+    check_port_free(settings.gateway.host, settings.gateway.port)
     stack = Stack(settings)
     try:
         settings = stack.start_storage()
-        assert settings.database_url is not None
-        applied = apply_migrations(settings.database_url)
+        assert settings.database.url is not None
+        applied = apply_migrations(settings.database.url)
         log.info("migrations.applied", count=len(applied))
         info = stack.start_ray_and_actors(include_dashboard=not args.no_dashboard)
         _export_env(settings, info)
@@ -168,14 +168,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         # the `finally` below stops everything this command started.
         signal.signal(signal.SIGTERM, _terminate)
         options = uvicorn_options(settings)  # header/body timeouts, a connection cap, no access log
-        if settings.workers > 1:
+        if settings.gateway.workers > 1:
             _multiprocess_metrics(settings)
-            uvicorn.run("gateway.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
-                        workers=settings.workers, **options)
+            uvicorn.run("gateway.app:create_app_from_env", factory=True, host=settings.gateway.host,
+                        port=settings.gateway.port, workers=settings.gateway.workers, **options)
         else:
             from gateway.app import create_app
 
-            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **options)
+            uvicorn.run(create_app(settings), host=settings.gateway.host, port=settings.gateway.port, **options)
         return 0
     finally:
         stack.stop()
@@ -197,8 +197,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _export_env(settings: Settings, info: dict[str, Any]) -> None:
     """Worker processes rebuild settings from the environment: hand them the effective values."""
-    os.environ["DATABASE_URL"] = settings.database_url or ""
-    os.environ["REDIS_URL"] = settings.redis_url or ""
+    os.environ["DATABASE_URL"] = settings.database.url or ""
+    os.environ["REDIS_URL"] = settings.redis.url or ""
     if info.get("address"):
         os.environ["RAY_ADDRESS"] = str(info["address"])
 
@@ -206,13 +206,13 @@ def _export_env(settings: Settings, info: dict[str, Any]) -> None:
 def _banner(settings: Settings, info: dict[str, Any]) -> None:
     from payrisk.raysys import banner_lines
 
-    base = f"http://{settings.host}:{settings.port}"
+    base = f"http://{settings.gateway.host}:{settings.gateway.port}"
     lines = [
         f"payrisk gateway   {base}  (readiness: /readyz, metrics: /metrics, API docs: /docs, dashboard: /dashboard)",
         f"webhooks          POST {base}/webhooks/stripe",
-        *banner_lines(info, settings.grafana_host, settings.prometheus_host),
+        *banner_lines(info, settings.ray.grafana_host, settings.ray.prometheus_host),
         f"data directory    {settings.data_dir}",
-        f"logs              {settings.log_format} on stderr (--log-format json|console); Ray workers' logs in the "
+        f"logs              {settings.logging.format} on stderr (--log-format json|console); Ray workers' logs in the "
         "Ray session's logs/ directory and the dashboard's Logs view",
     ]
     print("\n".join(lines), flush=True)

@@ -25,10 +25,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from strategies.cli import explain
 
     settings = load_settings()
-    if not settings.database_url:
+    if not settings.database.url:
         raise CliError("DATABASE_URL: explain reads the platform's database (set DATABASE_URL)")
     try:
-        with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+        with psycopg.connect(settings.database.url, row_factory=dict_row) as conn:
             row = conn.execute("SELECT state FROM checkpoints WHERE tenant_id = %s AND stream_id = %s",
                                (args.tenant, args.customer)).fetchone()
     except psycopg.Error as exc:

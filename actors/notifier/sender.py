@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 from actors.notifier import alerts
-from actors.notifier.email import SmtpSettings, build_message, parse_mail_from, send_message
+from actors.notifier.email import SmtpSettings, build_alert_message, build_message, parse_mail_from, send_message
 from actors.notifier.errors import DeliveryError, NotifierConfigError
 from actors.notifier.messages import AlertPayload, EmailPayload, OutboxRow
 from actors.notifier.policy import SendPolicy, backoff_delay, is_dead, message_id_for, next_send_time
+from actors.notifier.tenants import AlertTargets, TenantNotifications, alert_targets, tenant_policy
 
 Status = Literal["sent", "no_channel", "deferred", "failed", "dead"]
-#: Why an alert was recorded as `no_channel` (neither SLACK_WEBHOOK_URL nor ALERT_WEBHOOK_URL is set).
+#: Why an alert was recorded as `no_channel` (neither the tenant nor the installation has an alert channel).
 NO_CHANNEL_REASON = "no alert channel configured"
 
 
@@ -47,27 +48,23 @@ class NotifierSettings(BaseModel):
         return self
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], policy: SendPolicy | None = None) -> NotifierSettings:
-        """From SMTP_URL, MAIL_FROM, SLACK_WEBHOOK_URL, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET.
+    def from_config(cls, values: Mapping[str, Any], policy: SendPolicy | None = None) -> NotifierSettings:
+        """From the `notifier` part of an actor's configuration (`actors.system.notifier_config`: the platform's
+        SMTP and alert settings, read once by `payrisk.config`).
 
-        Raises NotifierConfigError naming the bad setting (before pydantic would wrap it).
+        Raises NotifierConfigError naming the setting (SMTP_URL, MAIL_FROM, ALERT_WEBHOOK_SECRET).
         """
-        smtp_url, mail_from = env.get("SMTP_URL") or None, env.get("MAIL_FROM") or cls().mail_from
+        smtp_url, mail_from = values.get("smtp_url") or None, values.get("mail_from") or cls().mail_from
         if smtp_url:
             SmtpSettings.from_url(smtp_url)
         parse_mail_from(mail_from)
-        if env.get("ALERT_WEBHOOK_URL") and not env.get("ALERT_WEBHOOK_SECRET"):
+        webhook_url, webhook_secret = values.get("webhook_url") or None, values.get("webhook_secret") or None
+        if webhook_url and not webhook_secret:
             raise NotifierConfigError("ALERT_WEBHOOK_SECRET is required when ALERT_WEBHOOK_URL is set")
-        return cls(
-            smtp_url=SecretStr(smtp_url) if smtp_url else None,
-            mail_from=mail_from,
-            slack_webhook_url=SecretStr(env["SLACK_WEBHOOK_URL"]) if env.get("SLACK_WEBHOOK_URL") else None,
-            webhook_url=env.get("ALERT_WEBHOOK_URL") or None,
-            webhook_secret=SecretStr(env["ALERT_WEBHOOK_SECRET"])
-            if env.get("ALERT_WEBHOOK_SECRET")
-            else None,
-            policy=policy or SendPolicy(),
-        )
+        slack = values.get("slack_webhook_url") or None
+        return cls(smtp_url=SecretStr(smtp_url) if smtp_url else None, mail_from=mail_from,
+                   slack_webhook_url=SecretStr(slack) if slack else None, webhook_url=webhook_url,
+                   webhook_secret=SecretStr(webhook_secret) if webhook_secret else None, policy=policy or SendPolicy())
 
     @property
     def smtp(self) -> SmtpSettings | None:
@@ -76,6 +73,18 @@ class NotifierSettings(BaseModel):
     @property
     def sender_address(self) -> str:
         return parse_mail_from(self.mail_from)
+
+    @property
+    def alert_targets(self) -> AlertTargets:
+        """The installation's alert channels (a tenant's own replace them: `actors/notifier/tenants.py`)."""
+        return AlertTargets(owner="installation", slack_url=self.slack_webhook_url, webhook_url=self.webhook_url,
+                            webhook_secret=self.webhook_secret)
+
+
+class TenantLookup(Protocol):
+    """Each tenant's own notification settings (`actors/notifier/tenant_source.py`); None: the installation's."""
+
+    async def get(self, tenant_id: str) -> TenantNotifications | None: ...
 
 
 class DeliveryResult(BaseModel):
@@ -103,11 +112,14 @@ Attempt = Callable[[], Coroutine[Any, Any, DeliveryResult]]
 
 
 class Sender:
-    """Sends notifications. One per process or Ray actor; call `aclose()` when done."""
+    """Sends notifications. One per process or Ray actor; call `aclose()` when done. With `tenants`, each tenant's
+    quiet hours, time zone and alert channels replace the installation's for its rows."""
 
-    def __init__(self, settings: NotifierSettings, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: NotifierSettings, http: httpx.AsyncClient | None = None,
+                 tenants: TenantLookup | None = None) -> None:
         self.settings = settings
         self._http = http or httpx.AsyncClient(timeout=settings.http_timeout)
+        self._tenants = tenants
 
     @property
     def lookback(self) -> timedelta:
@@ -127,11 +139,14 @@ class Sender:
         """
         try:
             parsed = OutboxRow.model_validate(row)
+            tenant = await self._tenants.get(parsed.tenant_id) if self._tenants is not None else None
             if parsed.topic == "email":
                 payload = EmailPayload.model_validate(parsed.payload)
-                return await self._guard(parsed, now, lambda: self._email(parsed, payload, now, recent_sends))
+                policy = tenant_policy(self.settings.policy, tenant)
+                return await self._guard(parsed, now, lambda: self._email(parsed, payload, now, recent_sends, policy))
             alert = AlertPayload.model_validate(parsed.payload)
-            return await self._guard(parsed, now, lambda: self._alert(parsed, alert, now))
+            targets = alert_targets(self.settings.alert_targets, tenant)
+            return await self._guard(parsed, now, lambda: self._alert(parsed, alert, now, targets))
         except ValidationError as error:  # malformed rows never become valid: dead-letter at once
             return DeliveryResult(outbox_id=int(row.get("outbox_id", 0)), status="dead", error=_short(error))
 
@@ -166,9 +181,9 @@ class Sender:
             )
 
     async def _email(
-        self, row: OutboxRow, payload: EmailPayload, now: datetime, recent_sends: Sequence[datetime]
+        self, row: OutboxRow, payload: EmailPayload, now: datetime, recent_sends: Sequence[datetime],
+        policy: SendPolicy,
     ) -> DeliveryResult:
-        policy = self.settings.policy
         counted = () if payload.template.value in policy.uncapped_templates else recent_sends
         when = next_send_time(now, counted, payload.timezone, policy)
         if when > now:
@@ -192,40 +207,55 @@ class Sender:
             detail={"message_id": message_id},
         )
 
-    async def _alert(self, row: OutboxRow, alert: AlertPayload, now: datetime) -> DeliveryResult:
-        settings, targets = self.settings, []
-        if settings.slack_webhook_url is None and not (settings.webhook_url and settings.webhook_secret):
+    async def _alert(
+        self, row: OutboxRow, alert: AlertPayload, now: datetime, targets: AlertTargets
+    ) -> DeliveryResult:
+        """Post to every complete channel of `targets`; any failure retries the alert on all of them."""
+        customer = row.payload.get("fields", {}).get("customer_id")
+        if not targets.names:
             return DeliveryResult(
                 outbox_id=row.outbox_id,
                 status="no_channel",
                 error=NO_CHANNEL_REASON,
                 channel="alert",
                 template=alert.kind,
-                customer_id=row.payload.get("fields", {}).get("customer_id"),
+                customer_id=customer,
                 detail={"targets": "", "severity": alert.severity, "reason": NO_CHANNEL_REASON},
             )
-        if settings.slack_webhook_url is not None:
-            await alerts.post_slack(
-                self._http, settings.slack_webhook_url.get_secret_value(), alert, row.tenant_id
-            )
-            targets.append("slack")
-        if settings.webhook_url and settings.webhook_secret:
-            body = alerts.generic_body(alert, tenant_id=row.tenant_id, key=row.global_key, now=now)
-            secret = settings.webhook_secret.get_secret_value()
-            await alerts.post_signed(
-                self._http, settings.webhook_url, secret, body, key=row.global_key, now=now
-            )
-            targets.append("webhook")
+        for name in targets.names:
+            await self._post_alert(name, targets, row, alert, now)
+        sent_to = ",".join(targets.names)
         return DeliveryResult(
             outbox_id=row.outbox_id,
             status="sent",
             channel="alert",
             template=alert.kind,
-            recipient=",".join(targets),
-            customer_id=row.payload.get("fields", {}).get("customer_id"),
-            detail={"targets": ",".join(targets), "severity": alert.severity},
+            recipient=sent_to,
+            customer_id=customer,
+            detail={"targets": sent_to, "severity": alert.severity, "channels": targets.owner},
         )
 
+    async def _post_alert(
+        self, name: str, targets: AlertTargets, row: OutboxRow, alert: AlertPayload, now: datetime
+    ) -> None:
+        if name == "slack" and targets.slack_url is not None:
+            await alerts.post_slack(self._http, targets.slack_url.get_secret_value(), alert, row.tenant_id)
+        elif name == "webhook" and targets.webhook_url and targets.webhook_secret is not None:
+            body = alerts.generic_body(alert, tenant_id=row.tenant_id, key=row.global_key, now=now)
+            secret = targets.webhook_secret.get_secret_value()
+            await alerts.post_signed(self._http, targets.webhook_url, secret, body, key=row.global_key, now=now)
+        elif name == "email" and targets.email:
+            await self._alert_email(targets.email, row, alert, now)
+
+    async def _alert_email(self, to: str, row: OutboxRow, alert: AlertPayload, now: datetime) -> None:
+        smtp = self.settings.smtp
+        if smtp is None:
+            raise DeliveryError("SMTP_URL is not set: no mail server for the tenant's alert email")
+        address = self.settings.sender_address
+        message_id = message_id_for(row.global_key, address.rpartition("@")[2])
+        message = build_alert_message(alert, tenant_id=row.tenant_id, to=to, mail_from=address,
+                                      message_id=message_id, key=row.idempotency_key, now=now)
+        await send_message(smtp, message)
 
 def _short(error: ValidationError) -> str:
     first = error.errors()[0]

@@ -64,14 +64,14 @@ def _key(state: str) -> str:
 
 class OidcClient:
     def __init__(self, settings: Settings) -> None:
-        assert settings.oidc_issuer and settings.oidc_client_id
-        self.issuer = settings.oidc_issuer.rstrip("/")
-        self.client_id = settings.oidc_client_id
-        self._secret = settings.oidc_client_secret
-        self.scopes = settings.oidc_scopes
-        self.groups_claim = settings.oidc_groups_claim
-        self.redirect_url = settings.oidc_redirect_url
-        self.rules = settings.oidc_mapping
+        assert settings.auth.oidc_issuer and settings.auth.oidc_client_id
+        self.issuer = settings.auth.oidc_issuer.rstrip("/")
+        self.client_id = settings.auth.oidc_client_id
+        self._secret = settings.auth.oidc_client_secret
+        self.scopes = settings.auth.oidc_scopes
+        self.groups_claim = settings.auth.oidc_groups_claim
+        self.redirect_url = settings.auth.oidc_redirect_url
+        self.rules = settings.auth.oidc_mapping
         self._http = httpx.AsyncClient(timeout=10.0)
         self._metadata: tuple[float, dict[str, Any]] | None = None
 

@@ -42,7 +42,7 @@ def _safe_next(value: str | None) -> str:
 async def login(request: Request) -> Response:
     oidc = _oidc(request)
     access = request.app.state.access
-    redirect_uri = access.settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
+    redirect_uri = access.settings.auth.oidc_redirect_url or str(request.url_for("oidc_callback"))
     try:
         url, binding = await oidc.begin(request.app.state.platform.redis,  # type: ignore[attr-defined]
                                         redirect_uri, _safe_next(request.query_params.get("next")))
@@ -80,13 +80,13 @@ async def callback(request: Request) -> Response:
             raise ProblemError(403, "not-allowed", "Not allowed", "the tenant your mapping names does not exist")
         session_id, _ = await session_store.create(conn, tenant=grant.tenant, subject=who.subject, email=who.email,
                                                    role=grant.role, platform=grant.platform,
-                                                   ttl_seconds=access.settings.session_ttl_seconds)
+                                                   ttl_seconds=access.settings.auth.session_ttl_seconds)
         await audit_store.record(conn, tenant=grant.tenant, principal=f"user:{who.subject}", via="web",
                                  action="session.signed_in", after={"role": grant.role, "platform": grant.platform})
     response = RedirectResponse(next_path, status_code=303)
     signed = cookies.sign(access.keyring.session_key(), session_id)
     response.headers.append("Set-Cookie", cookies.cookie_header(
-        cookies.SESSION_COOKIE, signed, max_age=access.settings.session_ttl_seconds, secure=_secure(request)))
+        cookies.SESSION_COOKIE, signed, max_age=access.settings.auth.session_ttl_seconds, secure=_secure(request)))
     response.headers.append("Set-Cookie", cookies.cookie_header(cookies.LOGIN_COOKIE, "", max_age=0,
                                                                 secure=_secure(request), path="/auth"))
     return response

@@ -30,16 +30,16 @@ class AccessControl:
         self.settings = settings
         self.db = db
         self.redis = redis
-        self.keyring = Keyring(settings.secret_keys)
+        self.keyring = Keyring(settings.auth.secret_keys)
         self.oidc: Any = None
-        if settings.oidc_issuer:
+        if settings.auth.oidc_issuer:
             from gateway.auth.oidc import OidcClient
 
             self.oidc = OidcClient(settings)
         self._retention: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        if self.settings.raw_retention_days is not None or self.settings.retention_interval_seconds:
+        if self.settings.privacy.raw_retention_days is not None or self.settings.privacy.retention_interval_seconds:
             self._retention = asyncio.get_running_loop().create_task(self._retention_loop())
 
     async def stop(self) -> None:
@@ -128,11 +128,11 @@ class AccessControl:
         while True:
             try:
                 async with self.db.connection() as conn:
-                    while await apply_retention(conn, self.settings.raw_retention_days) > 0:
+                    while await apply_retention(conn, self.settings.privacy.raw_retention_days) > 0:
                         await asyncio.sleep(0)
             except StoreError as exc:
                 log.warning("retention.failed", error=str(exc)[:200])
-            await asyncio.sleep(self.settings.retention_interval_seconds)
+            await asyncio.sleep(self.settings.privacy.retention_interval_seconds)
 
 
 def _masked(value: Any) -> Any:

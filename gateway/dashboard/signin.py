@@ -56,9 +56,10 @@ async def login(request: Request) -> Response:
             return _form(request, 401, "That API key is not valid (or was revoked, or has expired).")
         row = checked.row
         role = next(r for scope, r in _ROLE_OF_SCOPE if scope in row["scopes"] or scope == "read")
+        # the session names its key: revoking the key (or its expiry) ends the session at once
         session_id, _ = await session_store.create(conn, tenant=row["tenant_id"], subject=row["key_id"], email=None,
-                                                   role=role, platform=row["platform"],
-                                                   ttl_seconds=access.settings.session_ttl_seconds)
+                                                   role=role, platform=row["platform"], api_key_id=row["key_id"],
+                                                   ttl_seconds=access.settings.auth.session_ttl_seconds)
         await audit_store.record(conn, tenant=row["tenant_id"], principal=f"user:{row['key_id']}", via="web",
                                  action="session.signed_in",
                                  after={"role": role, "platform": row["platform"], "with": "api_key"})
@@ -66,5 +67,5 @@ async def login(request: Request) -> Response:
     secure = request.url.scheme == "https"
     response.headers.append("Set-Cookie", cookies.cookie_header(
         cookies.SESSION_COOKIE, cookies.sign(access.keyring.session_key(), session_id),
-        max_age=access.settings.session_ttl_seconds, secure=secure))
+        max_age=access.settings.auth.session_ttl_seconds, secure=secure))
     return response

@@ -54,7 +54,7 @@ def _named(name: str) -> Callable[[ChaosStack, random.Random], str]:
 
 
 def _shard(stack: ChaosStack, rng: random.Random) -> str:
-    return f"customer-shard-{rng.randrange(stack.settings.shards):02d}"
+    return f"customer-shard-{rng.randrange(stack.settings.ray.shards):02d}"
 
 
 def _proxy(target: str, mode: str, latency_ms: float = 0.0) -> Callable[[ChaosStack, random.Random], Heal]:

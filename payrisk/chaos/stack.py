@@ -28,7 +28,7 @@ import stripe
 
 from payrisk.chaos.proxy import FaultProxy
 from payrisk.chaos.servers import OwnPostgres, OwnRedis
-from payrisk.config import load_settings
+from payrisk.config import environment, load_settings
 from payrisk.demo.pump import WebhookPump
 from payrisk.embedded import sigkill_process, stop_process
 from payrisk.errors import CliError
@@ -205,13 +205,8 @@ class ChaosStack:
         s = self.settings
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYRISK_", "STRIPE_")) and k not in (
             "DATABASE_URL", "REDIS_URL", "SMTP_URL")}
-        env.update({"DATABASE_URL": s.database_url or "", "REDIS_URL": s.redis_url or "",
-                    "RAY_ADDRESS": self.ray_address, "PAYRISK_SHARDS": str(s.shards),
-                    "PAYRISK_SWEEP_INTERVAL": str(s.sweep_interval_seconds),
-                    "PAYRISK_SWEEP_GRACE": str(s.sweep_grace_seconds), "PAYRISK_DATA_DIR": str(self.dir),
-                    "STRIPE_WEBHOOK_SECRET": ",".join(s.stripe_webhook_secrets),
-                    "STRIPE_API_KEY": s.stripe_api_key or "", "STRIPE_API_BASE": s.stripe_api_base or "",
-                    "SMTP_URL": s.smtp_url or "", "PAYRISK_LOG_LEVEL": "warning"})
+        env.update(environment(s))
+        env.update({"RAY_ADDRESS": self.ray_address, "PAYRISK_DATA_DIR": str(self.dir), "PAYRISK_LOG_LEVEL": "warning"})
         return env
 
     def _start_simulator(self) -> None:
@@ -235,14 +230,13 @@ class ChaosStack:
         catcher = start_catcher(0, self.dir / "mail")
         self._stops.callback(catcher.stop)
         smtp = f"smtp://{self._proxy('smtp', catcher.port).address}"
-        self.settings = self.settings.model_copy(update={
-            "stripe_api_key": self.sim.settings.api_keys[0],
-            "stripe_api_base": f"http://{self.proxies['provider'].address}",
-            "stripe_webhook_secrets": (self.sim.settings.webhook_secret,), "smtp_url": smtp})
+        self.settings = self.settings.replace(
+            stripe_api_key=self.sim.settings.api_keys[0],
+            stripe_api_base=f"http://{self.proxies['provider'].address}",
+            stripe_webhook_secrets=(self.sim.settings.webhook_secret,), smtp_url=smtp)
         self.clock = start_sim_clock(self.sim.now())
         self._stops.callback(ray.kill, self.clock)
-        self.system = ActorSystem(self.settings, clock="sim", planner="strategies", shard_resources={"shard_slot": 1},
-                                  notifier_env={"SMTP_URL": smtp, "MAIL_FROM": self.settings.mail_from})
+        self.system = ActorSystem(self.settings, clock="sim", planner="strategies", shard_resources={"shard_slot": 1})
         self._stops.callback(self.system.stop)
         self.system.start(run_loops=True)
 

@@ -62,8 +62,8 @@ def run_demo(
     with DemoStack(
         settings, sim_settings, PairedModel(load_model(sim_settings.model), seed), run_id, keep
     ) as stack:
-        assert stack.settings.database_url is not None
-        reads = Reads(stack.settings.database_url)
+        assert stack.settings.database.url is not None
+        reads = Reads(stack.settings.database.url)
         try:
             started = time.monotonic()
             driver = Driver(stack, reads, out)

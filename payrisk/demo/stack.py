@@ -112,14 +112,14 @@ class DemoStack:
         storage = Stack(self.settings)
         self._stops.callback(storage.stop)
         settings = storage.start_storage()
-        assert settings.database_url is not None
-        server_url = settings.database_url
+        assert settings.database.url is not None
+        server_url = settings.database.url
         _create_database(server_url, self.database)
         if not self.keep:
             self._stops.callback(_drop_database, server_url, self.database)
         url = with_database(server_url, self.database)
         apply_migrations(url)
-        self.settings = settings.model_copy(update={"database_url": url})
+        self.settings = settings.replace(database_url=url)
 
     def _start_ray(self) -> None:
         import ray
@@ -162,21 +162,18 @@ class DemoStack:
             )
         catcher = start_catcher(0, self.maildir)
         self._stops.callback(catcher.stop)
-        self.settings = self.settings.model_copy(
-            update={
-                "stripe_api_key": self.sim_settings.api_keys[0],
-                "stripe_api_base": self.server.url,
-                "stripe_webhook_secrets": (self.sim_settings.webhook_secret,),
-                "smtp_url": catcher.smtp_url,
-            }
-        )
+        self.settings = self.settings.replace(
+                stripe_api_key=self.sim_settings.api_keys[0],
+                stripe_api_base=self.server.url,
+                stripe_webhook_secrets=(self.sim_settings.webhook_secret,),
+                smtp_url=catcher.smtp_url,
+            )
         self.clock = start_sim_clock(self.sim.now())
         self._stops.callback(ray.kill, self.clock)
         self.system = ActorSystem(
             self.settings,
             clock="sim",
             planner="strategies",
-            notifier_env={"SMTP_URL": catcher.smtp_url, "MAIL_FROM": self.settings.mail_from},
         )
         self._stops.callback(self.system.stop)
         self.system.start(run_loops=False)

@@ -28,7 +28,7 @@ from payrisk.httpserver import uvicorn_options
 from payrisk.logging import configure_logging
 
 settings = load_settings(dotenv=None)
-configure_logging("info", settings.log_format)
+configure_logging("info", settings.logging.format)
 catcher = start_catcher(0, sys.argv[2])
 print(catcher.smtp_url, file=open(sys.argv[3], "w"), flush=True)
 logging.getLogger("psycopg.pool").warning("a third-party line with %s", "arguments")

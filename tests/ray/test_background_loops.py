@@ -134,7 +134,7 @@ async def test_rows_a_dead_notifier_could_not_take_are_given_back_at_once(databa
     from payrisk.store import Database
 
     key = f"alert:dead-notifier-{uuid.uuid4().hex[:6]}"
-    settings = NotifierSettings.from_env({})
+    settings = NotifierSettings.from_config({})
     notifier = RemoteNotifier.options(namespace="payrisk-tests", max_restarts=0).remote(settings)
     ray.kill(notifier, no_restart=True)  # its process is gone: every call to it fails
     with psycopg.connect(database_url, autocommit=True) as conn:

@@ -34,10 +34,10 @@ def platform(database_url: str, redis_url: str, ray_session: None, admin_key: st
     AUTH.update(bearer(admin_key))
     catcher = start_catcher(0, tempfile.mkdtemp(prefix="payrisk-mail-"))
     settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
+                                 smtp_url=catcher.smtp_url, mail_from="billing@example.com",
                              stripe_webhook_secrets=(SECRET,), shards=2)
     clock = start_sim_clock(T0)
-    system = ActorSystem(settings, clock="sim", planner="default",
-                         notifier_env={"SMTP_URL": catcher.smtp_url, "MAIL_FROM": "billing@example.com"})
+    system = ActorSystem(settings, clock="sim", planner="default")
     system.start(run_loops=False)
     with ServerThread(create_app(settings)) as gateway:
         yield {"gateway": gateway.url, "system": system, "catcher": catcher}

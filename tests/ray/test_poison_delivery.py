@@ -87,7 +87,7 @@ async def test_a_delivery_its_home_cannot_apply_is_quarantined_after_a_few_tries
     _, good_events = normalize_stored("stripe", good_body)
     db = Database(database_url, max_size=2)
     await db.open()
-    quiet = settings.model_copy(update={"sweep_interval_seconds": 3600, "sweep_grace_seconds": 3600})
+    quiet = settings.replace(sweep_interval_seconds=3600, sweep_grace_seconds=3600)
     dispatcher = Dispatcher(db, quiet, GatewayMetrics())
     dispatcher.start()
     try:

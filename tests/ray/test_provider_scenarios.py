@@ -58,15 +58,15 @@ def stack(database_url: str, redis_url: str, ray_session: None) -> Iterator[dict
                          book=PaymentBook("default", seed=7, clock=lambda: NOW[0]))
     braintree = BraintreeDialect(**BT, book=PaymentBook("default", seed=7, clock=lambda: NOW[0]))
     with ServerThread(adyen.app()) as sim, ServerThread(braintree.app()) as bt_sim:
-        settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url, shards=2,
+        settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
+                                 smtp_url=catcher.smtp_url, mail_from="billing@example.com", shards=2,
                                  adyen_hmac_keys=(HMAC,), adyen_api_key="adyen_test_key",
                                  adyen_merchant_account="PayriskTest", adyen_api_base=f"{sim.url}/v71",
                                  braintree_merchant_id=BT["merchant_id"], braintree_public_key=BT["public_key"],
                                  braintree_private_key=BT["private_key"], braintree_api_base=bt_sim.url,
                                  paddle_webhook_secrets=(PADDLE_SECRET,), paddle_tolerance_seconds=60,
                                  sweep_interval_seconds=1.0)
-        system = ActorSystem(settings, clock="sim", planner="default",
-                             notifier_env={"SMTP_URL": catcher.smtp_url, "MAIL_FROM": "billing@example.com"})
+        system = ActorSystem(settings, clock="sim", planner="default")
         system.start(run_loops=False)
         with ServerThread(create_app(settings)) as gateway:
             adyen.webhook_url = f"{gateway.url}/webhooks/adyen"

@@ -201,14 +201,14 @@ def test_a_gateway_that_dies_between_commit_and_hand_off_loses_nothing(
         settings: Settings, system: ActorSystem, database_url: str) -> None:
     customer = f"cus_{uuid.uuid4().hex[:8]}"
     body = envelope(f"evt_lost_{customer}", "invoice.payment_failed", invoice(f"in_{customer}", customer, pi=None))
-    crashing = settings.model_copy(update={"fault_drop_handoff": True, "sweep_interval_seconds": 3600.0})
+    crashing = settings.replace(fault_drop_handoff=True, sweep_interval_seconds=3600.0)
     with ServerThread(create_app(crashing)) as dying:
         deliver(dying.url, body)
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT status FROM deliveries WHERE customer_id = %s", (customer,)).fetchone()
     assert row is not None and row[0] == "received"  # acknowledged and stored, never handed off
 
-    restarted = settings.model_copy(update={"sweep_grace_seconds": 0.0, "sweep_interval_seconds": 0.5})
+    restarted = settings.replace(sweep_grace_seconds=0.0, sweep_interval_seconds=0.5)
     with ServerThread(create_app(restarted)):
         wait_applied(database_url, customer, 1)
         time.sleep(1.5)  # several more sweeps: the delivery must not be applied twice

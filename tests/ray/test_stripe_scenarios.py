@@ -113,10 +113,10 @@ def platform(database_url: str, redis_url: str, ray_session: None) -> Iterator[P
                                      webhook_secret=SECRET, model="always_succeed")
     with SimulatorServer(sim_settings) as sim:
         settings = load_settings(environ={}, dotenv=None, database_url=database_url, redis_url=redis_url,
+                                 smtp_url=catcher.smtp_url, mail_from="billing@example.com",
                                  stripe_webhook_secrets=(SECRET,), shards=2, stripe_api_key=sim.api_key,
                                  stripe_api_base=sim.url, sweep_interval_seconds=1.0)
-        system = ActorSystem(settings, clock="sim",
-                             notifier_env={"SMTP_URL": catcher.smtp_url, "MAIL_FROM": "billing@example.com"})
+        system = ActorSystem(settings, clock="sim")
         system.start(run_loops=False)
         with ServerThread(create_app(settings)) as gateway:
             sim.sim.update_webhook_endpoint(url=f"{gateway.url}/webhooks/stripe")

@@ -139,8 +139,8 @@ def test_mail_from_accepts_a_display_name_and_rejects_non_addresses() -> None:
 
 def test_settings_from_the_environment_name_the_missing_webhook_secret() -> None:
     with pytest.raises(NotifierConfigError, match="ALERT_WEBHOOK_SECRET"):
-        NotifierSettings.from_env({"ALERT_WEBHOOK_URL": "https://hooks.example.com/payrisk"})
-    settings = NotifierSettings.from_env({"SMTP_URL": "smtp://127.0.0.1:1025", "MAIL_FROM": "b@acme.test"})
+        NotifierSettings.from_config({"webhook_url": "https://hooks.example.com/payrisk"})
+    settings = NotifierSettings.from_config({"smtp_url": "smtp://127.0.0.1:1025", "mail_from": "b@acme.test"})
     assert (
         settings.smtp is not None and settings.smtp.port == 1025 and settings.sender_address == "b@acme.test"
     )

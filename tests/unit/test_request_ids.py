@@ -32,7 +32,7 @@ def test_an_insane_x_request_id_is_replaced_by_a_fresh_one() -> None:
 def test_a_hand_off_carries_the_request_id_bound_while_the_webhook_was_answered() -> None:
     settings = load_settings(environ={}, dotenv=None, database_url="postgresql://nobody@127.0.0.1:1/x",
                              redis_url="redis://127.0.0.1:1/0")
-    dispatcher = Dispatcher(Database(settings.database_url or ""), settings, GatewayMetrics())
+    dispatcher = Dispatcher(Database(settings.database.url or ""), settings, GatewayMetrics())
     with structlog.contextvars.bound_contextvars(request_id="req-7"):
         dispatcher.submit("default", 11, "cus_a", [])
     dispatcher.submit("default", 12, "cus_a", [])  # no request (the sweeper's re-dispatch): no id

@@ -27,9 +27,9 @@ def _event(item: AdyenItem) -> ProviderEvent:
 
 
 def _defaults(settings: Any) -> dict[str, Any]:
-    return {"adyen_hmac_keys": list(settings.adyen_hmac_keys),
-            "adyen_webhook_basic_auth": settings.adyen_webhook_basic_auth,
-            "adyen_api_key": settings.adyen_api_key, "adyen_merchant_account": settings.adyen_merchant_account}
+    return {"adyen_hmac_keys": list(settings.adyen.hmac_keys),
+            "adyen_webhook_basic_auth": settings.adyen.webhook_basic_auth,
+            "adyen_api_key": settings.adyen.api_key, "adyen_merchant_account": settings.adyen.merchant_account}
 
 
 PROVIDER = WebhookProvider(

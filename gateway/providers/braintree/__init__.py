@@ -18,10 +18,10 @@ def read(request: SignedRequest, credentials: Credentials) -> list[ProviderEvent
 
 
 def _defaults(settings: Any) -> dict[str, Any]:
-    return {"braintree_merchant_id": settings.braintree_merchant_id,
-            "braintree_public_key": settings.braintree_public_key,
-            "braintree_private_key": settings.braintree_private_key,
-            "braintree_environment": settings.braintree_environment}
+    return {"braintree_merchant_id": settings.braintree.merchant_id,
+            "braintree_public_key": settings.braintree.public_key,
+            "braintree_private_key": settings.braintree.private_key,
+            "braintree_environment": settings.braintree.environment}
 
 
 PROVIDER = WebhookProvider(

@@ -53,8 +53,8 @@ def _inbound(msg_id: str, e: GenericEvent) -> InboundEvent:
 
 
 def _defaults(settings: Any) -> dict[str, Any]:
-    return {"generic_webhook_secrets": list(settings.generic_webhook_secrets),
-            "generic_tolerance_seconds": settings.generic_tolerance_seconds}
+    return {"generic_webhook_secrets": list(settings.generic.webhook_secrets),
+            "generic_tolerance_seconds": settings.generic.tolerance_seconds}
 
 
 PROVIDER = WebhookProvider(

@@ -23,8 +23,8 @@ def read(request: SignedRequest, credentials: Credentials) -> list[ProviderEvent
 
 
 def _defaults(settings: Any) -> dict[str, Any]:
-    return {"paddle_webhook_secrets": list(settings.paddle_webhook_secrets),
-            "paddle_tolerance_seconds": settings.paddle_tolerance_seconds}
+    return {"paddle_webhook_secrets": list(settings.paddle.webhook_secrets),
+            "paddle_tolerance_seconds": settings.paddle.tolerance_seconds}
 
 
 PROVIDER = WebhookProvider(
