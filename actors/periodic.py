@@ -39,6 +39,12 @@ def backoff(poll_seconds: float, failures_in_a_row: int) -> float:
     return float(min(2.0 ** (failures_in_a_row - 1), max(MAX_BACKOFF_SECONDS, poll_seconds)))
 
 
+def stall_after(poll_seconds: float) -> float:
+    """A loop that completed no pass for this long is stalled: two intervals and one longest backoff, plus slack
+    for a slow pass (a loop that only backs off after failures is reported too: it is not doing its work)."""
+    return 2 * poll_seconds + MAX_BACKOFF_SECONDS + 5.0
+
+
 class PeriodicActor:
     name = "periodic"
 
@@ -53,6 +59,7 @@ class PeriodicActor:
         self._last_tick: float | None = None  # wall clock of the last completed pass
         self._last_error: str | None = None
         self._loop_started: float | None = None  # wall clock when the loop (of this incarnation) started
+        self._interval: float | None = None  # seconds between passes, once the loop runs
         if config.get("autostart"):
             # __init__ runs before the actor's event loop serves calls: ask ourselves to start once it does
             ray.get_runtime_context().current_actor.start.remote(float(config["autostart"]))
@@ -78,6 +85,7 @@ class PeriodicActor:
     async def start(self, poll_seconds: float = 1.0) -> None:
         """Run `tick` forever in the background (idempotent: a second call changes nothing)."""
         if self._task is None or self._task.done():
+            self._interval = poll_seconds
             self._task = asyncio.get_running_loop().create_task(self._loop(poll_seconds))
 
     async def _loop(self, poll_seconds: float) -> None:
@@ -122,8 +130,13 @@ class PeriodicActor:
         return f"{type(self).__name__}({self.name}, ticks={self._ticks}, failures={self._failures})"
 
     async def health(self) -> dict[str, Any]:
-        """Is the loop running, how many passes it completed and failed, when it last completed one (epoch s)."""
-        return {"name": self.name, "running": self._task is not None and not self._task.done(),
+        """Is the loop running, how many passes it completed and failed, when it last completed one (epoch s), and
+        whether it is `stalled`: running but without a completed pass for longer than `stall_after(interval)`."""
+        running = self._task is not None and not self._task.done()
+        since = self._last_tick or self._loop_started
+        stalled = bool(running and self._interval is not None and since is not None
+                       and time.time() - since > stall_after(self._interval))
+        return {"name": self.name, "running": running, "stalled": stalled, "interval": self._interval,
                 "ticks": self._ticks, "failures": self._failures, "last_tick": self._last_tick,
                 "loop_started": self._loop_started, "last_error": self._last_error}
 

@@ -36,6 +36,10 @@ _RECORD_FAILURE = (
 )
 
 
+#: the named background actors whose loops readiness reports
+BACKGROUND_LOOPS = ("scheduler", "outbox", "monitor")
+
+
 class DispatchUnavailable(Exception):
     """Ray or the customer's shard could not take the request now (retryable)."""
 
@@ -206,6 +210,21 @@ class Dispatcher:
             self._classifiers = None
             raise DispatchUnavailable(str(exc)[:200]) from None
         return [r.model_dump(mode="json") for r in results]
+
+    async def loops_health(self, timeout: float = 2.0) -> dict[str, Any]:
+        """The background loops (scheduler, outbox, monitor) as their actors report them; an actor that does not
+        answer within `timeout` is reported `unreachable`."""
+        return dict(await asyncio.gather(*(self._loop_health(name, timeout) for name in BACKGROUND_LOOPS)))
+
+    async def _loop_health(self, name: str, timeout: float) -> tuple[str, dict[str, Any]]:
+        import ray
+
+        try:
+            actor = await asyncio.to_thread(ray.get_actor, name, namespace=NAMESPACE)
+            report: dict[str, Any] = await asyncio.wait_for(actor.health.remote(), timeout)
+        except Exception as exc:  # noqa: BLE001 - any Ray failure means the same here: we cannot see the loop
+            return name, {"running": False, "unreachable": True, "error": type(exc).__name__}
+        return name, report
 
     def refresh_handles(self) -> None:
         for index in range(self._settings.ray.shards):

@@ -89,8 +89,9 @@ class Platform:
 
     async def readiness(self) -> dict[str, Any]:
         """Each dependency's readiness, checked concurrently with a short timeout."""
-        checks = await asyncio.gather(self._check_postgres(), self._check_redis(), self._check_ray())
-        return dict(zip(("postgres", "redis", "ray"), checks, strict=True))
+        checks = await asyncio.gather(self._check_postgres(), self._check_redis(), self._check_ray(),
+                                      self._check_loops())
+        return dict(zip(("postgres", "redis", "ray", "loops"), checks, strict=True))
 
     async def _check_postgres(self) -> dict[str, Any]:
         try:
@@ -105,6 +106,18 @@ class Platform:
             return {"ready": True}
         except (RedisError, OSError, TimeoutError) as exc:
             return {"ready": False, "error": str(exc) or type(exc).__name__}
+
+    async def _check_loops(self) -> dict[str, Any]:
+        """The background loops run and completed a pass recently (a stalled one is `degraded`, not unready: webhooks
+        are still accepted durably, and timers or emails catch up once it runs again)."""
+        if not await asyncio.to_thread(ray_alive):
+            return {"ready": False, "error": "Ray is not reachable"}
+        loops = await self.dispatcher.loops_health()
+        bad = sorted(n for n, h in loops.items() if not h.get("running") or h.get("stalled"))
+        report: dict[str, Any] = {"ready": not bad, "loops": loops}
+        if bad:
+            report["error"] = "not running or stalled: " + ", ".join(bad)
+        return report
 
     async def _check_ray(self) -> dict[str, Any]:
         alive = await asyncio.to_thread(ray_alive)

@@ -39,8 +39,11 @@ def test_up_on_the_embedded_default_is_ready_and_stops_cleanly_on_sigterm(tmp_pa
     try:
         body = _wait_ready(port, proc, timeout=180)
         assert body["ready"] is True
-        assert set(body["dependencies"]) == {"postgres", "redis", "ray"}
-        assert all(dep["ready"] for dep in body["dependencies"].values())
+        assert set(body["dependencies"]) == {"postgres", "redis", "ray", "loops"}
+        assert all(dep["ready"] for dep in body["dependencies"].values()), body
+        loops = body["dependencies"]["loops"]["loops"]  # type: ignore[index]
+        assert {name: (h["running"], h["stalled"]) for name, h in loops.items()} == {
+            "scheduler": (True, False), "outbox": (True, False), "monitor": (True, False)}
         tree = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
         pg_pid = int((tmp_path / "data" / "postgres" / "postmaster.pid").read_text().split()[0])
         proc.send_signal(signal.SIGTERM)

@@ -4,6 +4,7 @@ done. Real Ray actors and PostgreSQL; the errors are real (the actors' server co
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from actors.monitor import Monitor
 from actors.outbox_worker import OutboxWorker
+from actors.periodic import PeriodicActor, stall_after
 from actors.scheduler import Scheduler
 from actors.system import actor_config
 from payrisk.config import load_settings
@@ -152,3 +154,24 @@ async def test_rows_a_dead_notifier_could_not_take_are_given_back_at_once(databa
         row = conn.execute("SELECT claimed_by, sent_at FROM outbox WHERE idempotency_key = %s", (key,)).fetchone()
         conn.execute("DELETE FROM outbox WHERE idempotency_key = %s", (key,))
     assert row == (None, None)
+
+
+class _Failing(PeriodicActor):
+    """A loop whose every pass fails (as against a database that never comes back)."""
+
+    name = "failing"
+
+    async def tick(self) -> int:
+        raise OSError("connection refused")
+
+
+async def test_a_loop_that_completes_no_pass_is_reported_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = _Failing({"clock": "real"})
+    await loop.start(0.05)
+    await asyncio.sleep(0.2)
+    assert (await loop.health())["running"] and not (await loop.health())["stalled"]
+    later = time.time() + stall_after(0.05) + 1
+    monkeypatch.setattr("actors.periodic.time.time", lambda: later)
+    health = await loop.health()
+    assert health["stalled"] and health["failures"] >= 1 and health["last_error"].startswith("OSError")
+    await loop.stop()
