@@ -182,7 +182,7 @@ def _min_offsets(schedule: Schedule, max_attempts: int) -> list[timedelta] | Non
             total += schedule.delay(n, 1.0)
             offsets.append(total)
         return offsets
-    return None  # payday retries are at least a day apart: at most one per day by construction
+    return None  # payday and learned retries keep a minimum gap: at most a few per day by construction
 
 
 def _check_offsets(offsets: list[timedelta], window_days: float) -> None:

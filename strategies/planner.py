@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict
 
 from strategies.calendar import Countries, CountryCalendar, default_countries
+from strategies.learned import TimingModel, prior_model
 from strategies.model import AwaitPolicy, CustomerAction, EscalatePolicy, HaltPolicy, RetryPolicy, Strategy
-from strategies.network import NetworkLimits, check_network_budget, needs_new_details, permanent_stop
-from strategies.schedules import ExponentialSchedule, LadderSchedule, PaydaySchedule, Schedule
+from strategies.network import BudgetVerdict, NetworkLimits, check_network_budget, needs_new_details, permanent_stop
+from strategies.retry_timing import Search, best_slot
+from strategies.schedules import ExponentialSchedule, LadderSchedule, LearnedSchedule, PaydaySchedule, Schedule
 from strategies.segments import CustomerProfile
 from strategies.timing import align_to_hours, next_payday
 
@@ -69,6 +71,9 @@ class _Case:
     calendar: CountryCalendar
     zone: ZoneInfo
     max_attempts_cap: int | None = None
+    timing: TimingModel | None = None
+    funding: str | None = None
+    pay_days: tuple[int, ...] = ()
 
 
 def plan_next(
@@ -90,6 +95,9 @@ def plan_next(
     segment: str,
     countries: Countries | None = None,
     max_attempts_cap: int | None = None,
+    timing: TimingModel | None = None,
+    funding: str | None = None,
+    pay_days: tuple[int, ...] = (),
 ) -> RetryPlan:
     """Decide what follows failed attempt number ``attempts_made`` (>= 1; the original charge is 1).
 
@@ -123,6 +131,9 @@ def plan_next(
         calendar,
         zone,
         max_attempts_cap,
+        timing,
+        funding,
+        pay_days,
     )
     return _decide(case)
 
@@ -176,10 +187,10 @@ def _retry(case: _Case, policy: RetryPolicy) -> RetryPlan:
         return _final(case, [f"attempts used up ({case.attempts_made} of {limit})", *capped], limit)
     window_end = case.first_failed_at + timedelta(days=policy.max_window_days)
     preferred = policy.schedule_for(case.reason)
-    at, notes = _slot(case, preferred)
+    at, notes = _slot(case, preferred, window_end)
     if (at is None or at > window_end) and preferred is not policy.schedule:
         # A reason's own schedule (e.g. payday) that finds no slot in time yields to the category's one.
-        at, fallback = _slot(case, policy.schedule)
+        at, fallback = _slot(case, policy.schedule, window_end)
         notes = [f"{notes[0]} is past the window", *fallback]
     if at is None or at > window_end:
         return _final(case, [*notes, f"no slot before the window ends {_local(case, window_end)}", *capped], limit)
@@ -204,8 +215,10 @@ def _final(case: _Case, notes: list[str], max_attempts: int | None) -> RetryPlan
     )
 
 
-def _slot(case: _Case, schedule: Schedule) -> tuple[datetime | None, list[str]]:
+def _slot(case: _Case, schedule: Schedule, window_end: datetime) -> tuple[datetime | None, list[str]]:
     """The schedule's time, then pushed past every network rule it would break (None: never settles)."""
+    if isinstance(schedule, LearnedSchedule):
+        return _learned(case, schedule, window_end)
     at, note = _candidate(case, schedule)
     notes = [note]
     for _ in range(_BUDGET_ROUNDS):
@@ -221,7 +234,24 @@ def _slot(case: _Case, schedule: Schedule) -> tuple[datetime | None, list[str]]:
     return None, notes
 
 
-def _candidate(case: _Case, schedule: Schedule) -> tuple[datetime, str]:
+def _learned(case: _Case, schedule: LearnedSchedule, window_end: datetime) -> tuple[datetime | None, list[str]]:
+    """The slot with the most expected revenue per attempt among those every network rule allows."""
+    gap = max(timedelta(seconds=case.min_delay_seconds), MIN_GAP, timedelta(hours=schedule.min_gap_hours))
+    search = Search(case.reason, case.funding, case.profile.invoice_amount, case.attempts_made,
+                    case.first_failed_at, case.now, case.now + gap, window_end, case.pay_days,
+                    case.strategy.business_hours, case.calendar, case.zone)
+    choice = best_slot(case.timing or prior_model(), schedule, search, lambda at: _budget(case, at).allowed)
+    if choice is None:
+        return None, [f"learned timing: no slot worth an attempt (≥ {schedule.min_success:.0%} expected success)"]
+    return choice.at, [choice.note, _budget(case, choice.at).reason]
+
+
+def _budget(case: _Case, at: datetime) -> BudgetVerdict:
+    return check_network_budget(case.card_history, case.brand, case.visa_category, case.mc_advice_code, at,
+                                case.limits)
+
+
+def _candidate(case: _Case, schedule: LadderSchedule | ExponentialSchedule | PaydaySchedule) -> tuple[datetime, str]:
     retry_no = case.attempts_made
     lower = case.now + max(timedelta(seconds=case.min_delay_seconds), MIN_GAP)
     if isinstance(schedule, LadderSchedule):
@@ -256,8 +286,8 @@ def _payday(case: _Case, schedule: PaydaySchedule, lower: datetime) -> datetime:
 
 def _place(case: _Case, schedule: Schedule, at: datetime) -> datetime:
     """Ladder and payday retries land in the customer's business hours; backoff retries do not wait."""
-    if isinstance(schedule, ExponentialSchedule):
-        return at
+    if isinstance(schedule, ExponentialSchedule | LearnedSchedule):
+        return at  # backoff does not wait; a learned slot was chosen inside business hours already
     return align_to_hours(at, case.strategy.business_hours, case.calendar, case.zone)
 
 

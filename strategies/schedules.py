@@ -1,4 +1,4 @@
-"""Schedule shapes a strategy can use, as validated data: fixed ladder, exponential backoff, payday."""
+"""Schedule shapes a strategy can use, as validated data: fixed ladder, exponential backoff, payday, learned."""
 
 from __future__ import annotations
 
@@ -77,7 +77,21 @@ class PaydaySchedule(_Frozen):
         return self
 
 
-Schedule = Annotated[LadderSchedule | ExponentialSchedule | PaydaySchedule, Field(discriminator="type")]
+class LearnedSchedule(_Frozen):
+    """Retry at the slot with the most expected revenue per attempt under the learned timing model
+    (`strategies/learned.py`), searched `horizon_days` ahead; at most one retry per `min_gap_hours`; no retry
+    when the best slot's success chance is below `min_success`. The strategy's caps and window still apply."""
+
+    type: Literal["learned"]
+    horizon_days: float = Field(default=10, gt=0, le=30)
+    min_gap_hours: float = Field(default=20, ge=1)  # ≥ 2.4 h keeps Mastercard's 10 per 24 h by construction
+    min_success: float = Field(default=0.03, ge=0, lt=1)
+    discount_per_day: float = Field(default=0.02, ge=0, lt=1)
+
+
+Schedule = Annotated[
+    LadderSchedule | ExponentialSchedule | PaydaySchedule | LearnedSchedule, Field(discriminator="type")
+]
 
 
 class BusinessHours(_Frozen):

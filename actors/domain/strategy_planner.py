@@ -5,6 +5,11 @@ included) while the recovery machine counts payrisk's own retry attempts (its id
 converts one into the other and records the segment, strategy id and version on the plan. The classification's
 `max_attempts_cap` (an unknown code's small cap, or a row's own) counts like `strategies` and lowers the strategy's
 `max_attempts`; the explanation states the capped number.
+
+A stable random share of each tenant's invoices is the holdout arm (`strategies/holdout.py`): planned with the
+baseline strategy, recorded as segment `holdout` and `arm: holdout` on every decision. Learned schedules get the
+timing model (fitted from the tenant's ledger by the caller; the prior alone by default) and the customer's pay
+days: the local days of the month of their earlier recoveries.
 """
 
 from __future__ import annotations
@@ -13,27 +18,40 @@ import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from actors.domain.decisions import Json, Plan
-from strategies.loader import default_book, default_segments
+from strategies.calendar import default_countries
+from strategies.holdout import HOLDOUT_SEGMENT, Holdouts, default_holdouts
+from strategies.learned import TimingModel
+from strategies.loader import StrategyBook, default_book, default_segments
 from strategies.network import NetworkLimits
 from strategies.planner import RetryPlan, plan_next
-from strategies.segments import CustomerProfile, select_segment
+from strategies.segments import CustomerProfile, SegmentRules, select_segment
 
 _NO_CAP = 10_000
 
 
 class StrategyPlanner:
-    def __init__(self, limits: NetworkLimits | None = None) -> None:
-        self._book = default_book()
-        self._segments = default_segments()
+    def __init__(self, limits: NetworkLimits | None = None, *, timing: TimingModel | None = None,
+                 holdouts: Holdouts | None = None, book: StrategyBook | None = None,
+                 segments: SegmentRules | None = None) -> None:
+        self._book = book or default_book()
+        self._segments = segments or default_segments()
         self._limits = limits or NetworkLimits()
+        self._timing = timing
+        self._holdouts = holdouts if holdouts is not None else default_holdouts()
 
     def plan(self, *, customer: Json, case: Json, classification: Json, now: datetime,
              card_history: Sequence[datetime]) -> Plan:
         profile = profile_of(customer, case, now=now)
-        choice = select_segment(self._segments, profile)
-        strategy = self._book.get(choice.strategy_id)
+        held_out = self._holdouts.is_held_out(str(customer["tenant_id"]), str(case["invoice_id"]))
+        if held_out:
+            strategy_id, segment = self._holdouts.strategy, HOLDOUT_SEGMENT
+        else:
+            choice = select_segment(self._segments, profile)
+            strategy_id, segment = choice.strategy_id, choice.segment
+        strategy = self._book.get(strategy_id)
         provider_charges = max(1, int(case.get("provider_failures") or 1))
         first = datetime.fromisoformat(case["first_failed_at"]) if case.get("first_failed_at") else now
         raw = classification.get("raw_codes") or {}
@@ -46,16 +64,25 @@ class StrategyPlanner:
             or raw.get("network_advice_code"),
             min_delay_seconds=int(classification.get("min_delay_seconds") or 0),
             seed=zlib.crc32(f"{case['invoice_id']}:{case['attempts_made']}".encode()), limits=self._limits,
-            segment=choice.segment, max_attempts_cap=_cap(classification))
-        return _to_plan(plan, provider_charges)
+            segment=segment, max_attempts_cap=_cap(classification), timing=self._timing,
+            funding=case["card"].get("card_funding"), pay_days=pay_days(customer, profile))
+        return _to_plan(plan, provider_charges, "holdout" if held_out else "treatment")
 
 
-def _to_plan(plan: RetryPlan, provider_charges: int) -> Plan:
+def pay_days(customer: Json, profile: CustomerProfile) -> tuple[int, ...]:
+    """Local days of the month on which the customer's earlier failed invoices were recovered."""
+    zone = ZoneInfo(profile.timezone) if profile.timezone else default_countries().of(profile.country).zone()
+    days = {datetime.fromisoformat(c["recovered_at"]).astimezone(zone).day
+            for c in customer.get("cases", {}).values() if c.get("recovered_at")}
+    return tuple(sorted(days))
+
+
+def _to_plan(plan: RetryPlan, provider_charges: int, arm: str) -> Plan:
     max_attempts = plan.max_attempts - provider_charges if plan.max_attempts is not None else _NO_CAP
     return Plan(action=plan.action, at=plan.at, attempt_no=plan.attempt_no - provider_charges,
                 max_attempts=max(0, max_attempts), explanation=plan.explanation,
                 strategy={"id": plan.strategy_id, "version": plan.strategy_version, "segment": plan.segment,
-                          "final_action": plan.final_action},
+                          "final_action": plan.final_action, "arm": arm},
                 email_template=plan.email_template, final_action=plan.final_action, alert=plan.alert)
 
 

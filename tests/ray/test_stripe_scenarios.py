@@ -279,7 +279,9 @@ def test_customers_with_real_tenure_reach_the_value_segments(platform: Platform)
         state = wait(lambda ids=ids: (s := platform.state(ids["customer"]))["cases"] and all(
             c["state"] != "classifying" for c in s["cases"].values()) and s, f"{segment} classified")
         cases = [c for c in state["cases"].values() if c["state"] != "healthy"]
-        assert cases and {c["strategy"]["segment"] for c in cases} == {segment}, [c["explanation"] for c in cases]
+        # a stable 5 % of invoices is the holdout arm (strategies/holdouts.json), whatever the segment
+        assert cases and {c["strategy"]["segment"] for c in cases} <= {segment, "holdout"}, [
+            c["explanation"] for c in cases]
         assert state["customer_since"] is not None  # read once through the API: tenure is real
     alerts = [n for ids in customers.values() for n, p in platform.trail(ids["customer"])
               if n == "NotificationRequested" and "first" in str(p.get("kind"))]

@@ -33,7 +33,7 @@ def schedule(
     past_failures: int = 1,
 ) -> list[Step]:
     plans = project(
-        default_book().get(strategy_id),
+        default_book().get(strategy_id, 1),
         category=category,
         reason=reason,
         first_failed_at=T0,
@@ -100,7 +100,7 @@ def test_conservative_in_germany_only_retries_tuesday_to_thursday_mornings() -> 
 
 def test_new_customer_in_japan_alerts_on_the_first_failure_and_retries_at_tokyo_nine_am() -> None:
     plans = project(
-        default_book().get("new_customer"),
+        default_book().get("new_customer", 1),
         category="SOFT_DECLINE",
         reason="do_not_honor",
         first_failed_at=T0,

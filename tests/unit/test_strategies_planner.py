@@ -15,7 +15,7 @@ from strategies.schedules import BusinessHours
 from strategies.segments import CustomerProfile
 
 NOW = datetime(2026, 3, 3, 14, 30, tzinfo=UTC)  # Tuesday
-STANDARD = default_book().get("standard")
+STANDARD = default_book().get("standard", 1)
 
 
 def plan(**overrides: Any) -> RetryPlan:
@@ -177,7 +177,7 @@ def test_the_profiles_own_time_zone_wins_over_its_countrys() -> None:
 
 
 def test_the_first_failure_alert_fires_only_for_a_customer_who_never_failed_before() -> None:
-    strategy = default_book().get("new_customer")
+    strategy = default_book().get("new_customer", 1)
     fresh = CustomerProfile(customer_id="cus_n", country="US", past_failures=0)
     assert plan(strategy=strategy, profile=fresh).alert == "first_failure"
     assert plan(strategy=strategy, profile=fresh, attempts_made=2).alert is None
