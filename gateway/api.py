@@ -11,8 +11,10 @@ from starlette.routing import Route
 
 from gateway.jsonbody import dumps
 from gateway.problems import ProblemError
+from payrisk.store import checkpoints, deliveries, events
+from payrisk.store.deliveries import DeliveryStatus
 
-_STATUSES = {"received", "dispatched", "applied", "ignored", "quarantined"}
+_STATUSES = {str(s) for s in DeliveryStatus}
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -34,25 +36,14 @@ async def list_deliveries(request: Request) -> Response:
     limit = _int_param(request, "limit", 100, 1, 1000)
     after = _int_param(request, "after", 0, 0, 2**62)
     async with request.app.state.platform.db.connection() as conn:
-        cur = await conn.execute(
-            "SELECT delivery_id, tenant_id, provider, provider_event_id, event_type, customer_id, received_at,"
-            " status, status_reason, dispatched_at, applied_at FROM deliveries"
-            " WHERE tenant_id = %s AND (%s::text IS NULL OR status = %s) AND delivery_id > %s"
-            " ORDER BY delivery_id LIMIT %s",
-            (_tenant(request), status, status, after, limit))
-        rows = await cur.fetchall()
+        rows = await deliveries.page(conn, _tenant(request), DeliveryStatus(status) if status else None, after, limit)
     return _json({"data": rows, "next_after": rows[-1]["delivery_id"] if rows else None})
 
 
 async def get_delivery(request: Request) -> Response:
     delivery_id = request.path_params["delivery_id"]
     async with request.app.state.platform.db.connection() as conn:
-        cur = await conn.execute(
-            "SELECT delivery_id, tenant_id, provider, provider_event_id, event_type, customer_id, received_at,"
-            " status, status_reason, dispatched_at, applied_at, headers, convert_from(body, 'UTF8') AS body,"
-            " body_erased_at, body_erased_reason FROM deliveries WHERE tenant_id = %s AND delivery_id = %s",
-            (_tenant(request), delivery_id))
-        row = await cur.fetchone()
+        row = await deliveries.one(conn, _tenant(request), delivery_id)
     if row is None:
         raise ProblemError(404, "not-found", "Not Found", f"no delivery {delivery_id}")
     from gateway.auth import principal_of
@@ -69,9 +60,7 @@ async def get_customer(request: Request) -> Response:
 
     customer_id = request.path_params["customer_id"]
     async with request.app.state.platform.db.connection() as conn:
-        cur = await conn.execute("SELECT version, state, updated_at FROM checkpoints"
-                                 " WHERE tenant_id = %s AND stream_id = %s", (_tenant(request), customer_id))
-        row = await cur.fetchone()
+        row = await checkpoints.row(conn, _tenant(request), customer_id)
     if row is None:
         raise ProblemError(404, "not-found", "Not Found", f"no customer {customer_id!r} in this tenant")
     state = row["state"]
@@ -94,17 +83,11 @@ async def get_timeline(request: Request) -> Response:
 
 async def timeline_items(conn: Any, tenant: str, customer_id: str) -> list[dict[str, Any]]:
     """The customer's deliveries and recorded events, in order (the API's timeline and the dashboard's story)."""
-    cur = await conn.execute(
-        "SELECT 'delivery' AS kind, received_at AS at, event_type AS type, status, status_reason AS reason,"
-        " delivery_id AS ref FROM deliveries WHERE tenant_id = %s AND customer_id = %s", (tenant, customer_id))
-    deliveries = await cur.fetchall()
-    cur = await conn.execute(
-        "SELECT 'event' AS kind, recorded_at AS at, event_type AS type, version AS ref, payload FROM events"
-        " WHERE tenant_id = %s AND stream_id = %s ORDER BY version", (tenant, customer_id))
-    recorded = await cur.fetchall()
+    received = await deliveries.of_customer(conn, tenant, customer_id)
+    recorded = await events.timeline(conn, tenant, customer_id)
     for event in recorded:
         event["reason"] = event["payload"].get("explanation") or event["payload"].get("reason")
-    return sorted([*deliveries, *recorded], key=lambda r: (r["at"], r["kind"] == "event", r["ref"]))
+    return sorted([*received, *recorded], key=lambda r: (r["at"], r["kind"] == "event", r["ref"]))
 
 
 _PROFILE_FIELDS = {"country", "timezone", "currency", "mrr", "plan", "tags", "tenure_days", "email"}

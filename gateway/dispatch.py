@@ -17,23 +17,13 @@ import structlog
 
 from actors.placement import NAMESPACE, shard_index, shard_name
 from payrisk.config import Settings
-from payrisk.store import Database, StoreError
+from payrisk.store import Database, StoreError, deliveries
 
 if TYPE_CHECKING:
     from gateway.metrics import GatewayMetrics
 
 log = structlog.get_logger("payrisk.dispatch")
 
-_SWEEP_LOCK = 7_391_001  # advisory lock id: one sweeper at a time across gateway processes
-#: a delivery its home failed to apply this many times is quarantined with the last error (migration 0006)
-MAX_APPLY_FAILURES = 3
-_RECORD_FAILURE = (
-    "UPDATE deliveries SET apply_failures = apply_failures + 1, last_error = %(error)s,"
-    " status = CASE WHEN apply_failures + 1 >= %(max)s THEN 'quarantined' ELSE status END,"
-    " status_reason = CASE WHEN apply_failures + 1 >= %(max)s"
-    "   THEN 'not applied after ' || (apply_failures + 1) || ' tries: ' || %(error)s ELSE status_reason END"
-    " WHERE delivery_id = %(id)s AND status IN ('received', 'dispatched')"
-)
 
 
 #: the named background actors whose loops readiness reports
@@ -150,11 +140,10 @@ class Dispatcher:
     async def _record_failures(self, failed: list[tuple[int, str]]) -> None:
         """A delivery its customer's home could not apply: count it; after `MAX_APPLY_FAILURES` it is quarantined
         with the last reason (kept, replayable with `payrisk replay --quarantined`), never re-sent for ever."""
-        async with self._db.connection() as conn:
-            for delivery_id, outcome in failed:
-                reason = outcome.removeprefix("failed: ").replace("\x00", "\\u0000")
-                await conn.execute(_RECORD_FAILURE, {"id": delivery_id, "error": reason, "max": MAX_APPLY_FAILURES})
-                log.warning("delivery.apply_failed", delivery=delivery_id, error=reason[:200])
+        for delivery_id, outcome in failed:
+            reason = outcome.removeprefix("failed: ").replace("\x00", "\\u0000")
+            await deliveries.record_apply_failure(self._db, delivery_id, reason)
+            log.warning("delivery.apply_failed", delivery=delivery_id, error=reason[:200])
 
     def _handle(self, index: int) -> Any:
         if index not in self._handles:
@@ -236,13 +225,7 @@ class Dispatcher:
             await self._write_dispatched(delivery_ids)
 
     async def _write_dispatched(self, delivery_ids: list[int]) -> None:
-        # SKIP LOCKED: a row a shard is applying right now is left alone (it becomes `applied` anyway), so this
-        # status write never waits on, or deadlocks with, a shard's transaction.
-        async with self._db.connection() as conn:
-            await conn.execute(
-                "UPDATE deliveries SET status = 'dispatched', dispatched_at = now() WHERE delivery_id IN ("
-                " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s)"
-                " AND status IN ('received', 'dispatched') FOR UPDATE SKIP LOCKED)", (delivery_ids,))
+        await deliveries.mark_dispatched(self._db, delivery_ids)
 
     async def _sweep_loop(self) -> None:
         await asyncio.to_thread(self.refresh_handles)
@@ -258,14 +241,12 @@ class Dispatcher:
         from gateway.redispatch import pending_items
 
         async with self._db.connection() as conn:
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_SWEEP_LOCK,))
-            row = await cur.fetchone()
-            if not row or not row["ok"]:
+            if not await deliveries.try_sweep_lock(conn):
                 return 0
             try:
                 items = await pending_items(conn, grace_seconds, limit)
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SWEEP_LOCK,))
+                await deliveries.release_sweep_lock(conn)
         for item in items:
             self.submit(item["tenant_id"], item["delivery_id"], item["customer_id"], item["events"])
         if items:

@@ -13,12 +13,12 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from psycopg.types.json import Jsonb
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from payrisk.store import Database, StoreUnavailable
+from payrisk.store import deliveries as store_deliveries
+from payrisk.store.deliveries import DeliveryStatus, NewDelivery
 
 _PENDING, _COMMITTED = b"p", b"c"
 
@@ -46,13 +46,6 @@ class Delivery:
 class Stored:
     delivery_id: int | None  # None for a duplicate
     duplicate: bool
-
-
-_INSERT = (
-    "INSERT INTO deliveries (tenant_id, provider, provider_event_id, event_type, customer_id, body, headers,"
-    " status, status_reason) VALUES (%s, %s, %s, %s, %s, %b, %s, %s, %s)"
-    " ON CONFLICT (tenant_id, provider, provider_event_id) DO NOTHING RETURNING delivery_id"
-)
 
 
 class GroupCommitter:
@@ -157,20 +150,9 @@ class GroupCommitter:
             raise StoreUnavailable(f"the commit took longer than {self._commit_timeout:g} s") from None
 
     async def _insert(self, deliveries: list[Delivery]) -> list[int | None]:
-        rows = [
-            (d.tenant_id, d.provider, d.provider_event_id, d.event_type, d.customer_id, d.body,
-             Jsonb(d.headers, dumps=_dumps), d.status, d.status_reason)
-            for d in deliveries
-        ]
-        async with self._db.transaction() as conn, conn.cursor() as cur:
-            await cur.executemany(_INSERT, rows, returning=True)
-            ids: list[int | None] = []
-            while True:
-                row = await cur.fetchone()
-                ids.append(int(row["delivery_id"]) if row else None)
-                if not cur.nextset():
-                    break
-        return ids
+        return await store_deliveries.insert_many(self._db, [
+            NewDelivery(d.tenant_id, d.provider, d.provider_event_id, d.event_type, d.customer_id, d.body, d.headers,
+                        DeliveryStatus(d.status), d.status_reason) for d in deliveries])
 
     async def _redis_claims(self, deliveries: list[Delivery]) -> list[bool]:
         """True for deliveries Redis knows as already committed. Redis trouble → treat all as new."""
@@ -202,7 +184,3 @@ def _fail(batch: list[tuple[Delivery, asyncio.Future[Stored]]], exc: BaseExcepti
     for _, future in batch:
         if not future.done():
             future.set_exception(exc)
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()

@@ -6,7 +6,8 @@ from typing import Any
 
 from gateway.limits import nul_free
 from gateway.providers import stripe as stripe_provider
-from payrisk.store import Conn
+from payrisk.store import Conn, deliveries
+from payrisk.store.deliveries import DeliveryStatus
 
 
 def normalize_stored(provider: str, body: bytes) -> tuple[str | None, list[dict[str, Any]]]:
@@ -26,28 +27,16 @@ async def pending_items(conn: Conn, grace_seconds: float, limit: int,
                         redispatch_after_seconds: float = 30.0) -> list[dict[str, Any]]:
     """Deliveries stored but not applied: never handed off after `grace_seconds`, or handed off and still not
     applied after `redispatch_after_seconds`. Least recently tried first, so nothing starves."""
-    cur = await conn.execute(  # two index-ordered scans (migration 0003), never a sort of the whole backlog
-        "(SELECT delivery_id, tenant_id, provider, body, received_at AS since FROM deliveries"
-        "  WHERE status = 'received' AND received_at < now() - make_interval(secs => %s)"
-        "  ORDER BY received_at LIMIT %s)"
-        " UNION ALL"
-        " (SELECT delivery_id, tenant_id, provider, body, dispatched_at AS since FROM deliveries"
-        "  WHERE status = 'dispatched' AND dispatched_at < now() - make_interval(secs => %s)"
-        "  ORDER BY dispatched_at LIMIT %s)"
-        " ORDER BY since LIMIT %s",
-        (grace_seconds, limit, max(grace_seconds, redispatch_after_seconds), limit, limit),
-    )
+    rows = await deliveries.waiting(conn, grace_seconds, limit, redispatch_after_seconds)
     items = []
-    for row in await cur.fetchall():
+    for row in rows:
         try:
             customer_id, events = normalize_stored(row["provider"], bytes(row["body"]))
         except stripe_provider.PayloadError as exc:
-            await conn.execute("UPDATE deliveries SET status = 'quarantined', status_reason = %s"
-                               " WHERE delivery_id = %s", (exc.reason, row["delivery_id"]))
+            await deliveries.set_status(conn, row["delivery_id"], DeliveryStatus.QUARANTINED, exc.reason)
             continue
         if not events:
-            await conn.execute("UPDATE deliveries SET status = 'ignored' WHERE delivery_id = %s",
-                               (row["delivery_id"],))
+            await deliveries.set_status(conn, row["delivery_id"], DeliveryStatus.IGNORED)
             continue
         items.append({"tenant_id": row["tenant_id"], "delivery_id": row["delivery_id"],
                       "customer_id": customer_id, "events": events})

@@ -10,7 +10,8 @@ import orjson
 from actors.domain.case import empty_state, evolve
 from payrisk.config import load_settings
 from payrisk.errors import CliError
-from payrisk.store import Database, StoreError, checkpoints, events
+from payrisk.store import Database, StoreError, checkpoints, deliveries, events
+from payrisk.store.deliveries import DeliveryStatus
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -36,20 +37,15 @@ async def _replay_quarantined(url: str, tenant_id: str, as_json: bool = False) -
     fixed = still = 0
     try:
         async with db.transaction() as conn:
-            cur = await conn.execute("SELECT delivery_id, provider, body FROM deliveries WHERE tenant_id = %s"
-                                     " AND status = 'quarantined' ORDER BY delivery_id FOR UPDATE", (tenant_id,))
-            for row in await cur.fetchall():
+            for row in await deliveries.quarantined_for_update(conn, tenant_id):
                 try:
                     customer_id, items = normalize_stored(row["provider"], bytes(row["body"]))
                 except PayloadError as exc:
                     still += 1
-                    await conn.execute("UPDATE deliveries SET status_reason = %s WHERE delivery_id = %s",
-                                       (exc.reason, row["delivery_id"]))
+                    await deliveries.set_status(conn, row["delivery_id"], DeliveryStatus.QUARANTINED, exc.reason)
                     continue
-                status = "received" if items else "ignored"
-                await conn.execute("UPDATE deliveries SET status = %s, status_reason = NULL, customer_id = %s"
-                                   " WHERE delivery_id = %s",
-                                   (status, customer_id, row["delivery_id"]))
+                status = DeliveryStatus.RECEIVED if items else DeliveryStatus.IGNORED
+                await deliveries.set_status(conn, row["delivery_id"], status, None, customer_id)
                 fixed += 1
     finally:
         await db.close()

@@ -31,3 +31,28 @@ async def load(conn: Conn, tenant_id: str, stream_id: str) -> Checkpoint | None:
     )
     row = await cur.fetchone()
     return Checkpoint(version=row["version"], state=row["state"]) if row else None
+
+
+async def row(conn: Conn, tenant_id: str, stream_id: str) -> dict[str, Any] | None:
+    """The checkpoint with when it was written: `{version, state, updated_at}`."""
+    cur = await conn.execute("SELECT version, state, updated_at FROM checkpoints WHERE tenant_id = %s"
+                             " AND stream_id = %s", (tenant_id, stream_id))
+    found: dict[str, Any] | None = await cur.fetchone()
+    return found
+
+
+def load_sync(url: str, tenant_id: str, stream_id: str) -> dict[str, Any] | None:
+    """The checkpointed state, read with one short synchronous connection (for CLI commands); None if absent.
+    Raises StoreError (translated) when PostgreSQL cannot be read."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from payrisk.store.errors import translate
+
+    try:
+        with psycopg.connect(url, row_factory=dict_row, connect_timeout=5) as conn:
+            found = conn.execute("SELECT state FROM checkpoints WHERE tenant_id = %s AND stream_id = %s",
+                                 (tenant_id, stream_id)).fetchone()
+    except psycopg.Error as exc:
+        raise translate(exc) from None
+    return dict(found["state"]) if found else None

@@ -22,9 +22,6 @@ class IntegrityError(StoreError):
     """A constraint rejected the write (not a concurrency race); permanent for this input."""
 
 
-RETRYABLE: tuple[type[StoreError], ...] = (ConcurrencyConflict, StoreUnavailable)
-
-
 def translate(exc: psycopg.Error) -> StoreError:
     """Map a psycopg error onto the store hierarchy (the single place that knows psycopg's classes)."""
     if isinstance(exc, pg.UniqueViolation) and _constraint(exc) == "events_pkey":

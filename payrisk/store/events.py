@@ -73,3 +73,11 @@ async def load(conn: Conn, tenant_id: str, stream_id: str, after_version: int = 
         (tenant_id, stream_id, after_version),
     )
     return [RecordedEvent(**row) for row in await cur.fetchall()]
+
+
+async def timeline(conn: Conn, tenant_id: str, stream_id: str) -> list[dict[str, Any]]:
+    """The stream's events as timeline items (`kind`, `at`, `type`, `ref` = version, `payload`)."""
+    cur = await conn.execute(
+        "SELECT 'event' AS kind, recorded_at AS at, event_type AS type, version AS ref, payload FROM events"
+        " WHERE tenant_id = %s AND stream_id = %s ORDER BY version", (tenant_id, stream_id))
+    return list(await cur.fetchall())

@@ -71,21 +71,6 @@ async def mark_fired(conn: Conn, timer_id: int) -> bool:
     return cur.rowcount == 1
 
 
-async def is_pending(conn: Conn, timer_id: int) -> bool:
-    cur = await conn.execute(
-        "SELECT 1 FROM timers WHERE timer_id = %s AND fired_at IS NULL AND cancelled_at IS NULL", (timer_id,)
-    )
-    return await cur.fetchone() is not None
-
-
-async def next_due(conn: Conn) -> datetime | None:
-    cur = await conn.execute(
-        "SELECT min(due_at) AS d FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL"
-    )
-    row = await cur.fetchone()
-    return row["d"] if row else None
-
-
 async def release(conn: Conn, timer_ids: list[int], worker: str) -> None:
     """Give back claims `worker` holds on timers it could not deliver, so the next pass claims them at once."""
     await conn.execute(
