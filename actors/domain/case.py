@@ -1,103 +1,106 @@
 """A customer's recovery state and its pure fold over recorded events (event sourcing).
 
-`evolve(state, event)` is the only way state changes, so replaying the event log reproduces the checkpoint
-exactly (invariant I5). State is plain JSON-able data; the transitions machine validates every move.
+`evolve(state, event_type, payload)` — `apply(state, event)` for an event already made — is the only way state
+changes, so replaying the event log reproduces the checkpoint exactly (invariant I5). The fold dispatches on the
+event's type through `FOLDS`: every customer event type has an entry, those that change no state say so
+(`RECORDED_ONLY`), and a type without one is an error, never a silent no-op. State is plain JSON-able data
+(`actors.domain.state`); the transitions machine validates every move.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 
-from actors.domain.machine import CaseModel, CaseState, move
+from actors.domain.events import (
+    AttemptEvent,
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    AttemptUnknown,
+    AwaitingCustomer,
+    CustomerEvent,
+    CustomerForgotten,
+    DeclineDetailsReceived,
+    DeclineJoined,
+    DetailsFetched,
+    DetailsRequested,
+    Escalated,
+    Exhausted,
+    FailureClassified,
+    Halted,
+    InvoiceClosed,
+    InvoiceRecovered,
+    LateEventIgnored,
+    NotificationRequested,
+    OperatorActed,
+    PaymentFailed,
+    PaymentMethodKnown,
+    PaymentMethodUpdated,
+    PlanEvent,
+    ProfileUpdated,
+    RetryPaused,
+    RetryScheduled,
+    ShadowDecision,
+    SubscriptionChanged,
+    UnknownCodeSeen,
+    UnknownEventError,
+    parse_event,
+)
+from actors.domain.machine import CaseModel, move
+from actors.domain.state import CaseJson, CustomerJson, Json, customer_status, empty_state, new_case
 
-Json = dict[str, Any]
-
-#: recorded event type → the case trigger it fires (None: data only)
-TRIGGERS: dict[str, str | None] = {
-    "PaymentFailed": "fail",
-    "DeclineDetailsReceived": None,
-    "FailureClassified": None,
-    "RetryScheduled": "schedule_retry",
-    "AttemptStarted": "begin_attempt",
-    "AttemptFailed": "attempt_failed",
-    "AttemptSucceeded": None,
-    "AttemptUnknown": None,
-    "AwaitingCustomer": "await_customer",
-    "Escalated": "escalate",
-    "Halted": "halt",
-    "Exhausted": "exhaust",
-    "InvoiceRecovered": "recover",
-    "InvoiceClosed": "close",
-    "PaymentMethodUpdated": None,
-    "SubscriptionChanged": None,
-    "LateEventIgnored": None,
-    "NotificationRequested": None,
-    "ShadowDecision": None,
-    "RetryPaused": None,
-    "ProfileUpdated": None,
-    "CustomerForgotten": None,
-    "UnknownCodeSeen": None,
-    "DeclineJoined": None,
-    "DetailsRequested": None,
-    "DetailsFetched": None,
-    "PaymentMethodKnown": None,
-    "OperatorActed": None,
-}
-
-#: data-only events that may name an invoice payrisk has no case for: they never open one
-_NO_NEW_CASE = frozenset({"DeclineDetailsReceived", "DeclineJoined", "PaymentMethodUpdated", "OperatorActed"})
-
-_STATE_PRIORITY = [CaseState.RETRYING, CaseState.RETRY_SCHEDULED, CaseState.CLASSIFYING,
-                   CaseState.AWAITING_CUSTOMER, CaseState.ESCALATED, CaseState.HALTED, CaseState.EXHAUSTED]
+E = TypeVar("E", bound=CustomerEvent)
 
 
-def empty_state(tenant_id: str, customer_id: str) -> Json:
-    return {"tenant_id": tenant_id, "customer_id": customer_id, "cases": {}, "declines": {},
-            "payment_method_id": None, "subscription_status": None, "email": None,
-            "failures": 0, "recoveries": 0, "first_failure_at": None, "last_failure_at": None, "profile": {},
-            "customer_since": None, "customer_lookup": None, "payment_method_at": None}
+@dataclass(frozen=True, slots=True)
+class Fold(Generic[E]):
+    """How one event type changes state: its case's data, the machine trigger it fires, the customer's data."""
+
+    case: Callable[[CaseJson, E], None] | None = None
+    trigger: str | None = None
+    customer: Callable[[CustomerJson, E], None] | None = None
+    #: an event naming an invoice payrisk has no case for opens one, unless it is data about the customer only
+    opens_case: bool = True
 
 
-def new_case(invoice_id: str) -> Json:
-    return {"invoice_id": invoice_id, "state": CaseState.HEALTHY.value, "amount_due": 0, "currency": None,
-            "subscription_id": None, "hosted_invoice_url": None, "attempts_made": 0, "max_attempts": 1,
-            "retryable": False, "classification": None, "first_failed_at": None, "last_failed_at": None,
-            "next_action": None, "inflight_key": None, "attempt_keys": [], "payment_intent_id": None,
-            "charge_ids": [], "card": {}, "strategy": None, "explanation": None, "recovered_amount": 0,
-            "recovered_at": None, "recovered_via": None, "closed_reason": None, "final_action": None,
-            "emails": [], "provider_failures": 0, "failed_occurred_at": None, "payment_method_id": None,
-            "details_requested": None, "details_fetched": None, "retry_payment_method": None,
-            "card_updated_at": None, "resume_reason": None, "inflight_payment_method": None,
-            "recovered_credit": None, "charge_less": False}
-
-
-def customer_status(state: Json) -> str:
-    """The customer's headline state: its most urgent open case, else its latest outcome, else healthy."""
-    states = [c["state"] for c in state["cases"].values()]
-    for candidate in _STATE_PRIORITY:
-        if candidate.value in states:
-            return candidate.value
-    return CaseState.RECOVERED.value if CaseState.RECOVERED.value in states else CaseState.HEALTHY.value
+#: recorded for the trail and the read models; changes no state
+RECORDED_ONLY: Fold[Any] = Fold()
 
 
 def evolve(state: Json, event_type: str, payload: Json) -> Json:
-    """Apply one recorded event; returns a new state (the input is not modified)."""
-    state = _copy(state)
-    invoice_id = payload.get("invoice_id")
-    case = None
-    if invoice_id and (invoice_id in state["cases"] or event_type not in _NO_NEW_CASE):
-        case = state["cases"].setdefault(invoice_id, new_case(invoice_id))
-    if case is not None:
-        _update_case(case, event_type, payload)
-        trigger = TRIGGERS.get(event_type)
-        if trigger:
+    """Apply one recorded event as stored; returns a new state (the input is not modified).
+
+    Raises `UnknownEventError` for a type with no registered model or no fold, `InvalidEventError` for a payload
+    that does not match its type."""
+    event = parse_event(event_type, payload)
+    if not isinstance(event, CustomerEvent):
+        raise UnknownEventError(event_type, "is not an event of a customer's stream")
+    return apply(state, event)
+
+
+def apply(state: Json, event: CustomerEvent) -> Json:
+    """Apply one event; returns a new state (the input is not modified)."""
+    fold = FOLDS.get(type(event))
+    if fold is None:
+        raise UnknownEventError(event.event_type, "has no fold: register it in FOLDS (RECORDED_ONLY if it "
+                                                  "changes no state)")
+    new = cast(CustomerJson, _copy(state))
+    invoice_id = getattr(event, "invoice_id", None)
+    if invoice_id and (invoice_id in new["cases"] or fold.opens_case):
+        case = new["cases"].setdefault(invoice_id, new_case(invoice_id))
+        if fold.case is not None:
+            fold.case(case, event)
+        if fold.trigger:
             model = CaseModel(case["state"], case["retryable"], case["attempts_made"], case["max_attempts"])
-            case["state"] = move(model, trigger)
-    _update_customer(state, event_type, payload)
-    return state
+            case["state"] = move(model, fold.trigger)
+    if fold.customer is not None:
+        fold.customer(new, event)
+    return cast(Json, new)
 
 
 def _copy(state: Json) -> Json:
@@ -106,189 +109,181 @@ def _copy(state: Json) -> Json:
     return copied
 
 
-def _update_case(case: Json, event_type: str, p: Json) -> None:
-    handler = _CASE_UPDATES.get(event_type)
-    if handler is not None:
-        handler(case, p)
+# ---------------------------------------------------------------------------------------------- a case's data
 
-
-def _on_failed(case: Json, p: Json) -> None:
-    case.update({k: p[k] for k in ("amount_due", "currency", "subscription_id", "hosted_invoice_url",
-                                   "payment_intent_id") if p.get(k) is not None})
-    case["first_failed_at"] = case["first_failed_at"] or p["at"]
-    case["last_failed_at"] = p["at"]
+def _on_failed(case: CaseJson, e: PaymentFailed) -> None:
+    _on_invoice_known(case, e)
+    case["first_failed_at"] = case["first_failed_at"] or e.at
+    case["last_failed_at"] = e.at
     case["provider_failures"] += 1
-    case["failed_occurred_at"] = p.get("occurred_at")
-    case["charge_less"] = bool(p.get("charge_less"))
-    if p.get("payment_method_id"):
-        case["payment_method_id"] = p["payment_method_id"]
-    case["next_action"] = {"kind": "classify", "at": p.get("classify_at")}
-    if p.get("charge_id") and p["charge_id"] not in case["charge_ids"]:
-        case["charge_ids"].append(p["charge_id"])
+    case["failed_occurred_at"] = e.occurred_at
+    case["charge_less"] = bool(e.charge_less)
+    if e.payment_method_id:
+        case["payment_method_id"] = e.payment_method_id
+    case["next_action"] = {"kind": "classify", "at": e.classify_at}
+    if e.charge_id and e.charge_id not in case["charge_ids"]:
+        case["charge_ids"].append(e.charge_id)
 
 
-def _on_classified(case: Json, p: Json) -> None:
-    case["classification"] = p["classification"]
-    case["retryable"] = bool(p["classification"].get("retryable"))
-    case["card"] = p.get("card") or case["card"]
+def _on_invoice_known(case: CaseJson, e: PaymentFailed) -> None:
+    """What the failure says of the invoice; a value it does not carry never erases one known before."""
+    if e.amount_due is not None:
+        case["amount_due"] = e.amount_due
+    if e.currency is not None:
+        case["currency"] = e.currency
+    if e.subscription_id is not None:
+        case["subscription_id"] = e.subscription_id
+    if e.hosted_invoice_url is not None:
+        case["hosted_invoice_url"] = e.hosted_invoice_url
+    if e.payment_intent_id is not None:
+        case["payment_intent_id"] = e.payment_intent_id
 
 
-def _on_plan(case: Json, p: Json) -> None:
-    case["strategy"] = p.get("strategy") or case["strategy"]
-    case["explanation"] = p.get("explanation")
-    case["max_attempts"] = p.get("max_attempts", case["max_attempts"])
-    case["next_action"] = {"kind": p.get("action"), "at": p.get("at"), "attempt_no": p.get("attempt_no")}
-    if p.get("retryable") is not None:
-        case["retryable"] = p["retryable"]
-    if p.get("final_action"):
-        case["final_action"] = p["final_action"]
+def _on_classified(case: CaseJson, e: FailureClassified) -> None:
+    case["classification"] = e.classification
+    case["retryable"] = bool(e.classification.get("retryable"))
+    case["card"] = e.card or case["card"]
 
 
-def _on_attempt_started(case: Json, p: Json) -> None:
-    case["inflight_key"] = p["idempotency_key"]
-    case["inflight_payment_method"] = p.get("payment_method_id")
-    case["attempt_keys"].append(p["idempotency_key"])
-    case["next_action"] = {"kind": "reconcile", "at": p.get("reconcile_at"), "attempt_no": p["attempt_no"]}
+def _on_plan(case: CaseJson, e: PlanEvent) -> None:
+    case["strategy"] = e.strategy or case["strategy"]
+    case["explanation"] = e.explanation
+    case["max_attempts"] = e.max_attempts
+    case["next_action"] = {"kind": e.action, "at": e.at, "attempt_no": e.attempt_no}
 
 
-def _on_attempt_done(case: Json, p: Json) -> None:
-    case["attempts_made"] = max(case["attempts_made"], p["attempt_no"])
+def _on_retry_scheduled(case: CaseJson, e: RetryScheduled) -> None:
+    _on_plan(case, e)
+    if e.retryable is not None:
+        case["retryable"] = e.retryable
+    case["resume_reason"] = e.resume_reason
+
+
+def _on_exhausted(case: CaseJson, e: Exhausted) -> None:
+    _on_plan(case, e)
+    if e.final_action:
+        case["final_action"] = e.final_action
+
+
+def _on_attempt_started(case: CaseJson, e: AttemptStarted) -> None:
+    case["inflight_key"] = e.idempotency_key
+    case["inflight_payment_method"] = e.payment_method_id
+    case["attempt_keys"].append(e.idempotency_key)
+    case["next_action"] = {"kind": "reconcile", "at": e.reconcile_at, "attempt_no": e.attempt_no}
+
+
+def _on_attempt_done(case: CaseJson, e: AttemptEvent) -> None:
+    case["attempts_made"] = max(case["attempts_made"], e.attempt_no)
     case["inflight_key"] = None
 
 
-def _on_recovered(case: Json, p: Json) -> None:
-    case["recovered_amount"] = p.get("amount") or case["amount_due"]
-    case["recovered_at"] = p["at"]
-    case["recovered_via"] = p.get("via")
-    case["recovered_credit"] = p.get("credited_to")
+def _on_recovered(case: CaseJson, e: InvoiceRecovered) -> None:
+    case["recovered_amount"] = e.amount or case["amount_due"]
+    case["recovered_at"] = e.at
+    case["recovered_via"] = e.via
+    case["recovered_credit"] = e.credited_to
     case["inflight_key"] = None
     case["next_action"] = None
 
 
-def _on_closed(case: Json, p: Json) -> None:
-    case["closed_reason"] = p.get("reason")
+def _on_closed(case: CaseJson, e: InvoiceClosed) -> None:
+    case["closed_reason"] = e.reason
     case["next_action"] = None
     case["inflight_key"] = None
 
 
-def _on_details_requested(case: Json, p: Json) -> None:
-    case["details_requested"] = p["failure_no"]
+def _on_details_requested(case: CaseJson, e: DetailsRequested) -> None:
+    case["details_requested"] = e.failure_no
 
 
-def _on_details_fetched(case: Json, p: Json) -> None:
-    case["details_fetched"] = p["failure_no"]
+def _on_details_fetched(case: CaseJson, e: DetailsFetched) -> None:
+    case["details_fetched"] = e.failure_no
 
 
-def _on_retry_scheduled(case: Json, p: Json) -> None:
-    _on_plan(case, p)
-    case["resume_reason"] = p.get("resume_reason")
+def _on_notification(case: CaseJson, e: NotificationRequested) -> None:
+    if e.template:
+        case["emails"].append(e.template)
 
 
-def _on_notification(case: Json, p: Json) -> None:
-    if p.get("template"):
-        case["emails"].append(p["template"])
-
-
-def _on_operator(case: Json, p: Json) -> None:
+def _on_operator(case: CaseJson, e: OperatorActed) -> None:
     """Dunning paused / resumed by an operator (actors/domain/operator.py); timers respect the flag."""
-    if p.get("outcome") == "done" and p.get("action") in ("pause", "resume"):
-        case["paused"] = p["action"] == "pause"
+    if e.outcome == "done" and e.action in ("pause", "resume"):
+        case["paused"] = e.action == "pause"
 
 
-_CASE_UPDATES = {
-    "PaymentFailed": _on_failed,
-    "FailureClassified": _on_classified,
-    "RetryScheduled": _on_retry_scheduled,
-    "AwaitingCustomer": _on_plan,
-    "Escalated": _on_plan,
-    "Halted": _on_plan,
-    "Exhausted": _on_plan,
-    "RetryPaused": _on_plan,
-    "AttemptStarted": _on_attempt_started,
-    "AttemptFailed": _on_attempt_done,
-    "AttemptSucceeded": _on_attempt_done,
-    "InvoiceRecovered": _on_recovered,
-    "InvoiceClosed": _on_closed,
-    "NotificationRequested": _on_notification,
-    "DetailsRequested": _on_details_requested,
-    "DetailsFetched": _on_details_fetched,
-    "OperatorActed": _on_operator,
-}
+# ---------------------------------------------------------------------------------------------- the customer's data
 
 _CLOSED = frozenset({"recovered", "closed", "halted", "exhausted"})
 
 
-def _update_customer(state: Json, event_type: str, p: Json) -> None:
-    handler = _CUSTOMER_UPDATES.get(event_type)
-    if handler is not None:
-        handler(state, p)
-
-
-def _customer_failed(state: Json, p: Json) -> None:
+def _customer_failed(state: CustomerJson, e: PaymentFailed) -> None:
     state["failures"] += 1
-    state["first_failure_at"] = state["first_failure_at"] or p["at"]
-    state["last_failure_at"] = p["at"]
-    state["email"] = p.get("customer_email") or state["email"]
+    state["first_failure_at"] = state["first_failure_at"] or e.at
+    state["last_failure_at"] = e.at
+    state["email"] = e.customer_email or state["email"]
 
 
-def _decline_received(state: Json, p: Json) -> None:
-    old = state["declines"].get(p["link"], {})
-    record = {k: p.get(k) or old.get(k) for k in _RECORD_FIELDS}
-    record["decline"] = _merge(old.get("decline", {}), p["decline"])
-    state["declines"][p["link"]] = record
+def _decline_received(state: CustomerJson, e: DeclineDetailsReceived) -> None:
+    old = state["declines"].get(e.link, {})
+    given = {"source": e.source, "invoice_id": e.invoice_id, "payment_intent_id": e.payment_intent_id,
+             "charge_id": e.charge_id, "amount": e.amount, "currency": e.currency, "occurred_at": e.occurred_at,
+             "payment_method_id": e.payment_method_id, "failure_no": e.failure_no, "joined": None}
+    record = {k: v or old.get(k) for k, v in given.items()}
+    record["decline"] = _merge(old.get("decline", {}), e.decline)
+    state["declines"][e.link] = record
 
 
-def _decline_joined(state: Json, p: Json) -> None:
-    record = state["declines"].get(p["link"])
+def _decline_joined(state: CustomerJson, e: DeclineJoined) -> None:
+    record = state["declines"].get(e.link)
     if record is not None:
-        record.update({"invoice_id": p["invoice_id"], "joined": p.get("how")})
+        record.update({"invoice_id": e.invoice_id, "joined": e.how})
 
 
-def _details_requested(state: Json, p: Json) -> None:
-    if p.get("customer"):
+def _details_requested(state: CustomerJson, e: DetailsRequested) -> None:
+    if e.customer:
         state["customer_lookup"] = "requested"
-        state["customer_lookup_for"] = p["invoice_id"]
+        state["customer_lookup_for"] = e.invoice_id
 
 
-def _details_fetched(state: Json, p: Json) -> None:
+def _details_fetched(state: CustomerJson, e: DetailsFetched) -> None:
     """The read answered (`done`, even with an error: it was made), or never did before the classification
     deadline (`unanswered`: forgotten, so that a later failure may ask again)."""
-    if p.get("customer"):
-        state["customer_lookup"] = None if p.get("unanswered") else "done"
-    _learn_since(state, p.get("customer_since"))
+    if e.customer:
+        state["customer_lookup"] = None if e.unanswered else "done"
+    _learn_since(state, e.customer_since)
 
 
-def _recovered(state: Json, p: Json) -> None:
+def _recovered(state: CustomerJson, e: InvoiceRecovered) -> None:
     state["recoveries"] += 1
 
 
-def _method(state: Json, p: Json) -> None:
+def _method(state: CustomerJson, e: PaymentMethodUpdated | PaymentMethodKnown) -> None:
     """PaymentMethodUpdated (a card update) and PaymentMethodKnown (the default, as the provider showed it)."""
-    state["payment_method_id"] = p.get("payment_method_id")
-    state["payment_method_at"] = p.get("occurred_at") or state.get("payment_method_at")
-    _learn_since(state, p.get("customer_since"))
+    state["payment_method_id"] = e.payment_method_id
+    state["payment_method_at"] = e.occurred_at or state.get("payment_method_at")
+    _learn_since(state, e.customer_since)
 
 
-def _card_updated(state: Json, p: Json) -> None:
+def _card_updated(state: CustomerJson, e: PaymentMethodUpdated) -> None:
     """A card update: every open case's next retry charges that instrument."""
-    _method(state, p)
+    _method(state, e)
     for case in state["cases"].values():
         if case["state"] not in _CLOSED:
-            case["retry_payment_method"] = p.get("payment_method_id")
-            case["card_updated_at"] = p.get("at")
+            case["retry_payment_method"] = e.payment_method_id
+            case["card_updated_at"] = e.at
 
 
-def _subscription(state: Json, p: Json) -> None:
-    state["subscription_status"] = p.get("status")
-    _learn_since(state, p.get("customer_since"))
+def _subscription(state: CustomerJson, e: SubscriptionChanged) -> None:
+    state["subscription_status"] = e.status
+    _learn_since(state, e.customer_since)
 
 
-def _profile(state: Json, p: Json) -> None:
-    state["profile"] = {**state.get("profile", {}), **p["profile"]}
-    state["profile_request"] = p.get("request_id")
+def _profile(state: CustomerJson, e: ProfileUpdated) -> None:
+    state["profile"] = {**state.get("profile", {}), **e.profile}
+    state["profile_request"] = e.request_id
 
 
-def _forgotten(state: Json, p: Json) -> None:
+def _forgotten(state: CustomerJson, e: CustomerForgotten) -> None:
     """Personal data erased on request (`payrisk customers forget`): the amounts and decisions stay."""
     state["email"] = None
     state["profile"] = {k: v for k, v in state.get("profile", {}).items() if k != "email"}
@@ -297,39 +292,19 @@ def _forgotten(state: Json, p: Json) -> None:
 _OPERATOR_REQUESTS_KEPT = 50
 
 
-def _operator_acted(state: Json, p: Json) -> None:
+def _operator_acted(state: CustomerJson, e: OperatorActed) -> None:
     """The outcome of each recent operator request, so that a request decided twice is recorded once."""
     kept = dict(state.get("operator_requests") or {})
-    kept[p["request_id"]] = f"{p['outcome']}: {p.get('explanation')}"
+    kept[e.request_id] = f"{e.outcome}: {e.explanation}"
     state["operator_requests"] = dict(list(kept.items())[-_OPERATOR_REQUESTS_KEPT:])
 
 
-_CUSTOMER_UPDATES = {
-    "PaymentFailed": _customer_failed,
-    "DeclineDetailsReceived": _decline_received,
-    "DeclineJoined": _decline_joined,
-    "DetailsRequested": _details_requested,
-    "DetailsFetched": _details_fetched,
-    "InvoiceRecovered": _recovered,
-    "PaymentMethodUpdated": _card_updated,
-    "PaymentMethodKnown": _method,
-    "SubscriptionChanged": _subscription,
-    "ProfileUpdated": _profile,
-    "CustomerForgotten": _forgotten,
-    "OperatorActed": _operator_acted,
-}
-
-
-_RECORD_FIELDS = ("source", "invoice_id", "payment_intent_id", "charge_id", "amount", "currency", "occurred_at",
-                  "payment_method_id", "failure_no", "joined")
-
-
-def _learn_since(state: Json, since: str | None) -> None:
+def _learn_since(state: CustomerJson, since: str | None) -> None:
     """Tenure: the earliest start the provider told us of (customer created, subscription started)."""
     if not since:
         return
     value = datetime.fromisoformat(since).astimezone(UTC).isoformat()  # one spelling, so text order is time order
-    if state.get("customer_since") is None or value < state["customer_since"]:
+    if state.get("customer_since") is None or value < str(state["customer_since"]):
         state["customer_since"] = value
 
 
@@ -338,3 +313,46 @@ def _merge(old: Json, new: Json) -> Json:
     merged = dict(old)
     merged.update({k: v for k, v in new.items() if v is not None})
     return merged
+
+
+# ---------------------------------------------------------------------------------------------- the table
+
+def _on(cls: type[E], fold: Fold[E]) -> tuple[type[CustomerEvent], Fold[Any]]:
+    """One entry of FOLDS; typed so that each handler takes the event type it is registered for."""
+    return cls, fold
+
+
+#: every customer event type → how it changes state
+FOLDS: Mapping[type[CustomerEvent], Fold[Any]] = dict([
+    _on(PaymentFailed, Fold(_on_failed, "fail", _customer_failed)),
+    _on(DeclineDetailsReceived, Fold(customer=_decline_received, opens_case=False)),
+    _on(DeclineJoined, Fold(customer=_decline_joined, opens_case=False)),
+    _on(DetailsRequested, Fold(_on_details_requested, customer=_details_requested)),
+    _on(DetailsFetched, Fold(_on_details_fetched, customer=_details_fetched)),
+    _on(FailureClassified, Fold(_on_classified)),
+    _on(RetryScheduled, Fold(_on_retry_scheduled, "schedule_retry")),
+    _on(RetryPaused, Fold(_on_plan)),
+    _on(AttemptStarted, Fold(_on_attempt_started, "begin_attempt")),
+    _on(AttemptFailed, Fold(_on_attempt_done, "attempt_failed")),
+    _on(AttemptSucceeded, Fold(_on_attempt_done)),
+    _on(AwaitingCustomer, Fold(_on_plan, "await_customer")),
+    _on(Escalated, Fold(_on_plan, "escalate")),
+    _on(Halted, Fold(_on_plan, "halt")),
+    _on(Exhausted, Fold(_on_exhausted, "exhaust")),
+    _on(InvoiceRecovered, Fold(_on_recovered, "recover", _recovered)),
+    _on(InvoiceClosed, Fold(_on_closed, "close")),
+    _on(NotificationRequested, Fold(_on_notification)),
+    _on(PaymentMethodUpdated, Fold(customer=_card_updated, opens_case=False)),
+    _on(PaymentMethodKnown, Fold(customer=_method)),
+    _on(SubscriptionChanged, Fold(customer=_subscription)),
+    _on(ProfileUpdated, Fold(customer=_profile)),
+    _on(CustomerForgotten, Fold(customer=_forgotten)),
+    _on(OperatorActed, Fold(_on_operator, customer=_operator_acted, opens_case=False)),
+    _on(AttemptUnknown, RECORDED_ONLY),  # the reconcile timer asks again with the same key
+    _on(UnknownCodeSeen, RECORDED_ONLY),  # the alert is its own outbox row
+    _on(ShadowDecision, RECORDED_ONLY),  # observe mode: what would have been done
+    _on(LateEventIgnored, RECORDED_ONLY),  # a late event never reopens a case (I7)
+])
+
+__all__ = ["FOLDS", "RECORDED_ONLY", "CaseJson", "CustomerJson", "Fold", "Json", "apply",
+           "customer_status", "empty_state", "evolve", "new_case"]
