@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from payrisk.store import sessions
 from payrisk.store.db import Conn
 
 SCOPES = ("read", "write", "admin")
@@ -86,8 +87,13 @@ async def get(conn: Conn, key_id: str, tenant: str | None) -> dict[str, Any] | N
 
 
 async def revoke(conn: Conn, key_id: str, tenant: str | None) -> dict[str, Any] | None:
-    """Revoke a key of `tenant` (any tenant's for None); idempotent. None when there is no such key."""
+    """Revoke a key of `tenant` (any tenant's for None), and end the dashboard sessions signed in with it;
+    idempotent. None when there is no such key."""
     cur = await conn.execute(
         f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = %(k)s"
         f" AND (%(t)s::text IS NULL OR tenant_id = %(t)s) RETURNING {_COLUMNS}", {"k": key_id, "t": tenant})
-    return await cur.fetchone()
+    row = await cur.fetchone()
+    if row is not None:
+        # the session lookup checks the key on every request anyway; this makes the end visible in the rows
+        await sessions.revoke_for_key(conn, key_id)
+    return row
