@@ -1,4 +1,5 @@
-"""Drains the transactional outbox after commit: emails and alerts through the notifier pool."""
+"""Drains the transactional outbox after commit: emails and alerts through the notifier pool (which honours each
+tenant's own quiet hours and alert channels), and the final provider actions with each tenant's own API key."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ray
 import structlog
 
 from actors.periodic import PeriodicActor
+from actors.provider_keys import ClientsByKey, ProviderKeys
 from payrisk.store import Database
 
 log = structlog.get_logger("payrisk.outbox")
@@ -21,6 +23,8 @@ class OutboxWorker(PeriodicActor):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._deliverer: Any = None
+        self._keys = ProviderKeys(config)  # the tenant's own Stripe key, else STRIPE_API_KEY
+        self._adapters: ClientsByKey[Any] = ClientsByKey(self._stripe_adapter)
         self.handled = 0
 
     async def _ready(self) -> tuple[Database, Any]:
@@ -30,7 +34,7 @@ class OutboxWorker(PeriodicActor):
             from actors.notifier.sender import NotifierSettings
 
             settings = NotifierSettings.from_config(self.config.get("notifier", {}))
-            pool = notifier_pool(int(self.config.get("notifiers", 1)), settings)
+            pool = notifier_pool(int(self.config.get("notifiers", 1)), settings, self._tenant_settings())
             self._deliverer = ActorDeliverer(pool, settings.policy.longest_window)
         return db, self._deliverer
 
@@ -45,33 +49,48 @@ class OutboxWorker(PeriodicActor):
         self.handled += handled
         return handled
 
+    def _tenant_settings(self) -> dict[str, Any]:
+        """Where the notifiers read each tenant's own quiet hours and alert channels (and the keys to open them)."""
+        return {"database_url": self.config.get("database_url"), "secret_keys": self.config.get("secret_keys") or ()}
+
     async def _provider_actions(self, db: Database, now: Any, limit: int) -> int:
-        """Final actions (cancel the subscription, mark the invoice uncollectible), each key sent once."""
+        """Final actions (cancel the subscription, mark the invoice uncollectible), each key sent once, each with
+        the tenant's own provider key (else the installation's)."""
         from payrisk.store import outbox
 
         async with db.transaction() as conn:
             rows = await outbox.claim(conn, now, "outbox-worker", topics=("provider",), limit=limit)
-        adapter = self._adapter()
         for row in rows:
-            if adapter is None:
-                await self._retry_later(db, row.outbox_id, "no STRIPE_API_KEY configured", minutes=60)
-                continue
-            try:
-                await asyncio.to_thread(adapter.final_action, row.payload["action"], row.payload["invoice_id"],
-                                        row.payload.get("subscription_id"), row.idempotency_key)
-            except Exception as exc:  # noqa: BLE001 - any provider error: try again later, keep the reason
-                await self._retry_later(db, row.outbox_id, str(exc)[:300], minutes=min(60, 2 ** row.attempts))
-                continue
-            async with db.connection() as conn:
-                await outbox.mark_sent(conn, row.outbox_id)
+            await self._final_action(db, row)
         return len(rows)
 
-    def _adapter(self) -> Any:
-        if not self.config.get("stripe_api_key"):
-            return None
+    async def _final_action(self, db: Database, row: Any) -> None:
+        from payrisk.store import outbox
+
+        adapter = await self._adapter(db, row.tenant_id)
+        if adapter is None:
+            await self._retry_later(db, row.outbox_id, "no Stripe API key: neither the tenant's own nor STRIPE_API_KEY",
+                                    minutes=60)
+            return
+        try:
+            await asyncio.to_thread(adapter.final_action, row.payload["action"], row.payload["invoice_id"],
+                                    row.payload.get("subscription_id"), row.idempotency_key)
+        except Exception as exc:  # noqa: BLE001 - any provider error: try again later, keep the reason
+            await self._retry_later(db, row.outbox_id, str(exc)[:300], minutes=min(60, 2 ** row.attempts))
+            return
+        async with db.connection() as conn:
+            await outbox.mark_sent(conn, row.outbox_id)
+
+    async def _adapter(self, db: Database, tenant_id: str) -> Any:
+        """The Stripe adapter for the tenant's key (read at most every few seconds); None when there is no key."""
+        async with db.connection() as conn:
+            key = await self._keys.for_tenant(conn, tenant_id)
+        return self._adapters.get(key) if key else None
+
+    def _stripe_adapter(self, key: str) -> Any:
         from actors.executor import StripeAdapter
 
-        return StripeAdapter(self.config["stripe_api_key"], self.config.get("stripe_api_base"))
+        return StripeAdapter(key, self.config.get("stripe_api_base"))
 
     async def _retry_later(self, db: Database, outbox_id: int, error: str, minutes: float) -> None:
         async with db.connection() as conn:

@@ -1,29 +1,38 @@
-"""Build the decision context a shard passes to the pure core: clock value, classifier, planner, tenant mode.
+"""Build the decision context a shard passes to the pure core: clock value, classifier, planner, tenant mode, and
+the branding of the tenant's emails.
 
 Each tenant classifies with the shipped tables plus its own overrides, which are stored in PostgreSQL
 (`classification_overrides`, edited through `PUT /api/tenants/{tenant}/classification-overrides`).
 `tenant_classifier(conn, tenant)` re-reads the tenant's revision at most every few seconds and rebuilds its
 tables only when the revision moved; `classifier_for(tenant)` (what the context factory uses) never does I/O:
 it returns what the last refresh built, or the shipped tables before any refresh.
+
+A tenant's branding (`tenants.settings.branding`, set with `payrisk tenants update` or the admin API; read by the
+shard with the tenant's row every few seconds) names its emails; each field it leaves out is the installation's.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from actors.domain.decisions import Context, Planner
 from actors.domain.default_planner import DefaultPlanner
 
-ContextFactory = Callable[[str, datetime, Mapping[str, Sequence[datetime]], frozenset[str], str],
-                          Awaitable[Context]]
+
+class ContextFactory(Protocol):
+    async def __call__(self, tenant_id: str, now: datetime, history: Mapping[str, Sequence[datetime]],
+                       paused: frozenset[str], retry_mode: str, branding: Mapping[str, Any] | None = None
+                       ) -> Context: ...
+
+
 Classify = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 #: How long a shard trusts the overrides it holds before it asks PostgreSQL for the tenant's revision again.
@@ -32,21 +41,52 @@ OVERRIDES_TTL_SECONDS = 5.0
 log = structlog.get_logger("payrisk.planning")
 
 
+#: the installation's branding when its configuration names none
+DEFAULT_BRANDING: dict[str, Any] = {"name": "payrisk", "support_email": "support@payrisk.local", "logo_url": None}
+
+
 def make_context_factory(config: dict[str, Any]) -> ContextFactory:
     planner = make_planner(config.get("planner", "strategies"))
-    branding = dict(config.get("branding", {"name": "payrisk", "support_email": "support@payrisk.local",
-                                             "logo_url": None}))
+    installation = dict(config.get("branding") or DEFAULT_BRANDING)
     timing = {"resume_delay": timedelta(seconds=float(config.get("card_update_retry_seconds", 60.0))),
               "join_window": timedelta(seconds=float(config.get("join_window_seconds", 600.0))),
               "classify_wait": timedelta(seconds=float(config.get("classify_wait_seconds", 120.0)))}
 
     async def build(tenant_id: str, now: datetime, history: Mapping[str, Sequence[datetime]],
-                    paused: frozenset[str], retry_mode: str) -> Context:
-        """`retry_mode` is the tenant's (tenants.retry_mode): `own` charges, `observe` records shadow decisions."""
+                    paused: frozenset[str], retry_mode: str, branding: Mapping[str, Any] | None = None) -> Context:
+        """`retry_mode` is the tenant's (tenants.retry_mode): `own` charges, `observe` records shadow decisions;
+        `branding` the tenant's own (`tenants.settings.branding`), over the installation's."""
         return Context(now=now, classify=classifier_for(tenant_id), planner=planner, retry_mode=retry_mode,
-                       card_history=history, branding=branding, paused_providers=paused, **timing)
+                       card_history=history, branding=tenant_branding(installation, branding, tenant_id),
+                       paused_providers=paused, **timing)
 
     return build
+
+
+def tenant_branding(installation: Mapping[str, Any], own: Mapping[str, Any] | None,
+                    tenant_id: str = "") -> dict[str, Any]:
+    """The tenant's branding field by field over the installation's. A result the emails could not carry (an
+    address the notifier refuses) is logged once and replaced by the installation's: the mail still goes out."""
+    given = tuple(sorted((str(k), v) for k, v in (own or {}).items() if isinstance(v, str)))
+    if not given:
+        return dict(installation)
+    return dict(_merged(tuple(sorted(installation.items())), given, tenant_id))
+
+
+@lru_cache(maxsize=1024)
+def _merged(installation: tuple[tuple[str, Any], ...], own: tuple[tuple[str, str], ...],
+            tenant_id: str) -> tuple[tuple[str, Any], ...]:
+    from pydantic import ValidationError
+
+    from actors.notifier.messages import Branding
+
+    merged = {**dict(installation), **dict(own)}
+    try:
+        Branding.model_validate(merged)
+    except ValidationError as exc:
+        log.error("branding.invalid", tenant=tenant_id, fields=sorted({str(e["loc"][0]) for e in exc.errors()}))
+        return installation
+    return tuple(merged.items())
 
 
 def make_planner(name: str) -> Planner:

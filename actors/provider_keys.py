@@ -2,14 +2,17 @@
 PAYRISK_SECRET_KEY), else the installation's STRIPE_API_KEY. Cached for a few seconds per process, so a key
 changed with `payrisk tenants update` or the admin API is in use within `ttl` seconds.
 
-Used by the shards (retries, reads when the pool is not running) and by the classifier pool (`enrich`); the
-plaintext stays in the actor's memory and is never logged.
+Used by the shards (retries, reads when the pool is not running), the classifier pool (`enrich`) and the outbox
+worker (final actions: cancel the subscription, mark the invoice uncollectible); the plaintext stays in the actor's
+memory and is never logged.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -18,6 +21,7 @@ from payrisk.store import tenant_secrets
 
 log = structlog.get_logger("payrisk.provider_keys")
 TTL_SECONDS = 10.0
+T = TypeVar("T")
 
 
 class ProviderKeys:
@@ -65,3 +69,22 @@ class ProviderKeys:
         with psycopg.connect(self._database_url, row_factory=dict_row, connect_timeout=5) as conn:
             row = conn.execute(tenant_secrets.SELECT_ONE, (tenant, "stripe_api_key")).fetchone()
         return self._remember(tenant, row)
+
+
+class ClientsByKey(Generic[T]):
+    """One provider client per API key, built on first use and reused (an SDK client holds its HTTP connections):
+    a tenant's calls share one client, and a key that changed gets a client of its own. The least recently used
+    are dropped past `size`, so rotated keys do not pile up."""
+
+    def __init__(self, make: Callable[[str], T], size: int = 256) -> None:
+        self._make, self._size = make, size
+        self._clients: OrderedDict[str, T] = OrderedDict()
+
+    def get(self, key: str) -> T:
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = self._make(key)
+            while len(self._clients) > self._size:
+                self._clients.popitem(last=False)
+        self._clients.move_to_end(key)
+        return client

@@ -68,7 +68,7 @@ class CustomerShard:
         self._classifiers: list[Any] | None = None
         self._next_classifier = 0
         self._background: set[asyncio.Task[None]] = set()
-        self._incidents: dict[str, tuple[float, frozenset[str], str]] = {}
+        self._incidents: dict[str, tuple[float, frozenset[str], str, dict[str, Any] | None]] = {}
         self._metrics = EngineMetrics(shard_name(index))
         self._occupancy_task: asyncio.Task[None] | None = None
         self.applied = 0
@@ -284,9 +284,9 @@ class CustomerShard:
 
     async def _context(self, conn: Any, tenant_id: str, customer: _Customer, now: datetime) -> Context:
         history = await card_history(conn, tenant_id, _fingerprints(customer.state), now - timedelta(days=30))
-        paused, mode = await self._tenant_state(conn, tenant_id)
+        paused, mode, branding = await self._tenant_state(conn, tenant_id)
         await tenant_classifier(conn, tenant_id)  # the tenant's stored overrides, refreshed every few seconds
-        ctx = await self._contexts(tenant_id, now, history, paused, mode)
+        ctx = await self._contexts(tenant_id, now, history, paused, mode, branding)
         ctx = dataclasses.replace(ctx, fetch_details=bool(await self._keys.for_tenant(conn, tenant_id)))
         return dataclasses.replace(ctx, **provider_context(ctx, customer.state["customer_id"]))
 
@@ -411,19 +411,24 @@ class CustomerShard:
         self._maybe_crash("after_call")
         await self._settle(tenant_id, customer_id, charge, result)
 
-    async def _tenant_state(self, conn: Any, tenant_id: str, ttl: float = 5.0) -> tuple[frozenset[str], str]:
-        """Providers with an open incident, and the tenant's retry mode (cached a few seconds per shard)."""
+    async def _tenant_state(self, conn: Any, tenant_id: str, ttl: float = 5.0
+                            ) -> tuple[frozenset[str], str, dict[str, Any] | None]:
+        """Providers with an open incident, the tenant's retry mode and its email branding (None: the
+        installation's), cached a few seconds per shard so that a change made through the admin API or the CLI
+        applies within seconds."""
         cached = self._incidents.get(tenant_id)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1], cached[2]
+            return cached[1], cached[2], cached[3]
         from actors.monitor import open_incidents
+        from payrisk.store import tenant_records
 
         paused = frozenset(str(i.get("provider")) for i in await open_incidents(conn, tenant_id))
-        cur = await conn.execute("SELECT retry_mode FROM tenants WHERE tenant_id = %s", (tenant_id,))
-        row = await cur.fetchone()
+        row = await tenant_records.get(conn, tenant_id)
         mode = str(row["retry_mode"]) if row else "own"
-        self._incidents[tenant_id] = (time.monotonic() + ttl, paused, mode)
-        return paused, mode
+        branding = (row["settings"] or {}).get("branding") if row else None
+        branding = branding if isinstance(branding, dict) else None
+        self._incidents[tenant_id] = (time.monotonic() + ttl, paused, mode, branding)
+        return paused, mode, branding
 
     def _maybe_crash(self, point: str) -> None:
         """Fault injection for tests: die once at `point` (the marker file makes it once per test)."""

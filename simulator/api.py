@@ -5,7 +5,8 @@ idempotent replay or `idempotency_error` for a key reused with other parameters 
 lock → store the first response (status and body, errors and 500s included) under (API key, Idempotency-Key).
 
 Responses are rendered in the request's `Stripe-Version` (else the account's default) with its `expand[]`
-paths applied. Every GET is counted in `Simulator.api_reads` by (method, route template).
+paths applied. Every GET is counted in `Simulator.api_reads` by (method, route template), and every request in
+`Simulator.api_requests_by_key` by (API key, method, route template): which key served which call.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def endpoint(
         key = request.headers.get("idempotency-key") if request.method == "POST" else None
         fingerprint = (request.method, request.url.path, pairs)
         with sim.lock:
+            sim.api_requests_by_key[(api_key, request.method, template)] += 1
             if request.method == "GET":
                 sim.api_reads[("GET", template)] += 1
                 sim.api_reads_by_path[("GET", request.url.path)] += 1
@@ -106,7 +108,7 @@ def endpoint(
                     error = idempotency_mismatch(key)
                     return _json(error.status, orjson.dumps(error.body()), request_id, version)
                 return _json(stored.status, stored.body, stored.request_id, version, replayed=True)
-            req = RequestRef(request_id, key)
+            req = RequestRef(request_id, key, api_key)
             status, body = _execute(sim, handler, params, dict(request.path_params), req, view, charges)
             if key is not None:
                 sim.idempotency.store(api_key, key, StoredResponse(fingerprint, status, body, sim.now(), request_id))

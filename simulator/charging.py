@@ -187,6 +187,7 @@ class Charging:
                 amount=inv.amount_due,
                 currency=inv.currency,
                 idempotency_key=req.idempotency_key,
+                api_key=req.api_key,
                 source=source,
                 attempt=inv.attempts_made,
                 outcome="succeeded" if out.succeeded else "declined",

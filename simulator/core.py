@@ -100,6 +100,8 @@ class Simulator:
         #: GET requests served, by (method, route template) and by (method, concrete path)
         self.api_reads: Counter[tuple[str, str]] = Counter()
         self.api_reads_by_path: Counter[tuple[str, str]] = Counter()
+        #: every authenticated request, by (API key, method, route template)
+        self.api_requests_by_key: Counter[tuple[str, str, str]] = Counter()
         self._build()
 
     def _build(self) -> None:

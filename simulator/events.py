@@ -23,6 +23,7 @@ class RequestRef:
 
     id: str | None = None
     idempotency_key: str | None = None
+    api_key: str | None = None  # the secret key the request authenticated with (which account's key was used)
 
 
 AUTOMATIC = RequestRef()

@@ -191,6 +191,7 @@ class Intents:
                 amount=pi.amount,
                 currency=pi.currency,
                 idempotency_key=req.idempotency_key,
+                api_key=req.api_key,
                 source="api",
                 attempt=pi.attempts_made,
                 outcome="succeeded" if out.succeeded else "declined",

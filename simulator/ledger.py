@@ -30,6 +30,7 @@ class LedgerEntry(BaseModel):
     network_decline_code: str | None = None
     outcome_type: str | None = None
     payment_intent: str | None = None  # the invoice's PaymentIntent, or the one-off PaymentIntent
+    api_key: str | None = None  # the API key of the request that made the attempt; None for automatic attempts
 
 
 class Ledger:

@@ -1,6 +1,7 @@
 """The notifier pool on Ray: named async actors `notifier-0..N-1` that deliver batches of outbox rows.
 
-Actors hold no state worth keeping (a Sender and its HTTP client), so restarts are free. `deliver_batch` is
+Actors hold no state worth keeping (a Sender, its HTTP client, and a few seconds' cache of each tenant's
+notification settings read from PostgreSQL), so restarts are free. `deliver_batch` is
 not retried by Ray (`max_task_retries=0`): a lost batch stays claimed in the outbox and is re-claimed after
 the lease, where the deterministic Message-ID / idempotency header makes the rare resend harmless.
 """
@@ -15,20 +16,30 @@ from typing import Any
 import ray
 
 from actors.notifier.sender import DeliveryResult, NotifierSettings, Sender
+from actors.notifier.tenant_source import TenantSettingsSource
 
 NAMESPACE = "payrisk"
 
 
 class NotifierActor:
-    """One notifier process. Create through `notifier_pool`, or directly in tests without Ray."""
+    """One notifier process. Create through `notifier_pool`, or directly in tests without Ray.
 
-    def __init__(self, settings: NotifierSettings) -> None:
+    `tenants` (`database_url`, `secret_keys`): where each tenant's own quiet hours, time zone and alert channels
+    are read; without it every tenant gets the installation's settings.
+    """
+
+    def __init__(self, settings: NotifierSettings, tenants: Mapping[str, Any] | None = None) -> None:
         self._settings = settings
+        self._tenant_config = dict(tenants) if tenants and tenants.get("database_url") else None
         self._sender: Sender | None = None
+        self._tenants: TenantSettingsSource | None = None
 
     def _ensure_sender(self) -> Sender:
         if self._sender is None:  # created lazily so the HTTP client binds to the actor's event loop
-            self._sender = Sender(self._settings)
+            if self._tenant_config is not None:
+                self._tenants = TenantSettingsSource(self._tenant_config["database_url"],
+                                                     tuple(self._tenant_config.get("secret_keys") or ()))
+            self._sender = Sender(self._settings, tenants=self._tenants)
         return self._sender
 
     async def deliver_batch(
@@ -49,16 +60,22 @@ class NotifierActor:
         if self._sender is not None:
             await self._sender.aclose()
             self._sender = None
+        if self._tenants is not None:
+            await self._tenants.aclose()
+            self._tenants = None
 
 
 RemoteNotifier = ray.remote(NotifierActor)
 
 
-def notifier_pool(size: int, settings: NotifierSettings) -> list[Any]:
-    """Create (or look up) `notifier-0..size-1` in namespace "payrisk". Requires `ray.init` first."""
+def notifier_pool(size: int, settings: NotifierSettings, tenants: Mapping[str, Any] | None = None) -> list[Any]:
+    """Create (or look up) `notifier-0..size-1` in namespace "payrisk". Requires `ray.init` first.
+
+    `tenants`: `{"database_url": …, "secret_keys": […]}` to honour each tenant's own settings (see NotifierActor).
+    """
     options = {"namespace": NAMESPACE, "get_if_exists": True, "num_cpus": 0, "max_restarts": -1}
     return [
-        RemoteNotifier.options(name=f"notifier-{index}", max_task_retries=0, **options).remote(settings)
+        RemoteNotifier.options(name=f"notifier-{index}", max_task_retries=0, **options).remote(settings, tenants)
         for index in range(size)
     ]
 

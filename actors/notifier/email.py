@@ -1,4 +1,5 @@
-"""Dunning emails: SMTP settings from `SMTP_URL`, Jinja2 rendering (HTML + text), sending with aiosmtplib."""
+"""Dunning emails: SMTP settings from `SMTP_URL`, Jinja2 rendering (HTML + text), sending with aiosmtplib; and the
+plain-text alert email of a tenant that gave an alert address."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from actors.notifier.errors import DeliveryError, NotifierConfigError
-from actors.notifier.messages import EmailPayload, format_amount, format_local_time, subject_for
+from actors.notifier.messages import AlertPayload, EmailPayload, format_amount, format_local_time, subject_for
 from actors.notifier.policy import zone_for
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -140,6 +141,25 @@ def build_message(
     message["X-Payrisk-Notification"] = key
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    return message
+
+
+def build_alert_message(
+    alert: AlertPayload, *, tenant_id: str, to: str, mail_from: str, message_id: str, key: str, now: datetime
+) -> EmailMessage:
+    """An alert to a tenant's alert address (`alert_channels.email`): plain text, the alert's fields listed."""
+    message = EmailMessage()
+    message["From"] = formataddr(("payrisk alerts", mail_from))
+    message["To"] = to
+    title = " ".join(alert.title.split())  # a header never carries a line break from a provider's code
+    message["Subject"] = f"[payrisk {alert.severity}] {title}"[:200]
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Payrisk-Notification"] = key
+    lines = [alert.text, "", *(f"{name}: {value}" for name, value in alert.fields.items()),
+             "", f"tenant {tenant_id} · {alert.kind} · {alert.severity}"]
+    message.set_content("\n".join(lines) + "\n")
     return message
 
 
