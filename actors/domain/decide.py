@@ -1,16 +1,18 @@
 """Pure decisions: (state, command, context) → events + timers + outbox rows + provider calls.
 
-Every state change goes through `evolve`, so what is decided is exactly what replay reproduces. The clock,
-the classifier and the planner come in through the context; nothing here does I/O.
+Every state change is a typed event (actors/domain/events) folded by `apply`, the fold replay uses, so what is
+decided is exactly what replay reproduces. The clock, the classifier and the planner come in through the context;
+nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import zlib
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, overload
 
-from actors.domain.case import Json, evolve
+from actors.domain.case import Json
+from actors.domain.case import apply as apply_event
 from actors.domain.decisions import (
     ChargeRequest,
     Context,
@@ -21,9 +23,40 @@ from actors.domain.decisions import (
     TimerCmd,
     attempt_key,
 )
+from actors.domain.events import (
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    AttemptUnknown,
+    AwaitingCustomer,
+    CustomerEvent,
+    DeclineDetailsReceived,
+    DeclineJoined,
+    DetailsFetched,
+    DetailsRequested,
+    Escalated,
+    Exhausted,
+    FailureClassified,
+    Halted,
+    InvoiceClosed,
+    InvoiceRecovered,
+    LateEventIgnored,
+    NotificationRequested,
+    PaymentFailed,
+    PaymentMethodKnown,
+    PaymentMethodUpdated,
+    RetryPaused,
+    RetryScheduled,
+    ShadowDecision,
+    SubscriptionChanged,
+    UnknownCodeSeen,
+    dump_event,
+)
 from actors.domain.machine import TERMINAL, CaseModel, CaseState, may
 from strategies.calendar import default_countries
 from strategies.network import NetworkLimits, check_network_budget
+
+E = TypeVar("E", bound=CustomerEvent)
 
 #: side effects on the customer or the provider; in observe mode they are recorded, never sent
 _SHADOWED_TOPICS = frozenset({"email", "provider"})
@@ -40,9 +73,10 @@ class _Run:
     def state(self) -> Json:
         return self.d.state
 
-    def emit(self, event_type: str, payload: Json) -> None:
-        self.d.state = evolve(self.d.state, event_type, payload)
-        self.d.events.append((event_type, payload))
+    def emit(self, event: CustomerEvent) -> None:
+        """Fold the event into the state and record it, as it will be stored."""
+        self.d.state = apply_event(self.d.state, event)
+        self.d.events.append(dump_event(event))
 
     def case(self, invoice_id: str) -> Json | None:
         case: Json | None = self.state["cases"].get(invoice_id)
@@ -54,14 +88,21 @@ class _Run:
     def notify(self, topic: str, key: str, payload: Json, invoice_id: str) -> None:
         if self.ctx.retry_mode == "observe" and topic in _SHADOWED_TOPICS:
             what = payload.get("template") or payload.get("action")
-            self.emit("ShadowDecision", {"invoice_id": invoice_id, "action": topic, "shadow": True,
-                                         "idempotency_key": key, "template": payload.get("template"),
-                                         "explanation": f"observe mode: {topic} {what} recorded, not sent"})
+            self.emit(ShadowDecision(invoice_id=invoice_id, action=topic, shadow=True, idempotency_key=key,
+                                     template=payload.get("template"),
+                                     explanation=f"observe mode: {topic} {what} recorded, not sent"))
             return
         self.d.outbox.append(OutboxCmd(topic, key, payload))
-        self.emit("NotificationRequested", {"invoice_id": invoice_id, "topic": topic,
-                                            "idempotency_key": key, "template": payload.get("template"),
-                                            "kind": payload.get("kind")})
+        self.emit(NotificationRequested(invoice_id=invoice_id, topic=topic, idempotency_key=key,
+                                        template=payload.get("template"), kind=payload.get("kind")))
+
+
+@overload
+def iso(value: datetime) -> str: ...
+
+
+@overload
+def iso(value: datetime | None) -> str | None: ...
 
 
 def iso(value: datetime | None) -> str | None:
@@ -92,19 +133,19 @@ def _on_payment_failed(run: _Run, e: Json, delivery_id: int | None) -> None:
         _our_attempt_reported(run, case, e, succeeded=False)
         return
     if case is not None and not may(_model(case), "fail"):
-        run.emit("LateEventIgnored", {"invoice_id": invoice_id, "event": e["provider_event_type"],
-                                      "reason": _ignored_because(case["state"])})
+        run.emit(LateEventIgnored(invoice_id=invoice_id, event=e["provider_event_type"],
+                                  reason=_ignored_because(case["state"])))
         return
-    run.emit("PaymentFailed", {
-        "invoice_id": invoice_id, "at": iso(run.ctx.now), "occurred_at": e["occurred_at"],
-        "amount_due": e.get("amount_due"), "currency": e.get("currency"),
-        "subscription_id": e.get("subscription_id"), "hosted_invoice_url": e.get("hosted_invoice_url"),
-        "payment_intent_id": e.get("payment_intent_id"), "charge_id": e.get("charge_id"),
-        "provider_attempt_count": e.get("attempt_count"), "customer_email": e.get("customer_email"),
-        "next_payment_attempt": e.get("next_payment_attempt"), "delivery_id": delivery_id,
-        "payment_method_id": e.get("payment_method_id"),
-        "classify_at": iso(run.ctx.now + run.ctx.classify_wait),
-        "charge_less": bool(e.get("no_charge_made")) and not e.get("decline")})
+    run.emit(PaymentFailed(
+        invoice_id=invoice_id, at=iso(run.ctx.now), occurred_at=e["occurred_at"],
+        amount_due=e.get("amount_due"), currency=e.get("currency"),
+        subscription_id=e.get("subscription_id"), hosted_invoice_url=e.get("hosted_invoice_url"),
+        payment_intent_id=e.get("payment_intent_id"), charge_id=e.get("charge_id"),
+        provider_attempt_count=e.get("attempt_count"), customer_email=e.get("customer_email"),
+        next_payment_attempt=e.get("next_payment_attempt"), delivery_id=delivery_id,
+        payment_method_id=e.get("payment_method_id"),
+        classify_at=iso(run.ctx.now + run.ctx.classify_wait),
+        charge_less=bool(e.get("no_charge_made")) and not e.get("decline")))
     if e.get("next_payment_attempt") and run.ctx.retry_mode == "own":
         _provider_retries_on(run, invoice_id)
     case = run.case(invoice_id)
@@ -141,9 +182,8 @@ def _request_details(run: _Run, invoice_id: str, *, codes: bool, customer: bool)
     charge = case["charge_ids"][-1] if case["charge_ids"] else None
     fetch = DetailsFetch(invoice_id, failure_no, case["payment_intent_id"], charge, case["subscription_id"],
                          codes=codes, customer=customer)
-    run.emit("DetailsRequested", {"invoice_id": invoice_id, "failure_no": failure_no, "codes": codes,
-                                  "customer": customer, "payment_intent_id": fetch.payment_intent_id,
-                                  "charge_id": charge, "at": iso(run.ctx.now)})
+    run.emit(DetailsRequested(invoice_id=invoice_id, failure_no=failure_no, codes=codes, customer=customer,
+                              payment_intent_id=fetch.payment_intent_id, charge_id=charge, at=iso(run.ctx.now)))
     run.d.fetches.append(fetch)
 
 
@@ -169,11 +209,11 @@ def _on_decline_details(run: _Run, e: Json, delivery_id: int | None) -> None:
     link = e.get("charge_id") if source == "charge" else e.get("payment_intent_id")
     if not e.get("decline") or not (link or e.get("invoice_id")):
         return
-    record = {"source": source, "invoice_id": e.get("invoice_id"), "payment_intent_id": e.get("payment_intent_id"),
-              "charge_id": e.get("charge_id"), "decline": e["decline"], "delivery_id": delivery_id,
-              "amount": e.get("amount_due"), "currency": e.get("currency"), "occurred_at": e.get("occurred_at"),
-              "payment_method_id": e.get("payment_method_id")}
-    run.emit("DeclineDetailsReceived", {"link": f"{source}:{link or e.get('invoice_id')}", **record})
+    run.emit(DeclineDetailsReceived(
+        link=f"{source}:{link or e.get('invoice_id')}", source=source, invoice_id=e.get("invoice_id"),
+        payment_intent_id=e.get("payment_intent_id"), charge_id=e.get("charge_id"), decline=e["decline"],
+        delivery_id=delivery_id, amount=e.get("amount_due"), currency=e.get("currency"),
+        occurred_at=e.get("occurred_at"), payment_method_id=e.get("payment_method_id")))
     for case in list(run.state["cases"].values()):
         if case["state"] != CaseState.CLASSIFYING:
             continue
@@ -223,26 +263,25 @@ def _on_customer_updated(run: _Run, e: Json, delivery_id: int | None) -> None:
     if changed:
         _card_updated(run, e, delivery_id)
     elif method != known or (e.get("customer_since") and run.state.get("customer_since") is None):
-        run.emit("PaymentMethodKnown", {"payment_method_id": method or known, "occurred_at": e["occurred_at"],
-                                        "customer_since": e.get("customer_since")})
+        run.emit(PaymentMethodKnown(payment_method_id=method or known, occurred_at=e["occurred_at"],
+                                    customer_since=e.get("customer_since")))
 
 
 def _older_than_known_method(run: _Run, e: Json) -> bool:
     """An update older than the newest one applied (a reordered delivery) must not move the card back (I7)."""
     known_at = run.state.get("payment_method_at")
     if known_at and e.get("occurred_at") and _time(e["occurred_at"]) < _time(known_at):  # type: ignore[operator]
-        run.emit("LateEventIgnored", {"event": e["provider_event_type"],
-                                      "reason": f"a newer payment method update ({known_at}) was already applied"})
+        run.emit(LateEventIgnored(event=e["provider_event_type"],
+                                  reason=f"a newer payment method update ({known_at}) was already applied"))
         return True
     return False
 
 
 def _card_updated(run: _Run, e: Json, delivery_id: int | None) -> None:
     via = e["provider_event_type"]
-    run.emit("PaymentMethodUpdated", {"payment_method_id": e.get("payment_method_id"), "delivery_id": delivery_id,
-                                      "via": via, "previous": e.get("previous_payment_method_id"),
-                                      "occurred_at": e["occurred_at"], "at": iso(run.ctx.now),
-                                      "customer_since": e.get("customer_since")})
+    run.emit(PaymentMethodUpdated(payment_method_id=e.get("payment_method_id"), delivery_id=delivery_id, via=via,
+                                  previous=e.get("previous_payment_method_id"), occurred_at=e["occurred_at"],
+                                  at=iso(run.ctx.now), customer_since=e.get("customer_since")))
     for case in list(run.state["cases"].values()):
         if case["state"] in (CaseState.AWAITING_CUSTOMER, CaseState.RETRY_SCHEDULED):
             _resume(run, case, f"the customer updated their payment method ({via})")
@@ -252,19 +291,18 @@ def _on_closed(run: _Run, e: Json, delivery_id: int | None) -> None:
     reason = {"invoice_voided": "voided", "invoice_uncollectible": "uncollectible"}[e["kind"]]
     case = run.case(e.get("invoice_id") or "")
     if case is not None and may(_model(case), "close"):
-        run.emit("InvoiceClosed", {"invoice_id": case["invoice_id"], "reason": reason})
+        run.emit(InvoiceClosed(invoice_id=case["invoice_id"], reason=reason))
         run.timer(case["invoice_id"], None)
 
 
 def _on_subscription(run: _Run, e: Json, delivery_id: int | None) -> None:
-    run.emit("SubscriptionChanged", {"subscription_id": e.get("subscription_id"),
-                                     "status": e.get("subscription_status"),
-                                     "customer_since": e.get("customer_since")})
+    run.emit(SubscriptionChanged(subscription_id=e.get("subscription_id"), status=e.get("subscription_status"),
+                                 customer_since=e.get("customer_since")))
     if e["kind"] != "subscription_deleted":
         return
     for case in list(run.state["cases"].values()):
         if case["subscription_id"] == e.get("subscription_id") and may(_model(case), "close"):
-            run.emit("InvoiceClosed", {"invoice_id": case["invoice_id"], "reason": "subscription_deleted"})
+            run.emit(InvoiceClosed(invoice_id=case["invoice_id"], reason="subscription_deleted"))
             run.timer(case["invoice_id"], None)
 
 
@@ -297,15 +335,14 @@ def decide_details_fetched(state: Json, invoice_id: str, result: Json, ctx: Cont
     failure_no = int(result["failure_no"])
     if case is None or case.get("details_fetched") == failure_no:
         return run.d  # already answered (Ray may deliver a result twice)
-    run.emit("DetailsFetched", {"invoice_id": invoice_id, "failure_no": failure_no,
-                                "found_in": result.get("found_in") or [], "error": result.get("error"),
-                                "customer": bool(result.get("customer")),
-                                "customer_since": result.get("customer_since"), "at": iso(ctx.now)})
+    run.emit(DetailsFetched(invoice_id=invoice_id, failure_no=failure_no, found_in=result.get("found_in") or [],
+                            error=result.get("error"), customer=bool(result.get("customer")),
+                            customer_since=result.get("customer_since"), at=iso(ctx.now)))
     if result.get("decline"):
-        run.emit("DeclineDetailsReceived", {
-            "link": f"api:{invoice_id}:{failure_no}", "source": "api", "invoice_id": invoice_id,
-            "payment_intent_id": result.get("payment_intent_id"), "charge_id": result.get("charge_id"),
-            "decline": result["decline"], "failure_no": failure_no, "occurred_at": case.get("failed_occurred_at")})
+        run.emit(DeclineDetailsReceived(
+            link=f"api:{invoice_id}:{failure_no}", source="api", invoice_id=invoice_id,
+            payment_intent_id=result.get("payment_intent_id"), charge_id=result.get("charge_id"),
+            decline=result["decline"], failure_no=failure_no, occurred_at=case.get("failed_occurred_at")))
     case = run.case(invoice_id)
     assert case is not None
     if case["state"] == CaseState.CLASSIFYING and case["provider_failures"] == failure_no and (
@@ -346,10 +383,10 @@ def _unanswered(run: _Run, case: Json) -> None:
     failure_no = case["provider_failures"]
     if case.get("details_requested") == failure_no and case.get("details_fetched") != failure_no:
         lookup = run.state.get("customer_lookup_for") == case["invoice_id"]
-        run.emit("DetailsFetched", {"invoice_id": case["invoice_id"], "failure_no": failure_no, "found_in": [],
-                                    "error": "no answer before the classification deadline", "unanswered": True,
-                                    "customer": lookup and run.state.get("customer_lookup") == "requested",
-                                    "customer_since": None, "at": iso(run.ctx.now)})
+        run.emit(DetailsFetched(invoice_id=case["invoice_id"], failure_no=failure_no, found_in=[],
+                                error="no answer before the classification deadline", unanswered=True,
+                                customer=lookup and run.state.get("customer_lookup") == "requested",
+                                customer_since=None, at=iso(run.ctx.now)))
 
 
 def _pause(run: _Run, case: Json, attempt_no: int) -> None:
@@ -358,11 +395,10 @@ def _pause(run: _Run, case: Json, attempt_no: int) -> None:
     period = run.ctx.pause_recheck.total_seconds()
     offset = zlib.crc32(case["invoice_id"].encode()) % max(1, int(period))
     at = run.ctx.now + run.ctx.pause_recheck + timedelta(seconds=offset)
-    run.emit("RetryPaused", {"invoice_id": case["invoice_id"], "action": "retry", "at": iso(at),
-                             "attempt_no": attempt_no, "max_attempts": case["max_attempts"],
-                             "strategy": case["strategy"],
-                             "explanation": f"retry held: an incident is open for {run.ctx.provider}; "
-                                            f"rechecking at {at:%a %H:%M} UTC"})
+    run.emit(RetryPaused(invoice_id=case["invoice_id"], action="retry", at=iso(at), attempt_no=attempt_no,
+                         max_attempts=case["max_attempts"], strategy=case["strategy"],
+                         explanation=f"retry held: an incident is open for {run.ctx.provider}; "
+                                     f"rechecking at {at:%a %H:%M} UTC"))
     run.timer(case["invoice_id"], at, action="retry", attempt_no=attempt_no)
 
 
@@ -371,10 +407,9 @@ def _start_attempt(run: _Run, case: Json, attempt_no: int) -> None:
         _final(run, case, "no attempts left")
         return
     key = attempt_key(run.state["tenant_id"], case["invoice_id"], attempt_no)
-    run.emit("AttemptStarted", {"invoice_id": case["invoice_id"], "attempt_no": attempt_no,
-                                "idempotency_key": key, "at": iso(run.ctx.now),
-                                "payment_method_id": case.get("retry_payment_method"),
-                                "reconcile_at": iso(run.ctx.now + run.ctx.reconcile_after)})
+    run.emit(AttemptStarted(invoice_id=case["invoice_id"], attempt_no=attempt_no, idempotency_key=key,
+                            at=iso(run.ctx.now), payment_method_id=case.get("retry_payment_method"),
+                            reconcile_at=iso(run.ctx.now + run.ctx.reconcile_after)))
     started = run.case(case["invoice_id"])
     assert started is not None
     run.d.charges.append(_charge(run, started, attempt_no, key))
@@ -401,19 +436,19 @@ def decide_attempt_result(state: Json, invoice_id: str, attempt_no: int, outcome
     if case is None or case["inflight_key"] != key:
         return run.d  # already settled (by a webhook or an earlier reconcile)
     if outcome == "succeeded":
-        run.emit("AttemptSucceeded", {"invoice_id": invoice_id, "attempt_no": attempt_no, "idempotency_key": key})
+        run.emit(AttemptSucceeded(invoice_id=invoice_id, attempt_no=attempt_no, idempotency_key=key))
         _recover(run, case, via="retry", amount=case["amount_due"])
     elif outcome == "failed":
         _attempt_failed(run, case, attempt_no, decline or {})
     else:
-        run.emit("AttemptUnknown", {"invoice_id": invoice_id, "attempt_no": attempt_no, "idempotency_key": key,
-                                    "reason": (decline or {}).get("message")})
+        run.emit(AttemptUnknown(invoice_id=invoice_id, attempt_no=attempt_no, idempotency_key=key,
+                                reason=(decline or {}).get("message")))
     return run.d
 
 
 def _attempt_failed(run: _Run, case: Json, attempt_no: int, decline: Json) -> None:
-    run.emit("AttemptFailed", {"invoice_id": case["invoice_id"], "attempt_no": attempt_no,
-                               "idempotency_key": case["inflight_key"], "decline": decline})
+    run.emit(AttemptFailed(invoice_id=case["invoice_id"], attempt_no=attempt_no,
+                           idempotency_key=case["inflight_key"], decline=decline))
     _classify_and_plan(run, case["invoice_id"], decline_override=decline)
 
 
@@ -426,13 +461,12 @@ def _our_attempt_reported(run: _Run, case: Json, e: Json, *, succeeded: bool) ->
     """The provider's webhook about our own attempt: settles it if still in flight, else only confirms."""
     key = e["request_idempotency_key"]
     if case["inflight_key"] != key:
-        run.emit("LateEventIgnored", {"invoice_id": case["invoice_id"], "event": e["provider_event_type"],
-                                      "reason": f"webhook for our attempt {key}, already recorded"})
+        run.emit(LateEventIgnored(invoice_id=case["invoice_id"], event=e["provider_event_type"],
+                                  reason=f"webhook for our attempt {key}, already recorded"))
         return
     attempt_no = int(key.rsplit(":", 1)[1])
     if succeeded:
-        run.emit("AttemptSucceeded", {"invoice_id": case["invoice_id"], "attempt_no": attempt_no,
-                                      "idempotency_key": key})
+        run.emit(AttemptSucceeded(invoice_id=case["invoice_id"], attempt_no=attempt_no, idempotency_key=key))
         _recover(run, case, via="retry", amount=e.get("amount_paid") or case["amount_due"])
     else:
         _attempt_failed(run, case, attempt_no, e.get("decline") or _known_decline(run, case))
@@ -442,9 +476,8 @@ def _our_attempt_reported(run: _Run, case: Json, e: Json, *, succeeded: bool) ->
 
 def _record_decline(run: _Run, source: str, invoice_id: str, decline: Json, failure_no: int,
                     occurred_at: str | None) -> None:
-    run.emit("DeclineDetailsReceived", {"link": f"{source}:{invoice_id}:{failure_no}", "source": source,
-                                        "invoice_id": invoice_id, "decline": decline, "failure_no": failure_no,
-                                        "occurred_at": occurred_at})
+    run.emit(DeclineDetailsReceived(link=f"{source}:{invoice_id}:{failure_no}", source=source, invoice_id=invoice_id,
+                                    decline=decline, failure_no=failure_no, occurred_at=occurred_at))
 
 
 def _matching_declines(run: _Run, invoice_id: str) -> list[tuple[str, Json]]:
@@ -498,10 +531,10 @@ def _infer_joins(run: _Run, invoice_id: str) -> None:
     ids = {nearest.get("payment_intent_id"), nearest.get("charge_id")} - {None}
     for gap, link, record in sorted(candidates, key=lambda c: (c[0], c[1])):
         if record is nearest or ids & {record.get("payment_intent_id"), record.get("charge_id")}:
-            run.emit("DeclineJoined", {
-                "invoice_id": invoice_id, "link": link, "how": "inferred",
-                "reason": f"same customer, amount {case['amount_due']} {case['currency']}, "
-                          f"{int(gap.total_seconds())} s from the invoice failure"})
+            run.emit(DeclineJoined(
+                invoice_id=invoice_id, link=link, how="inferred",
+                reason=f"same customer, amount {case['amount_due']} {case['currency']}, "
+                       f"{int(gap.total_seconds())} s from the invoice failure"))
 
 
 def _claimed_links(run: _Run, invoice_id: str) -> set[str]:
@@ -554,10 +587,10 @@ def _classify_and_plan(run: _Run, invoice_id: str, decline_override: Json | None
         sources = [{"source": "attempt", "link": case.get("inflight_key"), "joined": "our own retry"}]
     classification = run.ctx.classify(run.ctx.provider, decline)
     card = {k: decline.get(k) for k in ("card_brand", "card_fingerprint", "card_country") if decline.get(k)}
-    run.emit("FailureClassified", {"invoice_id": invoice_id, "classification": classification, "card": card,
-                                   "at": iso(run.ctx.now), "provider": run.ctx.provider,
-                                   "details_from": sources or [{"source": "none", "link": None,
-                                                                "joined": "no decline details arrived in time"}]})
+    run.emit(FailureClassified(invoice_id=invoice_id, classification=classification, card=card,
+                               at=iso(run.ctx.now), provider=run.ctx.provider,
+                               details_from=sources or [{"source": "none", "link": None,
+                                                         "joined": "no decline details arrived in time"}]))
     if classification.get("unknown"):
         _unknown_code(run, invoice_id, classification)
     case = run.case(invoice_id)
@@ -572,9 +605,9 @@ def _unknown_code(run: _Run, invoice_id: str, classification: Json) -> None:
     """An operator should add a table row: one alert per provider and code (the fallback already capped it)."""
     code = str(classification.get("unknown_code") or classification.get("reason"))
     tenant = run.state["tenant_id"]
-    run.emit("UnknownCodeSeen", {"invoice_id": invoice_id, "provider": run.ctx.provider, "code": code,
-                                 "handled_as": classification.get("category"),
-                                 "table": f"{classification.get('table_id')} v{classification.get('table_version')}"})
+    run.emit(UnknownCodeSeen(invoice_id=invoice_id, provider=run.ctx.provider, code=code,
+                             handled_as=classification.get("category"),
+                             table=f"{classification.get('table_id')} v{classification.get('table_version')}"))
     run.notify("alert", f"alert:{tenant}:unknown-code:{run.ctx.provider}:{code}", {
         "kind": "engineering", "title": f"unknown decline code: {code}",
         "text": f"{run.ctx.provider} sent {code}, which no classification row covers; it was handled as "
@@ -583,17 +616,19 @@ def _unknown_code(run: _Run, invoice_id: str, classification: Json) -> None:
         invoice_id)
 
 
-def _plan_payload(case: Json, plan: Plan, **extra: Any) -> Json:
-    return {"invoice_id": case["invoice_id"], "action": plan.action, "at": iso(plan.at),
-            "attempt_no": plan.attempt_no, "max_attempts": plan.max_attempts, "explanation": plan.explanation,
-            "strategy": plan.strategy, **extra}
+def _planned(cls: type[E], case: Json, plan: Plan, **extra: Any) -> E:
+    """The event of `cls` recording `plan` for the case; `extra` adds or overrides fields."""
+    fields: Json = {"invoice_id": case["invoice_id"], "action": plan.action, "at": iso(plan.at),
+                    "attempt_no": plan.attempt_no, "max_attempts": plan.max_attempts,
+                    "explanation": plan.explanation, "strategy": plan.strategy}
+    return cls(**{**fields, **extra})
 
 
 def _apply_plan(run: _Run, case: Json, plan: Plan) -> None:
     if run.ctx.retry_mode == "observe" and plan.action == "retry":
-        run.emit("ShadowDecision", _plan_payload(case, plan, shadow=True))
+        run.emit(_planned(ShadowDecision, case, plan, shadow=True))
         deadline = (plan.at or run.ctx.now) + timedelta(days=30)
-        run.emit("AwaitingCustomer", _plan_payload(case, plan, action="observe", at=iso(deadline)))
+        run.emit(_planned(AwaitingCustomer, case, plan, action="observe", at=iso(deadline)))
         run.timer(case["invoice_id"], deadline, action="deadline")
         return
     apply = _PLAN_ACTIONS.get(plan.action, _apply_final)
@@ -605,31 +640,31 @@ def _apply_plan(run: _Run, case: Json, plan: Plan) -> None:
 
 
 def _apply_retry(run: _Run, case: Json, plan: Plan) -> None:
-    payload = _plan_payload(case, plan, retryable=True)
+    scheduled = _planned(RetryScheduled, case, plan, retryable=True)
     if not may(CaseModel(case["state"], True, case["attempts_made"], plan.max_attempts), "schedule_retry"):
         _final(run, case, f"no attempts left ({case['attempts_made']} of {plan.max_attempts})")
         return
-    run.emit("RetryScheduled", payload)
+    run.emit(scheduled)
     run.timer(case["invoice_id"], plan.at, action="retry", attempt_no=plan.attempt_no)
 
 
 def _apply_await(run: _Run, case: Json, plan: Plan) -> None:
-    run.emit("AwaitingCustomer", _plan_payload(case, plan))
+    run.emit(_planned(AwaitingCustomer, case, plan))
     run.timer(case["invoice_id"], plan.at, action="deadline")
 
 
 def _apply_escalate(run: _Run, case: Json, plan: Plan) -> None:
-    run.emit("Escalated", _plan_payload(case, plan))
+    run.emit(_planned(Escalated, case, plan))
     run.timer(case["invoice_id"], plan.at or run.ctx.now + timedelta(hours=6), action="recheck")
 
 
 def _apply_halt(run: _Run, case: Json, plan: Plan) -> None:
-    run.emit("Halted", _plan_payload(case, plan))
+    run.emit(_planned(Halted, case, plan))
     run.timer(case["invoice_id"], None)
 
 
 def _apply_final(run: _Run, case: Json, plan: Plan) -> None:
-    run.emit("Exhausted", _plan_payload(case, plan, action="final", final_action=plan.final_action))
+    run.emit(_planned(Exhausted, case, plan, action="final", final_action=plan.final_action))
     run.timer(case["invoice_id"], None)
     if plan.final_action and plan.final_action != "leave_past_due":
         run.notify("provider", f"final:{run.state['tenant_id']}:{case['invoice_id']}", {
@@ -667,18 +702,17 @@ def _resume(run: _Run, case: Json, why: str) -> None:
             plan = Plan("retry", at, attempt_no, plan.max_attempts, f"{plan.explanation}; {verdict.reason}",
                         plan.strategy)
     if run.ctx.retry_mode == "observe":
-        run.emit("ShadowDecision", _plan_payload(case, plan, shadow=True))
+        run.emit(_planned(ShadowDecision, case, plan, shadow=True))
         return
-    run.emit("RetryScheduled", _plan_payload(case, plan, retryable=True, resume_reason="card_update"))
+    run.emit(_planned(RetryScheduled, case, plan, retryable=True, resume_reason="card_update"))
     run.timer(case["invoice_id"], at, action="retry", attempt_no=plan.attempt_no)
 
 
 def _recover(run: _Run, case: Json, *, via: str, amount: int | None) -> None:
     """Credited to a card update when the customer gave a new card while the case was open."""
     credit = "card_update" if case.get("card_updated_at") else None
-    run.emit("InvoiceRecovered", {"invoice_id": case["invoice_id"], "via": via, "at": iso(run.ctx.now),
-                                  "amount": amount or case["amount_due"], "currency": case["currency"],
-                                  "credited_to": credit})
+    run.emit(InvoiceRecovered(invoice_id=case["invoice_id"], via=via, at=iso(run.ctx.now),
+                              amount=amount or case["amount_due"], currency=case["currency"], credited_to=credit))
     run.timer(case["invoice_id"], None)
     _email(run, case, "recovered", None)
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from actors.domain.case import Json
 from actors.domain.decide import _Run, _start_attempt, _timezone, iso
 from actors.domain.decisions import Context, Decision
+from actors.domain.events import InvoiceClosed, OperatorActed, RetryScheduled
 from actors.domain.machine import TERMINAL, CaseModel, CaseState, may
 from actors.domain.strategy_planner import _visa_category
 from strategies.network import NetworkLimits, check_network_budget
@@ -55,10 +56,10 @@ def decide_operator(state: Json, command: OperatorCommand, ctx: Context) -> Deci
             raise Refused(f"unknown action {command.action!r}; one of {', '.join(ACTIONS)}")
         explanation = handler[0](run, case, command)
     except Refused as refused:
-        run.emit("OperatorActed", _payload(run, command, "refused", str(refused)))
+        run.emit(_acted(run, command, "refused", str(refused)))
         return run.d
     assert case is not None and handler is not None
-    run.emit("OperatorActed", _payload(run, command, "done", explanation))
+    run.emit(_acted(run, command, "done", explanation))
     acted = run.case(command.invoice_id)
     assert acted is not None
     handler[1](run, acted, command)
@@ -71,9 +72,9 @@ def outcome_of(state: Json, request_id: str) -> str | None:
     return str(found) if found is not None else None
 
 
-def _payload(run: _Run, command: OperatorCommand, outcome: str, explanation: str) -> Json:
-    return {"invoice_id": command.invoice_id, "action": command.action, "request_id": command.request_id,
-            "principal": command.principal, "outcome": outcome, "explanation": explanation, "at": iso(run.ctx.now)}
+def _acted(run: _Run, command: OperatorCommand, outcome: str, explanation: str) -> OperatorActed:
+    return OperatorActed(invoice_id=command.invoice_id, action=command.action, request_id=command.request_id,
+                         principal=command.principal, outcome=outcome, explanation=explanation, at=iso(run.ctx.now))
 
 
 def _open(case: Json, *, in_flight_ok: bool = False) -> None:
@@ -103,10 +104,10 @@ def _check_retry(run: _Run, case: Json, command: OperatorCommand) -> str:
 
 def _retry(run: _Run, case: Json, command: OperatorCommand) -> None:
     attempt_no = case["attempts_made"] + 1
-    run.emit("RetryScheduled", {"invoice_id": case["invoice_id"], "action": "retry", "at": iso(run.ctx.now),
-                                "attempt_no": attempt_no, "max_attempts": _max_attempts(case),
-                                "explanation": f"retry now, asked by {command.principal}",
-                                "strategy": case["strategy"], "retryable": True, "resume_reason": "operator"})
+    run.emit(RetryScheduled(invoice_id=case["invoice_id"], action="retry", at=iso(run.ctx.now),
+                            attempt_no=attempt_no, max_attempts=_max_attempts(case),
+                            explanation=f"retry now, asked by {command.principal}", strategy=case["strategy"],
+                            retryable=True, resume_reason="operator"))
     scheduled = run.case(case["invoice_id"])
     assert scheduled is not None
     _start_attempt(run, scheduled, attempt_no)
@@ -171,8 +172,8 @@ def _check_close(run: _Run, case: Json, command: OperatorCommand) -> str:
 
 
 def _close(run: _Run, case: Json, command: OperatorCommand) -> None:
-    run.emit("InvoiceClosed", {"invoice_id": case["invoice_id"], "reason": f"closed by {command.principal}",
-                               "at": iso(run.ctx.now)})
+    run.emit(InvoiceClosed(invoice_id=case["invoice_id"], reason=f"closed by {command.principal}",
+                           at=iso(run.ctx.now)))
     run.timer(case["invoice_id"], None)
 
 
