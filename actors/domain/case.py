@@ -51,7 +51,7 @@ from actors.domain.events import (
     UnknownEventError,
     parse_event,
 )
-from actors.domain.machine import CaseModel, move
+from actors.domain.machine import CaseModel, Trigger, move
 from actors.domain.state import CaseJson, CustomerJson, Json, customer_status, empty_state, new_case
 
 E = TypeVar("E", bound=CustomerEvent)
@@ -62,7 +62,7 @@ class Fold(Generic[E]):
     """How one event type changes state: its case's data, the machine trigger it fires, the customer's data."""
 
     case: Callable[[CaseJson, E], None] | None = None
-    trigger: str | None = None
+    trigger: Trigger | None = None
     customer: Callable[[CustomerJson, E], None] | None = None
     #: an event naming an invoice payrisk has no case for opens one, unless it is data about the customer only
     opens_case: bool = True

@@ -102,6 +102,7 @@ class DetailsFetch:
 @dataclass(slots=True)
 class Decision:
     state: Json
+    #: `(event_type, payload)` as stored: each emitted event through `actors.domain.events.dump_event`, in order
     events: list[tuple[str, Json]] = field(default_factory=list)
     timers: list[TimerCmd] = field(default_factory=list)
     outbox: list[OutboxCmd] = field(default_factory=list)

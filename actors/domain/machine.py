@@ -8,7 +8,7 @@ the machine only says which moves are legal; events record what happened.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from transitions import Machine, MachineError
 
@@ -38,6 +38,10 @@ class _S:
     RECOVERED, EXHAUSTED, CLOSED = "recovered", "exhausted", "closed"
     ALL = [s.value for s in CaseState]
 
+
+#: every trigger the machine declares (TRANSITIONS below); the fold and the decisions name them only through this
+Trigger = Literal["fail", "schedule_retry", "begin_attempt", "attempt_failed", "await_customer", "escalate", "halt",
+                  "exhaust", "recover", "close"]
 
 TRANSITIONS: list[dict[str, Any]] = [
     # not from RETRYING: while our charge is in flight, its result decides what happens next
@@ -81,7 +85,7 @@ class CaseModel:
         return self.attempts_made < self.max_attempts
 
 
-def move(model: CaseModel, trigger: str) -> str:
+def move(model: CaseModel, trigger: Trigger) -> str:
     """Fire `trigger` on `model`; return the new state. Raises IllegalMove when the machine refuses."""
     MACHINE.add_model(model, initial=model.state)
     try:
@@ -94,7 +98,7 @@ def move(model: CaseModel, trigger: str) -> str:
         MACHINE.remove_model(model)
 
 
-def may(model: CaseModel, trigger: str) -> bool:
+def may(model: CaseModel, trigger: Trigger) -> bool:
     """Would `trigger` be legal now (source state and conditions)?"""
     MACHINE.add_model(model, initial=model.state)
     try:

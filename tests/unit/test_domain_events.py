@@ -26,6 +26,7 @@ from actors.domain.events import (
     make_event,
     parse_event,
 )
+from actors.domain.machine import TRANSITIONS, Trigger
 from actors.domain.state import CaseJson, CustomerJson, new_case
 
 RECORDED = Path(__file__).parent / "fixtures" / "events" / "recorded_streams.json"
@@ -63,6 +64,12 @@ def test_the_stored_type_is_the_class_name_and_the_registries_do_not_overlap() -
 
 def test_every_customer_event_type_has_a_fold_entry_and_nothing_else_has_one() -> None:
     assert set(FOLDS) == set(CUSTOMER_EVENT_TYPES.values())
+
+
+def test_the_triggers_the_fold_fires_are_the_ones_the_machine_declares() -> None:
+    declared = {t["trigger"] for t in TRANSITIONS}
+    assert set(get_args(Trigger)) == declared
+    assert {fold.trigger for fold in FOLDS.values()} - {None} <= declared
 
 
 def test_events_that_change_no_state_are_registered_as_recorded_only() -> None:
