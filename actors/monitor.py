@@ -28,71 +28,29 @@ from actors.domain.spikes import (
     spike_alert,
 )
 from actors.periodic import PeriodicActor
-from payrisk.store import Conn, Database, events, outbox
+from payrisk.store import Conn, Database, events, incidents, outbox
 from payrisk.store.events import NewEvent
 
 log = structlog.get_logger("payrisk.monitor")
 
-STREAM_PREFIX = "monitor:"
-INCIDENT_EVENTS = ("IncidentOpened", "IncidentResolved")
+STREAM_PREFIX, INCIDENT_EVENTS = incidents.STREAM_PREFIX, incidents.INCIDENT_EVENTS
 
-# Classified failures with their domain time and provider. FailureClassified carries neither yet: the time is
-# that of the event that led to it (the failure or our attempt), the provider that of the failure's delivery.
-OBSERVATIONS_SQL = """
-SELECT * FROM (
-  SELECT e.tenant_id, coalesce(e.payload->'classification'->>'category', 'unknown') AS category,
-         coalesce(e.payload->>'provider', prov.provider, 'unknown') AS provider,
-         coalesce((e.payload->>'at')::timestamptz, src.at) AS at
-  FROM events e
-  LEFT JOIN LATERAL (
-    SELECT (p.payload->>'at')::timestamptz AS at FROM events p
-    WHERE p.tenant_id = e.tenant_id AND p.stream_id = e.stream_id AND p.version < e.version
-      AND p.event_type IN ('PaymentFailed', 'AttemptStarted') AND p.payload->>'invoice_id' = e.payload->>'invoice_id'
-    ORDER BY p.version DESC LIMIT 1) src ON true
-  LEFT JOIN LATERAL (
-    SELECT d.provider FROM events p
-    JOIN deliveries d ON d.tenant_id = p.tenant_id AND d.delivery_id = (p.payload->>'delivery_id')::bigint
-    WHERE p.tenant_id = e.tenant_id AND p.stream_id = e.stream_id AND p.event_type = 'PaymentFailed'
-      AND p.payload->>'invoice_id' = e.payload->>'invoice_id'
-    ORDER BY p.version LIMIT 1) prov ON true
-  WHERE e.event_type = 'FailureClassified' AND (%(tenant)s::text IS NULL OR e.tenant_id = %(tenant)s)
-) o WHERE o.at >= %(since)s AND o.at <= %(now)s
-"""
-
-
-async def open_incidents(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
-    """The tenant's open incidents (the IncidentOpened payloads not yet followed by IncidentResolved).
-
-    Each has `incident_id`, `provider`, `categories` and `opened_at`. The engine asks this before retrying.
-    """
-    cur = await conn.execute(
-        "SELECT DISTINCT ON (stream_id) stream_id, event_type, payload FROM events"
-        " WHERE tenant_id = %s AND event_type = ANY(%s) AND starts_with(stream_id, %s)"
-        " ORDER BY stream_id, version DESC",
-        (tenant_id, list(INCIDENT_EVENTS), STREAM_PREFIX),
-    )
-    return [row["payload"] for row in await cur.fetchall() if row["event_type"] == "IncidentOpened"]
+open_incidents = incidents.open_incidents
 
 
 async def load_observations(
     conn: Conn, since: datetime, now: datetime, tenant: str | None = None
 ) -> dict[str, list[Observation]]:
     """Classified failures in [since, now], per tenant (of every tenant unless one is named)."""
-    cur = await conn.execute(OBSERVATIONS_SQL, {"since": since, "now": now, "tenant": tenant})
     found: dict[str, list[Observation]] = {}
-    for row in await cur.fetchall():
+    for row in await incidents.classified_failures(conn, since, now, tenant):
         found.setdefault(row["tenant_id"], []).append(
             Observation(at=row["at"], provider=row["provider"], category=row["category"])
         )
     return found
 
 
-async def _tenants_with_incidents(conn: Conn, tenant: str | None) -> set[str]:
-    cur = await conn.execute(
-        "SELECT DISTINCT tenant_id FROM events WHERE event_type = ANY(%s) AND (%s::text IS NULL OR tenant_id = %s)",
-        (list(INCIDENT_EVENTS), tenant, tenant),
-    )
-    return {row["tenant_id"] for row in await cur.fetchall()}
+_tenants_with_incidents = incidents.tenants_with_incidents
 
 
 async def _record(

@@ -7,7 +7,7 @@ from typing import Any
 
 from actors.domain.decisions import ChargeRequest, Decision
 from actors.domain.streams import provider_of
-from payrisk.store import Conn, checkpoints, events, outbox, timers
+from payrisk.store import Conn, attempts, checkpoints, events, outbox, timers
 from payrisk.store.events import NewEvent
 
 
@@ -41,34 +41,14 @@ async def _effects(conn: Conn, tenant_id: str, customer_id: str, decision: Decis
 async def record_intent(conn: Conn, tenant_id: str, customer_id: str, charge: ChargeRequest,
                         now: datetime) -> None:
     """The attempt's intent, committed before the provider call (invariant I3)."""
-    await conn.execute(
-        "INSERT INTO attempts (tenant_id, idempotency_key, customer_id, invoice_id, attempt_no, provider, status,"
-        " amount, currency, card_fingerprint, card_brand, intended_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, 'intent', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (tenant_id, charge.idempotency_key, customer_id, charge.invoice_id, charge.attempt_no,
-         provider_of(customer_id), charge.amount,
-         charge.currency, charge.card.get("card_fingerprint"), charge.card.get("card_brand"), now))
+    await attempts.record(conn, attempts.Attempt(
+        tenant_id, charge.idempotency_key, customer_id, charge.invoice_id, charge.attempt_no,
+        provider_of(customer_id), "intent", charge.amount, charge.currency, charge.card.get("card_fingerprint"),
+        charge.card.get("card_brand"), now))
 
 
 async def record_outcome(conn: Conn, tenant_id: str, key: str, status: str, outcome: dict[str, Any]) -> None:
-    from psycopg.types.json import Jsonb
-
-    await conn.execute(
-        "UPDATE attempts SET status = %s, outcome = %s, completed_at = now()"
-        " WHERE tenant_id = %s AND idempotency_key = %s AND status IN ('intent', 'unknown')",
-        (status, Jsonb(outcome), tenant_id, key))
+    await attempts.settle(conn, tenant_id, key, status, outcome)
 
 
-async def card_history(conn: Conn, tenant_id: str, fingerprints: list[str],
-                       since: datetime) -> dict[str, list[datetime]]:
-    """Past attempts per card fingerprint (the network retry budget ledger)."""
-    if not fingerprints:
-        return {}
-    cur = await conn.execute(
-        "SELECT card_fingerprint, intended_at FROM attempts WHERE tenant_id = %s"
-        " AND card_fingerprint = ANY(%s) AND intended_at >= %s ORDER BY intended_at",
-        (tenant_id, fingerprints, since))
-    history: dict[str, list[datetime]] = {}
-    for row in await cur.fetchall():
-        history.setdefault(row["card_fingerprint"], []).append(row["intended_at"])
-    return history
+card_history = attempts.card_history

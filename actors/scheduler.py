@@ -59,7 +59,7 @@ class Scheduler(PeriodicActor):
                   if isinstance(result, BaseException) for t in batch]
         for result in results:
             if isinstance(result, BaseException):
-                log.warning("scheduler.fire_failed", error=str(result)[:200])
+                log.warning("scheduler.fire_failed", error=str(result)[-400:])  # the tail names the cause
                 self._handles.clear()
         if failed:  # release the claims: the next pass fires them again (firing is idempotent), not the lease's end
             async with db.connection() as conn:

@@ -16,10 +16,10 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge
-from psycopg.rows import tuple_row
 
 from actors.domain.analytics import LOST_STATES, OPEN_STATES
 from payrisk.store import Database
+from payrisk.store import status as platform_status
 
 log = structlog.get_logger("payrisk.gauges")
 
@@ -50,38 +50,11 @@ REFRESH_ERRORS = Counter("payrisk_gauge_refresh_errors_total", "Gauge refreshes 
 BACKLOG_STATUSES = ("received", "dispatched")
 OUTCOMES = ("open", "recovered", "lost")
 
-OPEN_IN = "state IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"  # the partial index's predicate
-OPEN_SQL = ("SELECT tenant_id, currency, count(*), coalesce(sum(amount_due), 0) FROM case_facts WHERE " + OPEN_IN
-            + " GROUP BY 1, 2")
-ACTIVE_SQL = "SELECT tenant_id, count(DISTINCT customer_id) FROM case_facts WHERE " + OPEN_IN + " GROUP BY 1"
-CLOSED_SQL = """
-SELECT tenant_id, currency, count(*) FILTER (WHERE state = 'recovered'),
-       coalesce(sum(recovered_amount) FILTER (WHERE state = 'recovered'), 0),
-       count(*) FILTER (WHERE state IN (""" + ", ".join(f"'{state}'" for state in LOST_STATES) + """))
-FROM case_facts GROUP BY 1, 2
-"""
-BACKLOG_SQL = """
-SELECT status, count(*), extract(epoch FROM now() - min(received_at))
-FROM deliveries WHERE status IN ('received', 'dispatched') GROUP BY status
-"""
-TIMERS_SQL = """
-SELECT count(*), coalesce(extract(epoch FROM now() - min(due_at)), 0)
-FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= now()
-"""
-OUTBOX_SQL = "SELECT topic, count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL GROUP BY topic"
-DEAD_SQL = "SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL"
-
-
 async def refresh(db: Database) -> dict[str, Any]:
     """Read every gauge from the database once and set it. Returns what was read (for tests and `doctor`)."""
-    async with db.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-        open_rows = await (await cur.execute(OPEN_SQL)).fetchall()
-        active = await (await cur.execute(ACTIVE_SQL)).fetchall()
-        closed_rows = await (await cur.execute(CLOSED_SQL)).fetchall()
-        backlog = await (await cur.execute(BACKLOG_SQL)).fetchall()
-        timers = await (await cur.execute(TIMERS_SQL)).fetchone()
-        outbox = await (await cur.execute(OUTBOX_SQL)).fetchall()
-        dead = await (await cur.execute(DEAD_SQL)).fetchone()
+    readings = await platform_status.read(db, OPEN_STATES, LOST_STATES)
+    open_rows, active, closed_rows = readings.open_cases, readings.active_customers, readings.closed
+    backlog, timers, outbox, dead = readings.backlog, readings.timers_due, readings.outbox_depth, readings.outbox_dead
     open_by_tenant: dict[str, int] = {}
     outcomes: dict[tuple[str, str], int] = {}
     at_risk = {(str(t), str(c)): (int(n), float(amount)) for t, c, n, amount in open_rows}
@@ -104,18 +77,17 @@ async def refresh(db: Database) -> dict[str, Any]:
     for status in BACKLOG_STATUSES:
         BACKLOG.labels(status).set(waiting.get(status, (0, 0.0))[0])
     BACKLOG_AGE.set(max((age for _, age in waiting.values()), default=0.0))
-    assert timers is not None and dead is not None
     TIMERS_DUE.set(int(timers[0]))
     TIMER_LAG.set(max(0.0, float(timers[1])))
     depth = {str(topic): int(count) for topic, count in outbox}
     for topic in {*depth, *_seen_topics}:
         OUTBOX_DEPTH.labels(topic).set(depth.get(topic, 0))
     _seen_topics.update(depth)
-    OUTBOX_DEAD.set(int(dead[0]))
+    OUTBOX_DEAD.set(dead)
     REFRESHED.set(time.time())
     return {"open_cases": open_by_tenant, "active_customers": active_by_tenant,
             "backlog": {s: waiting.get(s, (0, 0.0))[0] for s in BACKLOG_STATUSES}, "timers_due": int(timers[0]),
-            "timer_lag_seconds": max(0.0, float(timers[1])), "outbox_depth": depth, "outbox_dead": int(dead[0])}
+            "timer_lag_seconds": max(0.0, float(timers[1])), "outbox_depth": depth, "outbox_dead": dead}
 
 
 _seen_topics: set[str] = set()

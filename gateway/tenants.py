@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payrisk.secrets import Keyring, SecretKeyError
-from payrisk.store import Database, tenant_secrets
+from payrisk.store import Database, tenant_records, tenant_secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +41,7 @@ class TenantDirectory:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         async with self._db.connection() as conn:
-            cur = await conn.execute("SELECT settings, redis_namespace FROM tenants WHERE tenant_id = %s",
-                                     (tenant_id,))
-            row = await cur.fetchone()
+            row = await tenant_records.routing(conn, tenant_id)
             sealed = await self._sealed_secrets(conn, tenant_id) if row is not None else ()
         tenant = None
         if row is not None:

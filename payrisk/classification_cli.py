@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +47,29 @@ def documents_of(path: Path) -> list[Any]:
     return raw if isinstance(raw, list) else [raw]
 
 
-async def _connect(url: str) -> Any:
-    import psycopg
+@asynccontextmanager
+async def _connect(url: str) -> AsyncIterator[Any]:
+    from payrisk.store import StoreError
+    from payrisk.store.db import connect
 
     try:
-        return await psycopg.AsyncConnection.connect(url, autocommit=True)
-    except psycopg.Error as exc:
+        async with connect(url) as conn:
+            yield conn
+    except StoreError as exc:
         raise CliError(f"DATABASE_URL: {str(exc).strip().splitlines()[0]}") from None
 
 
 async def _known_tenant(conn: Any, tenant: str) -> None:
-    cur = await conn.execute("SELECT 1 FROM tenants WHERE tenant_id = %s", (tenant,))
-    if await cur.fetchone() is None:
+    from payrisk.store import tenant_records
+
+    if await tenant_records.get(conn, tenant) is None:
         raise CliError(f"no tenant {tenant!r}")
 
 
 async def _show(url: str, tenant: str) -> dict[str, Any]:
     from payrisk.store import classification_overrides
 
-    async with await _connect(url) as conn:
+    async with _connect(url) as conn:
         await _known_tenant(conn, tenant)
         return (await classification_overrides.load(conn, tenant)).as_json()
 
@@ -82,7 +88,7 @@ async def _set(url: str, tenant: str, paths: list[Path]) -> dict[str, Any]:
         check_tenant_overrides(tenant, documents, default_tables(), source="overrides")  # across files
     except ClassificationTableError as exc:
         raise CliError(str(exc)) from None
-    async with await _connect(url) as conn:
+    async with _connect(url) as conn:
         await _known_tenant(conn, tenant)
         stored = await classification_overrides.save(conn, tenant, [{**d, "tenant": tenant} for d in documents])
     return stored.as_json()

@@ -48,18 +48,17 @@ def first_line(exc: BaseException) -> str:
 def check_postgres(settings: Settings) -> Check:
     if not settings.database.url:
         return Check("postgresql", "ok", f"embedded, started by `payrisk up` in {settings.data_dir}")
-    import psycopg
+    from payrisk.store import StoreError
+    from payrisk.store.db import probe
 
     url = redact(settings.database.url)
     try:
-        with psycopg.connect(settings.database.url, connect_timeout=int(TIMEOUT)) as conn:
-            row = conn.execute("SELECT current_setting('server_version')").fetchone()
-            applied = conn.execute("SELECT to_regclass('case_facts') IS NOT NULL").fetchone()
-    except psycopg.Error as exc:
+        found = probe(settings.database.url, timeout=int(TIMEOUT))
+    except StoreError as exc:
         return Check("postgresql", "FAIL", f"{url}: {first_line(exc)}",
                      "start PostgreSQL or fix DATABASE_URL")
-    version = row[0] if row else "?"
-    if not (applied and applied[0]):
+    version = found.get("server_version", "?")
+    if not found.get("migrated"):
         return Check("postgresql", "warn", f"{url}: PostgreSQL {version}, migrations not applied",
                      "run `payrisk migrate` (`payrisk up` does it too)")
     return Check("postgresql", "ok", f"{url}: PostgreSQL {version}")

@@ -10,7 +10,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import structlog
 
 from payrisk.config import Settings, load_settings
@@ -93,10 +92,12 @@ class Stack:
 
 
 def check_database(url: str) -> None:
+    from payrisk.store import StoreError
+    from payrisk.store.db import probe
+
     try:
-        with psycopg.connect(url, connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
+        probe(url)
+    except StoreError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(f"DATABASE_URL: cannot connect to PostgreSQL: {first}") from None
 

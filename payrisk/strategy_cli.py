@@ -6,11 +6,9 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-from psycopg.rows import dict_row
-
 from payrisk.config import load_settings
 from payrisk.errors import CliError
+from payrisk.store import StoreError, checkpoints
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -28,14 +26,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not settings.database.url:
         raise CliError("DATABASE_URL: explain reads the platform's database (set DATABASE_URL)")
     try:
-        with psycopg.connect(settings.database.url, row_factory=dict_row) as conn:
-            row = conn.execute("SELECT state FROM checkpoints WHERE tenant_id = %s AND stream_id = %s",
-                               (args.tenant, args.customer)).fetchone()
-    except psycopg.Error as exc:
+        state = checkpoints.load_sync(settings.database.url, args.tenant, args.customer)
+    except StoreError as exc:
         raise CliError(f"DATABASE_URL: {str(exc).strip().splitlines()[0]}") from None
-    if row is None:
+    if state is None:
         raise CliError(f"no customer {args.customer!r} in tenant {args.tenant!r}")
-    state = row["state"]
     cases = sorted(state["cases"].values(), key=lambda c: c.get("last_failed_at") or "")
     case = cases[-1] if cases else {"card": {}, "amount_due": 0, "currency": "usd"}
     classification = case.get("classification") or {}

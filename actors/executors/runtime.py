@@ -13,7 +13,7 @@ from actors.domain.decisions import ChargeRequest, Context
 from actors.domain.streams import STRIPE, provider_of
 from actors.executors import RetryAdapter, adapter_for
 from payrisk.secrets import Keyring, SecretKeyError
-from payrisk.store import tenant_secrets
+from payrisk.store import attempts, tenant_secrets
 
 log = structlog.get_logger("payrisk.executors")
 DEFAULT_TENANT = "default"
@@ -44,10 +44,8 @@ class ProviderRetries:
     async def prepare(self, conn: Any, tenant: str, stream_id: str, charge: ChargeRequest
                       ) -> tuple[RetryAdapter | None, datetime | None]:
         """The adapter, and the attempt's committed intent time (what Braintree's lookup starts from)."""
-        cur = await conn.execute("SELECT intended_at FROM attempts WHERE tenant_id = %s AND idempotency_key = %s",
-                                 (tenant, charge.idempotency_key))
-        row = await cur.fetchone()
-        return await self._adapter(conn, tenant, provider_of(stream_id)), row["intended_at"] if row else None
+        intended = await attempts.intended_at(conn, tenant, charge.idempotency_key)
+        return await self._adapter(conn, tenant, provider_of(stream_id)), intended
 
     async def _adapter(self, conn: Any, tenant: str, provider: str) -> RetryAdapter | None:
         hit = self._cache.get((tenant, provider))
@@ -68,9 +66,9 @@ class ProviderRetries:
             return {}
         own: dict[str, Any] = {}
         for name in entry.secrets:
-            cur = await conn.execute(tenant_secrets.SELECT_ONE, (tenant, name))
             try:
-                value = tenant_secrets.open_row(self._keyring, tenant, name, await cur.fetchone())
+                value = tenant_secrets.open_row(self._keyring, tenant, name,
+                                                await tenant_secrets.sealed_row(conn, tenant, name))
             except SecretKeyError as exc:
                 log.error("provider_secret.unreadable", tenant=tenant, name=name, error=str(exc))
                 value = None
@@ -92,11 +90,9 @@ async def record_provider_attempts(conn: Any, tenant: str, customer: str, events
         decline = event.get("decline") or {}
         card = ((cases or {}).get(event["invoice_id"]) or {}).get("card") or {}
         status = "succeeded" if event["kind"] == "payment_succeeded" else "failed"
-        await conn.execute(
-            "INSERT INTO attempts (tenant_id, idempotency_key, customer_id, invoice_id, attempt_no, provider, status,"
-            " amount, currency, card_fingerprint, card_brand, intended_at, completed_at, origin)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'provider') ON CONFLICT DO NOTHING",
-            (tenant, f"provider:{event['provider']}:{event['provider_event_id']}", customer, event["invoice_id"],
-             int(event.get("attempt_count") or 0), event["provider"], status, event.get("amount_due"),
-             event.get("currency"), decline.get("card_fingerprint") or card.get("card_fingerprint"),
-             decline.get("card_brand") or card.get("card_brand"), event["occurred_at"], event["occurred_at"]))
+        await attempts.record(conn, attempts.Attempt(
+            tenant, f"provider:{event['provider']}:{event['provider_event_id']}", customer, event["invoice_id"],
+            int(event.get("attempt_count") or 0), event["provider"], status, event.get("amount_due"),
+            event.get("currency"), decline.get("card_fingerprint") or card.get("card_fingerprint"),
+            decline.get("card_brand") or card.get("card_brand"), event["occurred_at"], event["occurred_at"],
+            origin="provider"))

@@ -63,3 +63,31 @@ class Database:
     async def ping(self) -> None:
         async with self.connection() as conn:
             await conn.execute("SELECT 1")
+
+
+@asynccontextmanager
+async def connect(url: str, timeout: int = 5) -> AsyncIterator[Conn]:
+    """One short-lived autocommit connection outside any pool (CLI commands); psycopg errors leave as store
+    errors, so a caller can print one line naming DATABASE_URL."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row,
+                                                     connect_timeout=timeout)
+    except psycopg.Error as exc:
+        raise translate(exc) from None
+    try:
+        async with conn:
+            yield conn
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+
+
+def probe(url: str, timeout: int = 5) -> dict[str, Any]:
+    """Connect once, synchronously: `{server_version, migrated}` (migrated: the latest read model exists).
+    Raises StoreError when PostgreSQL cannot be reached or refuses us."""
+    try:
+        with psycopg.connect(url, connect_timeout=timeout, row_factory=dict_row) as conn:
+            row = conn.execute("SELECT current_setting('server_version') AS server_version,"
+                               " to_regclass('case_facts') IS NOT NULL AS migrated").fetchone()
+    except psycopg.Error as exc:
+        raise translate(exc) from None
+    return dict(row or {})

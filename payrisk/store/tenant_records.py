@@ -42,3 +42,15 @@ async def update(conn: Conn, tenant: str, *, name: str | None, retry_mode: str |
         f" settings = (settings || %s) - %s::text[] WHERE tenant_id = %s RETURNING {_COLUMNS}",
         (name, retry_mode, Jsonb(kept), dropped, tenant))
     return await cur.fetchone()
+
+
+async def routing(conn: Conn, tenant: str) -> dict[str, Any] | None:
+    """What the webhook edge needs: `{settings, redis_namespace}` (settings with any legacy plain secrets)."""
+    cur = await conn.execute("SELECT settings, redis_namespace FROM tenants WHERE tenant_id = %s", (tenant,))
+    return await cur.fetchone()
+
+
+async def retry_mode(conn: Conn, tenant: str) -> str | None:
+    cur = await conn.execute("SELECT retry_mode FROM tenants WHERE tenant_id = %s", (tenant,))
+    row = await cur.fetchone()
+    return str(row["retry_mode"]) if row else None

@@ -54,6 +54,13 @@ async def put(conn: Conn, keyring: Keyring, tenant: str, name: str, value: str |
         (tenant, name, sealed.kek_id, sealed.wrapped_dek, sealed.ciphertext))
 
 
+async def sealed_row(conn: Conn, tenant: str, name: str) -> dict[str, Any] | None:
+    """The sealed row for `open_row` (read here, opened by the caller with its keyring)."""
+    cur = await conn.execute(SELECT_ONE, (tenant, name))
+    row: dict[str, Any] | None = await cur.fetchone()
+    return row
+
+
 async def get(conn: Conn, keyring: Keyring, tenant: str, name: str) -> str | list[str] | None:
     cur = await conn.execute(SELECT_ONE, (tenant, name))
     return open_row(keyring, tenant, name, await cur.fetchone())
