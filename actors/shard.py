@@ -33,11 +33,19 @@ from actors.placement import NAMESPACE, shard_name
 from actors.planning import make_context_factory, tenant_classifier
 from actors.provider_keys import ProviderKeys
 from payrisk.logging import configure_logging
-from payrisk.store import ConcurrencyConflict, Database, StoreError, StoreUnavailable, checkpoints, events
+from payrisk.store import (
+    ConcurrencyConflict,
+    Database,
+    StoreError,
+    StoreUnavailable,
+    checkpoints,
+    deliveries,
+    events,
+    timers,
+)
 
 log = structlog.get_logger("payrisk.shard")
 
-_DONE = ("applied", "ignored", "quarantined")
 FETCH_TIMEOUT_SECONDS = 20.0  # the reader's own HTTP timeout is shorter; this bounds a lost pool call
 OPEN_STATES = frozenset(s.value for s in OPEN)
 
@@ -199,10 +207,7 @@ class CustomerShard:
 
     async def _fire_one(self, timer: dict[str, Any]) -> bool:
         async def decide(conn: Any, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
-            cur = await conn.execute(
-                "UPDATE timers SET fired_at = now() WHERE timer_id = %s AND fired_at IS NULL"
-                " AND cancelled_at IS NULL RETURNING timer_id", (timer["timer_id"],))
-            if await cur.fetchone() is None:
+            if not await timers.mark_fired(conn, timer["timer_id"]):
                 return None
             if "invoice_id" not in timer["payload"]:
                 log.warning("timer.unknown", timer_id=timer["timer_id"], payload=timer["payload"])
@@ -490,20 +495,16 @@ class CustomerShard:
 async def _decide_delivery(conn: Any, item: dict[str, Any], state: dict[str, Any], ctx: Context
                            ) -> list[Decision] | None:
     """Decide one delivery's events, unless it was applied already (then None); marks it applied."""
-    cur = await conn.execute("SELECT status FROM deliveries WHERE delivery_id = %s FOR UPDATE", (item["delivery_id"],))
-    row = await cur.fetchone()
-    if row is None or row["status"] in _DONE:
+    status = await deliveries.lock_for_apply(conn, item["delivery_id"])
+    if status is None or status in deliveries.FINAL:
         return None
     decisions = []
     for event in item["events"]:
         decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
         state = decisions[-1].state
     await record_provider_attempts(conn, item["tenant_id"], item["customer_id"], item["events"], state.get("cases"))
-    cur = await conn.execute(
-        "UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = %s"
-        " RETURNING extract(epoch FROM clock_timestamp() - received_at)::float8 AS waited", (item["delivery_id"],))
-    row = await cur.fetchone()
-    item["waited"] = row["waited"] if row else None  # webhook stored → applied to the checkpoint, for the metric
+    # webhook stored → applied to the checkpoint, for the metric
+    item["waited"] = await deliveries.mark_applied(conn, item["delivery_id"])
     return decisions
 
 
