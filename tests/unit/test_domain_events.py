@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import types
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -27,6 +28,7 @@ from actors.domain.events import (
     parse_event,
 )
 from actors.domain.machine import TRANSITIONS, Trigger
+from actors.domain.spikes import Spike
 from actors.domain.state import CaseJson, CustomerJson, new_case
 
 RECORDED = Path(__file__).parent / "fixtures" / "events" / "recorded_streams.json"
@@ -82,6 +84,14 @@ def test_a_fields_not_given_is_not_stored_and_a_none_given_is() -> None:
     assert dump_event(event) == ("LateEventIgnored", {"event": "invoice.paid", "reason": "late"})
     failed = PaymentFailed(invoice_id="in_1", at="2026-03-02T09:00:00+00:00", charge_id=None)
     assert dump_event(failed)[1] == {"invoice_id": "in_1", "at": "2026-03-02T09:00:00+00:00", "charge_id": None}
+
+
+def test_a_spike_as_the_monitor_records_it_is_a_spike_detected_event() -> None:
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    spike = Spike(provider="stripe", category="CONFIG_ERROR", bucket_start=start,
+                  bucket_end=start + timedelta(minutes=5), count=9, baseline_mean=1.0, baseline_std=1.0, threshold=4.0)
+    payload = spike.model_dump(mode="json")  # actors/monitor.py records exactly this
+    assert dump_event(parse_event("SpikeDetected", payload)) == ("SpikeDetected", payload)
 
 
 # ---------------------------------------------------------------------------------------------- emitting
