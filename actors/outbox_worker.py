@@ -4,6 +4,7 @@ tenant's own quiet hours and alert channels), and the final provider actions wit
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import ray
@@ -14,6 +15,7 @@ from actors.provider_keys import ClientsByKey, ProviderKeys
 from payrisk.store import Database
 
 log = structlog.get_logger("payrisk.outbox")
+WORKER = "outbox-worker"  # the lease holder's name on claimed rows
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -44,7 +46,7 @@ class OutboxWorker(PeriodicActor):
 
         db, deliverer = await self._ready()
         now = await self._clock.now()
-        handled = await run_once(db.pool, deliverer, now, "outbox-worker", limit)
+        handled = await run_once(db, deliverer, now, WORKER, limit)
         handled += await self._provider_actions(db, now, limit)
         self.handled += handled
         return handled
@@ -53,33 +55,32 @@ class OutboxWorker(PeriodicActor):
         """Where the notifiers read each tenant's own quiet hours and alert channels (and the keys to open them)."""
         return {"database_url": self.config.get("database_url"), "secret_keys": self.config.get("secret_keys") or ()}
 
-    async def _provider_actions(self, db: Database, now: Any, limit: int) -> int:
+    async def _provider_actions(self, db: Database, now: datetime, limit: int) -> int:
         """Final actions (cancel the subscription, mark the invoice uncollectible), each key sent once, each with
         the tenant's own provider key (else the installation's)."""
         from payrisk.store import outbox
 
-        async with db.transaction() as conn:
-            rows = await outbox.claim(conn, now, "outbox-worker", topics=("provider",), limit=limit)
+        rows = await outbox.claim(db, now, WORKER, ("provider",), limit=limit)
         for row in rows:
-            await self._final_action(db, row)
+            await self._final_action(db, row, now)
         return len(rows)
 
-    async def _final_action(self, db: Database, row: Any) -> None:
+    async def _final_action(self, db: Database, row: Any, now: datetime) -> None:
         from payrisk.store import outbox
 
         adapter = await self._adapter(db, row.tenant_id)
         if adapter is None:
-            await self._retry_later(db, row.outbox_id, "no Stripe API key: neither the tenant's own nor STRIPE_API_KEY",
+            await self._retry_later(db, row, now, "no Stripe API key: neither the tenant's own nor STRIPE_API_KEY",
                                     minutes=60)
             return
         try:
             await asyncio.to_thread(adapter.final_action, row.payload["action"], row.payload["invoice_id"],
                                     row.payload.get("subscription_id"), row.idempotency_key)
         except Exception as exc:  # noqa: BLE001 - any provider error: try again later, keep the reason
-            await self._retry_later(db, row.outbox_id, str(exc)[:300], minutes=min(60, 2 ** row.attempts))
+            await self._retry_later(db, row, now, str(exc)[:300], minutes=min(60, 2 ** row.attempts))
             return
         async with db.connection() as conn:
-            await outbox.mark_sent(conn, row.outbox_id)
+            await outbox.mark_sent(conn, row.outbox_id, now)
 
     async def _adapter(self, db: Database, tenant_id: str) -> Any:
         """The Stripe adapter for the tenant's key (read at most every few seconds); None when there is no key."""
@@ -92,9 +93,8 @@ class OutboxWorker(PeriodicActor):
 
         return StripeAdapter(key, self.config.get("stripe_api_base"))
 
-    async def _retry_later(self, db: Database, outbox_id: int, error: str, minutes: float) -> None:
+    async def _retry_later(self, db: Database, row: Any, now: datetime, error: str, minutes: float) -> None:
+        from payrisk.store import outbox
+
         async with db.connection() as conn:
-            await conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = %s, claimed_by = NULL, claimed_at = NULL,"
-                " available_at = available_at + make_interval(mins => %s) WHERE outbox_id = %s",
-                (error, minutes, outbox_id))
+            await outbox.reschedule(conn, row.outbox_id, WORKER, now + timedelta(minutes=minutes), error)

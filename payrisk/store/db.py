@@ -29,11 +29,6 @@ class Database:
             kwargs={"autocommit": True, "row_factory": dict_row},
         )
 
-    @property
-    def pool(self) -> AsyncConnectionPool[Conn]:
-        """The underlying pool, for components that run their own SQL (the notifier's dispatcher)."""
-        return self._pool
-
     async def open(self, wait: bool = True, timeout: float = 10.0) -> None:
         try:
             await self._pool.open(wait=wait, timeout=timeout)

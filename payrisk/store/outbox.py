@@ -1,14 +1,23 @@
-"""The transactional outbox: side effects written with the decision, sent after commit."""
+"""The transactional outbox: side effects written with the decision, sent after commit.
+
+One claimer for every topic (`email`, `alert`, `provider`): rows are leased (`claimed_by`, `claimed_at`) on the
+caller's clock — the real one, or the simulated one in tests — for `lease`; a worker that dies mid-send leaves its
+rows to be claimed again when the lease ends, which is the one way a side effect can go out twice (the provider's
+idempotency key and the notifications ledger absorb it). Claiming is serialized by an advisory lock and an email is
+not claimed while another email to the same customer is leased, so two workers never both pass a frequency cap.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn
+from payrisk.store.db import Conn, Database
+
+DEFAULT_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +29,9 @@ class OutboxRow:
     stream_id: str | None
     payload: dict[str, Any]
     attempts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 async def enqueue(conn: Conn, tenant_id: str, topic: str, idempotency_key: str, payload: dict[str, Any],
@@ -34,20 +46,61 @@ async def enqueue(conn: Conn, tenant_id: str, topic: str, idempotency_key: str, 
     return cur.rowcount == 1
 
 
-async def claim(conn: Conn, now: datetime, worker: str, *, topics: tuple[str, ...] | None = None,
-                limit: int = 50, lease_seconds: float = 60.0) -> list[OutboxRow]:
-    """Claim due rows; each is claimed by exactly one concurrent claimer until its lease ends."""
+_CLAIM = """
+UPDATE outbox o SET claimed_by = %(worker)s, claimed_at = %(now)s
+WHERE o.outbox_id IN (
+    SELECT c.outbox_id FROM outbox c
+    WHERE c.sent_at IS NULL AND c.dead_at IS NULL AND c.available_at <= %(now)s
+      AND c.topic = ANY(%(topics)s)
+      AND (c.claimed_at IS NULL OR c.claimed_at < %(stale)s)
+      AND (c.topic <> 'email' OR NOT EXISTS (
+          SELECT 1 FROM outbox b
+          WHERE b.tenant_id = c.tenant_id AND b.topic = 'email' AND b.outbox_id <> c.outbox_id
+            AND b.payload->>'customer_id' = c.payload->>'customer_id'
+            AND b.sent_at IS NULL AND b.dead_at IS NULL AND b.claimed_at >= %(stale)s))
+    ORDER BY c.available_at, c.outbox_id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING o.outbox_id, o.tenant_id, o.topic, o.idempotency_key, o.stream_id, o.payload, o.attempts
+"""
+
+
+async def claim(db: Database, now: datetime, worker: str, topics: tuple[str, ...], *, limit: int = 50,
+                lease: timedelta = DEFAULT_LEASE) -> list[OutboxRow]:
+    """Lease up to `limit` rows of `topics` due at `now` to `worker` (one short transaction), oldest first."""
+    params = {"worker": worker, "now": now, "stale": now - lease, "limit": limit, "topics": list(topics)}
+    async with db.transaction() as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('payrisk:outbox-claim'))")
+        rows = await (await conn.execute(_CLAIM, params)).fetchall()
+    return sorted((OutboxRow(**row) for row in rows), key=lambda r: r.outbox_id)
+
+
+async def release(db: Database, outbox_ids: list[int], worker: str) -> None:
+    """Give back rows `worker` claimed but could not deliver (the next pass claims them again)."""
+    async with db.connection() as conn:
+        await conn.execute("UPDATE outbox SET claimed_by = NULL, claimed_at = NULL"
+                           " WHERE outbox_id = ANY(%s) AND claimed_by = %s AND sent_at IS NULL", (outbox_ids, worker))
+
+
+async def mark_sent(conn: Conn, outbox_id: int, now: datetime, note: str | None = None) -> None:
+    """Done (`note`: why it counts as done without reaching anyone, e.g. no alert channel)."""
+    await conn.execute("UPDATE outbox SET sent_at = %s, claimed_by = NULL, claimed_at = NULL, last_error = %s"
+                       " WHERE outbox_id = %s AND sent_at IS NULL", (now, note, outbox_id))
+
+
+async def reschedule(conn: Conn, outbox_id: int, worker: str, retry_at: datetime, error: str | None,
+                     *, failed: bool = True) -> None:
+    """Try again at `retry_at`; `failed` counts an attempt (a deferral for quiet hours or a cap does not)."""
+    await conn.execute(
+        "UPDATE outbox SET available_at = %s, attempts = attempts + %s, last_error = %s, claimed_by = NULL,"
+        " claimed_at = NULL WHERE outbox_id = %s AND claimed_by = %s AND sent_at IS NULL AND dead_at IS NULL",
+        (retry_at, 1 if failed else 0, error, outbox_id, worker))
+
+
+async def bury(conn: Conn, outbox_id: int, worker: str, now: datetime, error: str | None) -> bool:
+    """Give up on it (dead letter); False when it was not ours to bury (already settled, or re-leased)."""
     cur = await conn.execute(
-        "UPDATE outbox SET claimed_by = %s, claimed_at = now() WHERE outbox_id IN ("
-        "  SELECT outbox_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND available_at <= %s"
-        "  AND (%s::text[] IS NULL OR topic = ANY(%s::text[]))"
-        "  AND (claimed_at IS NULL OR claimed_at < now() - make_interval(secs => %s))"
-        "  ORDER BY available_at, outbox_id LIMIT %s FOR UPDATE SKIP LOCKED)"
-        " RETURNING outbox_id, tenant_id, topic, idempotency_key, stream_id, payload, attempts",
-        (worker, now, list(topics) if topics else None, list(topics) if topics else None, lease_seconds, limit),
-    )
-    return sorted((OutboxRow(**row) for row in await cur.fetchall()), key=lambda r: r.outbox_id)
-
-
-async def mark_sent(conn: Conn, outbox_id: int) -> None:
-    await conn.execute("UPDATE outbox SET sent_at = now(), claimed_by = NULL WHERE outbox_id = %s", (outbox_id,))
+        "UPDATE outbox SET dead_at = %s, attempts = attempts + 1, last_error = %s, claimed_by = NULL,"
+        " claimed_at = NULL WHERE outbox_id = %s AND claimed_by = %s AND sent_at IS NULL AND dead_at IS NULL",
+        (now, error, outbox_id, worker))
+    return cur.rowcount == 1

@@ -18,13 +18,13 @@ import pytest
 import structlog
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from actors.metrics import notifier_metrics
 from actors.notifier import dispatch
 from actors.notifier.dispatch import run_once
 from actors.notifier.sender import NO_CHANNEL_REASON, NotifierSettings, Sender
+from payrisk.store import Database
 from payrisk.store.migrate import apply_migrations
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -44,8 +44,8 @@ def notifier_database() -> Iterator[str]:
 
 
 @pytest.fixture
-async def pool(notifier_database: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(notifier_database, min_size=1, max_size=4, open=False)
+async def pool(notifier_database: str) -> AsyncIterator[Database]:
+    pool = Database(notifier_database, max_size=4)
     await pool.open()
     async with pool.connection() as conn:
         await conn.execute("TRUNCATE outbox, notifications")
@@ -93,14 +93,14 @@ def alert(kind: str = "engineering") -> dict[str, Any]:
             "fields": {"provider": "stripe"}, "severity": "critical"}
 
 
-async def enqueue(pool: AsyncConnectionPool[Any], key: str, payload: dict[str, Any]) -> None:
+async def enqueue(pool: Database, key: str, payload: dict[str, Any]) -> None:
     async with pool.connection() as conn:
         await conn.execute(
             "INSERT INTO outbox (tenant_id, topic, idempotency_key, stream_id, payload, available_at)"
             " VALUES ('acme', 'alert', %s, 'monitor:stripe', %s, %s)", (key, Jsonb(payload), T0))
 
 
-async def rows(pool: AsyncConnectionPool[Any], sql: str, *args: Any) -> list[dict[str, Any]]:
+async def rows(pool: Database, sql: str, *args: Any) -> list[dict[str, Any]]:
     async with pool.connection() as conn:
         cursor = conn.cursor(row_factory=dict_row)
         await cursor.execute(sql, args)
@@ -108,7 +108,7 @@ async def rows(pool: AsyncConnectionPool[Any], sql: str, *args: Any) -> list[dic
 
 
 async def test_an_alert_without_a_channel_is_recorded_as_no_channel_with_the_reason(
-    pool: AsyncConnectionPool[Any], offline: Sender
+    pool: Database, offline: Sender
 ) -> None:
     dispatch._warned_no_channel = False
     before = notifier_metrics().counts["engineering"]
@@ -132,7 +132,7 @@ async def test_an_alert_without_a_channel_is_recorded_as_no_channel_with_the_rea
 
 
 async def test_the_warning_is_logged_once_per_process_not_once_per_batch(
-    pool: AsyncConnectionPool[Any], offline: Sender
+    pool: Database, offline: Sender
 ) -> None:
     dispatch._warned_no_channel = False
     with structlog.testing.capture_logs() as logs:
@@ -142,7 +142,7 @@ async def test_the_warning_is_logged_once_per_process_not_once_per_batch(
     assert len([e for e in logs if e["log_level"] == "warning"]) == 1
 
 
-async def test_an_alert_with_a_channel_is_still_recorded_as_sent(pool: AsyncConnectionPool[Any]) -> None:
+async def test_an_alert_with_a_channel_is_still_recorded_as_sent(pool: Database) -> None:
     hook = Hook()
     sender = Sender(NotifierSettings(webhook_url=hook.url, webhook_secret=SecretStr("whsec_x")))
     try:
@@ -155,7 +155,7 @@ async def test_an_alert_with_a_channel_is_still_recorded_as_sent(pool: AsyncConn
     assert (recorded["status"], recorded["recipient"]) == ("sent", "webhook") and len(hook.bodies) == 1
 
 
-async def test_the_status_column_accepts_only_known_values(pool: AsyncConnectionPool[Any]) -> None:
+async def test_the_status_column_accepts_only_known_values(pool: Database) -> None:
     async with pool.connection() as conn:
         with pytest.raises(psycopg.errors.CheckViolation):
             await conn.execute("INSERT INTO notifications (tenant_id, idempotency_key, channel, sent_at, status)"

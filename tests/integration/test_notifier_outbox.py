@@ -21,14 +21,15 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from actors.notifier.catcher import CatcherHandle, free_port, start_catcher
-from actors.notifier.dispatch import claim, run_once
+from actors.notifier.dispatch import TOPICS, run_once
 from actors.notifier.policy import SendPolicy, message_id_for
 from actors.notifier.sender import NotifierSettings, Sender
 from actors.notifier.signature import SIGNATURE_HEADER, verify_signature
+from payrisk.store import Database
+from payrisk.store import outbox as store_outbox
 from payrisk.store.migrate import apply_migrations
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -51,10 +52,8 @@ def notifier_database() -> Iterator[str]:
 
 
 @pytest.fixture
-async def pool(notifier_database: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        notifier_database, min_size=1, max_size=4, open=False
-    )
+async def pool(notifier_database: str) -> AsyncIterator[Database]:
+    pool = Database(notifier_database, max_size=4)
     await pool.open()
     async with pool.connection() as conn:
         await conn.execute("TRUNCATE outbox, notifications")
@@ -165,7 +164,7 @@ def engineering_alert() -> dict[str, Any]:
 
 
 async def enqueue(
-    pool: AsyncConnectionPool[Any], key: str, topic: str, payload: dict[str, Any], at: datetime = T0
+    pool: Database, key: str, topic: str, payload: dict[str, Any], at: datetime = T0
 ) -> None:
     """What the engine does in its decision transaction (minus the rest of the decision)."""
     async with pool.connection() as conn:
@@ -176,7 +175,7 @@ async def enqueue(
         )
 
 
-async def outbox(pool: AsyncConnectionPool[Any], key: str) -> dict[str, Any]:
+async def outbox(pool: Database, key: str) -> dict[str, Any]:
     async with pool.connection() as conn:
         cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
         await cursor.execute("SELECT * FROM outbox WHERE tenant_id = 'acme' AND idempotency_key = %s", (key,))
@@ -185,11 +184,11 @@ async def outbox(pool: AsyncConnectionPool[Any], key: str) -> dict[str, Any]:
     return dict(row)
 
 
-async def scalar(pool: AsyncConnectionPool[Any], sql: str) -> Any:
+async def scalar(pool: Database, sql: str) -> Any:
     async with pool.connection() as conn:
         row = await (await conn.execute(sql)).fetchone()
     assert row is not None
-    return row[0]
+    return next(iter(row.values()))
 
 
 def wait_for(predicate: Any) -> None:
@@ -201,7 +200,7 @@ def wait_for(predicate: Any) -> None:
 
 
 async def test_the_example_flow_sends_exactly_one_fallback_email_with_the_template_and_link(
-    pool: AsyncConnectionPool[Any], catcher: CatcherHandle, senders: list[Sender]
+    pool: Database, catcher: CatcherHandle, senders: list[Sender]
 ) -> None:
     sender = make(senders, settings_for(catcher.smtp_url))
     await enqueue(pool, "email:in_cus_1:action_required", "email", email("cus_1"))
@@ -224,7 +223,7 @@ async def test_the_example_flow_sends_exactly_one_fallback_email_with_the_templa
 
 
 async def test_an_smtp_outage_then_recovery_delivers_every_queued_mail_once(
-    pool: AsyncConnectionPool[Any], catcher: CatcherHandle, senders: list[Sender], tmp_path: Path
+    pool: Database, catcher: CatcherHandle, senders: list[Sender], tmp_path: Path
 ) -> None:
     sender = make(senders, settings_for(catcher.smtp_url, backoff_base=timedelta(seconds=30)))
     customers = [f"cus_{i}" for i in range(5)]
@@ -251,7 +250,7 @@ async def test_an_smtp_outage_then_recovery_delivers_every_queued_mail_once(
 
 
 async def test_the_frequency_cap_and_quiet_hours_hold_on_a_simulated_clock(
-    pool: AsyncConnectionPool[Any], catcher: CatcherHandle, senders: list[Sender]
+    pool: Database, catcher: CatcherHandle, senders: list[Sender]
 ) -> None:
     sender = make(senders, settings_for(catcher.smtp_url))  # defaults: 2 per 24 h, quiet 21:00-08:00
     ny = "America/New_York"
@@ -288,7 +287,7 @@ async def test_the_frequency_cap_and_quiet_hours_hold_on_a_simulated_clock(
 
 
 async def test_a_burst_of_100_config_errors_for_one_incident_yields_one_alert(
-    pool: AsyncConnectionPool[Any], catcher: CatcherHandle, receiver: Receiver, senders: list[Sender]
+    pool: Database, catcher: CatcherHandle, receiver: Receiver, senders: list[Sender]
 ) -> None:
     sender = make(senders, settings_for(catcher.smtp_url, receiver))
     key = "alert:config_error:stripe:api_key_expired:incident-1"
@@ -318,7 +317,7 @@ def documented_verify(secret: str, header: str, body: bytes, now: float, toleran
 
 
 async def test_the_alert_webhook_signature_verifies_with_the_documented_scheme(
-    pool: AsyncConnectionPool[Any], catcher: CatcherHandle, receiver: Receiver, senders: list[Sender]
+    pool: Database, catcher: CatcherHandle, receiver: Receiver, senders: list[Sender]
 ) -> None:
     sender = make(senders, settings_for(catcher.smtp_url, receiver))
     await enqueue(pool, "alert:fraud:ch_1", "alert", {**engineering_alert(), "kind": "fraud"})
@@ -335,7 +334,7 @@ async def test_the_alert_webhook_signature_verifies_with_the_documented_scheme(
 
 
 async def test_a_notification_that_keeps_failing_is_dead_lettered_and_raises_one_alert(
-    pool: AsyncConnectionPool[Any], receiver: Receiver, senders: list[Sender]
+    pool: Database, receiver: Receiver, senders: list[Sender]
 ) -> None:
     nowhere = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
     sender = make(
@@ -358,7 +357,7 @@ async def test_a_notification_that_keeps_failing_is_dead_lettered_and_raises_one
 
 
 async def test_a_dead_alert_does_not_raise_an_alert_about_itself(
-    pool: AsyncConnectionPool[Any], receiver: Receiver, catcher: CatcherHandle, senders: list[Sender]
+    pool: Database, receiver: Receiver, catcher: CatcherHandle, senders: list[Sender]
 ) -> None:
     receiver.status["/hook"] = 400  # a permanent refusal
     sender = make(senders, settings_for(catcher.smtp_url, receiver))
@@ -371,11 +370,11 @@ async def test_a_dead_alert_does_not_raise_an_alert_about_itself(
 
 
 async def test_rows_claimed_by_a_crashed_worker_are_sent_after_the_lease_with_the_same_message_id(
-    pool: AsyncConnectionPool[Any], catcher: CatcherHandle, senders: list[Sender]
+    pool: Database, catcher: CatcherHandle, senders: list[Sender]
 ) -> None:
     sender = make(senders, settings_for(catcher.smtp_url))
     await enqueue(pool, "email:lease", "email", email("cus_lease"))
-    assert len(await claim(pool, T0, "crashed-worker", 10, timedelta(minutes=5))) == 1
+    assert len(await store_outbox.claim(pool, T0, "crashed-worker", TOPICS, limit=10, lease=timedelta(minutes=5))) == 1
 
     assert await run_once(pool, sender, T0 + timedelta(minutes=4), "w2") == 0
     assert await run_once(pool, sender, T0 + timedelta(minutes=6), "w2") == 1
@@ -384,20 +383,20 @@ async def test_rows_claimed_by_a_crashed_worker_are_sent_after_the_lease_with_th
 
 
 async def test_two_workers_never_hold_emails_to_the_same_customer_at_once(
-    pool: AsyncConnectionPool[Any],
+    pool: Database,
 ) -> None:
     await enqueue(pool, "e1", "email", email("cus_same"))
     await enqueue(pool, "e2", "email", email("cus_same"))
     await enqueue(pool, "e3", "email", email("cus_other"))
 
-    first = await claim(pool, T0, "w1", 1, timedelta(minutes=5))
-    second = await claim(pool, T0, "w2", 10, timedelta(minutes=5))
-    assert [r["idempotency_key"] for r in first] == ["e1"]
-    assert [r["idempotency_key"] for r in second] == ["e3"]
+    first = await store_outbox.claim(pool, T0, "w1", TOPICS, limit=1, lease=timedelta(minutes=5))
+    second = await store_outbox.claim(pool, T0, "w2", TOPICS, limit=10, lease=timedelta(minutes=5))
+    assert [r.idempotency_key for r in first] == ["e1"]
+    assert [r.idempotency_key for r in second] == ["e3"]
 
 
 async def test_concurrent_workers_send_every_queued_mail_exactly_once(
-    pool: AsyncConnectionPool[Any], catcher: CatcherHandle, senders: list[Sender]
+    pool: Database, catcher: CatcherHandle, senders: list[Sender]
 ) -> None:
     settings = settings_for(catcher.smtp_url)
     workers = [make(senders, settings), make(senders, settings), make(senders, settings)]

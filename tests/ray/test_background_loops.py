@@ -147,7 +147,7 @@ async def test_rows_a_dead_notifier_could_not_take_are_given_back_at_once(databa
     await db.open()
     try:
         with pytest.raises(ray.exceptions.RayError):
-            await run_once(db.pool, ActorDeliverer([notifier], timedelta(days=1)), datetime.now(UTC), "w-dead")
+            await run_once(db, ActorDeliverer([notifier], timedelta(days=1)), datetime.now(UTC), "w-dead")
     finally:
         await db.close()
     with psycopg.connect(database_url, autocommit=True) as conn:
