@@ -16,7 +16,6 @@ import psycopg
 import pytest
 import structlog
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from actors.notifier.catcher import CatcherHandle, start_catcher
@@ -48,8 +47,8 @@ def tenants_database(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def pool(tenants_database: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(tenants_database, min_size=1, max_size=4, open=False)
+async def pool(tenants_database: str) -> AsyncIterator[Database]:
+    pool = Database(tenants_database, max_size=4)
     await pool.open()
     async with pool.connection() as conn:
         await conn.execute("TRUNCATE outbox, notifications")
@@ -128,7 +127,7 @@ async def change_tenant(url: str, tenant: str, settings: dict[str, Any]) -> None
         await db.close()
 
 
-async def enqueue(pool: AsyncConnectionPool[Any], tenant: str, key: str, topic: str, payload: dict[str, Any],
+async def enqueue(pool: Database, tenant: str, key: str, topic: str, payload: dict[str, Any],
                   at: datetime = T0) -> None:
     async with pool.connection() as conn:
         await conn.execute(
@@ -136,16 +135,16 @@ async def enqueue(pool: AsyncConnectionPool[Any], tenant: str, key: str, topic: 
             " VALUES (%s, %s, %s, %s, %s, %s)", (tenant, topic, key, payload.get("customer_id"), Jsonb(payload), at))
 
 
-async def available_at(pool: AsyncConnectionPool[Any], tenant: str, key: str) -> tuple[datetime, datetime | None]:
+async def available_at(pool: Database, tenant: str, key: str) -> tuple[datetime, datetime | None]:
     async with pool.connection() as conn:
         row = await (await conn.execute("SELECT available_at, sent_at FROM outbox WHERE tenant_id = %s"
                                         " AND idempotency_key = %s", (tenant, key))).fetchone()
     assert row is not None
-    return row[0], row[1]
+    return row["available_at"], row["sent_at"]
 
 
 async def test_a_tenants_alerts_go_to_its_own_slack_and_signed_webhook_and_not_to_the_installations(
-        pool: AsyncConnectionPool[Any], tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
+        pool: Database, tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
         source: tuple[TenantSettingsSource, Clock], senders: list[Sender]) -> None:
     own_secret = "tenant-alert-secret-" + uuid.uuid4().hex
     tenant = await make_tenant(tenants_database, {"alert_channels": {"webhook_url": receiver.url("/acme-hook")}},
@@ -165,13 +164,13 @@ async def test_a_tenants_alerts_go_to_its_own_slack_and_signed_webhook_and_not_t
     [(_, slack)] = receiver.posts("/acme-slack")
     assert f"tenant `{tenant}`" in slack.decode()
     async with pool.connection() as conn:
-        row = await (await conn.execute("SELECT recipient, detail->>'channels' FROM notifications"
+        row = await (await conn.execute("SELECT recipient, detail->>'channels' AS channels FROM notifications"
                                         " WHERE tenant_id = %s", (tenant,))).fetchone()
-    assert row == ("slack,webhook", "tenant")
+    assert row == {"recipient": "slack,webhook", "channels": "tenant"}
 
 
 async def test_a_tenant_without_alert_channels_keeps_the_installations(
-        pool: AsyncConnectionPool[Any], tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
+        pool: Database, tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
         source: tuple[TenantSettingsSource, Clock], senders: list[Sender]) -> None:
     # a webhook URL without its signing secret is not a channel: the installation's still serve
     tenant = await make_tenant(tenants_database, {"alert_channels": {"webhook_url": receiver.url("/half")}})
@@ -187,7 +186,7 @@ async def test_a_tenant_without_alert_channels_keeps_the_installations(
 
 
 async def test_a_tenants_alert_address_receives_its_alerts_by_email(
-        pool: AsyncConnectionPool[Any], tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
+        pool: Database, tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
         source: tuple[TenantSettingsSource, Clock], senders: list[Sender]) -> None:
     tenant = await make_tenant(tenants_database, {"alert_channels": {"email": "oncall@acme.test"}})
     sender = Sender(installation(catcher.smtp_url, receiver), tenants=source[0])
@@ -206,7 +205,7 @@ async def test_a_tenants_alert_address_receives_its_alerts_by_email(
 
 
 async def test_a_tenants_quiet_hours_hold_its_emails_and_a_change_applies_within_seconds(
-        pool: AsyncConnectionPool[Any], tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
+        pool: Database, tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
         source: tuple[TenantSettingsSource, Clock], senders: list[Sender]) -> None:
     lookup, clock = source
     # 15:00 in Paris is no quiet hour of the installation's, but it is of this tenant's (14:00-18:00)
@@ -235,7 +234,7 @@ async def test_a_tenants_quiet_hours_hold_its_emails_and_a_change_applies_within
 
 
 async def test_a_tenants_time_zone_places_the_quiet_hours_of_customers_whose_zone_is_unknown(
-        pool: AsyncConnectionPool[Any], tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
+        pool: Database, tenants_database: str, catcher: CatcherHandle, receiver: Receiver,
         source: tuple[TenantSettingsSource, Clock], senders: list[Sender]) -> None:
     tenant = await make_tenant(tenants_database, {"timezone": "Asia/Tokyo"})  # 23:00 there: night
     sender = Sender(installation(catcher.smtp_url, receiver), tenants=source[0])
