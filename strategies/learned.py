@@ -82,6 +82,10 @@ class TimingModel:
     def label(self) -> str:
         return f"{self.prior.id} v{self.prior.version}, {self.observations:,} ledger attempts"
 
+    def knows(self, reason: str) -> bool:
+        """Whether the prior has its own success rate for ``reason`` (else it falls back to ``"*"``)."""
+        return reason in self.prior.base
+
     def probability(self, slot: Slot) -> float:
         p = prior_probability(self.prior, slot)
         for key in cells(self.prior, slot):

@@ -174,10 +174,15 @@ def _await(case: _Case, policy: AwaitPolicy | CustomerAction, note: str) -> Retr
 
 
 def _limit(case: _Case, policy: RetryPolicy) -> tuple[int, list[str]]:
-    """The policy's ``max_attempts``, lowered by the classification's cap (with a note saying so)."""
+    """The policy's ``max_attempts``, lowered by the classification's cap (with a note saying so) — unless a
+    learned schedule's expected-value rule takes the cap's place for a reason the timing model knows."""
     cap = case.max_attempts_cap
     if cap is None or cap >= policy.max_attempts:
         return policy.max_attempts, []
+    schedule = policy.schedule_for(case.reason)
+    learned = isinstance(schedule, LearnedSchedule) and schedule.value_caps_attempts
+    if learned and (case.timing or prior_model()).knows(case.reason):
+        return policy.max_attempts, [f"the classification's cap of {cap} yields to the expected-value rule"]
     return cap, [f"capped at {cap} by the classification (the strategy allows {policy.max_attempts})"]
 
 
@@ -239,10 +244,13 @@ def _learned(case: _Case, schedule: LearnedSchedule, window_end: datetime) -> tu
     gap = max(timedelta(seconds=case.min_delay_seconds), MIN_GAP, timedelta(hours=schedule.min_gap_hours))
     search = Search(case.reason, case.funding, case.profile.invoice_amount, case.attempts_made,
                     case.first_failed_at, case.now, case.now + gap, window_end, case.pay_days,
-                    case.strategy.business_hours, case.calendar, case.zone)
+                    case.strategy.business_hours, case.calendar, case.zone, case.profile.currency)
     choice = best_slot(case.timing or prior_model(), schedule, search, lambda at: _budget(case, at).allowed)
     if choice is None:
-        return None, [f"learned timing: no slot worth an attempt (≥ {schedule.min_success:.0%} expected success)"]
+        cost = schedule.cost(case.profile.currency) if case.profile.invoice_amount > 0 else 0
+        worth = f"≥ {schedule.min_success:.0%} expected success" + (
+            f", expected revenue ≥ {cost} {case.profile.currency}" if cost else "")
+        return None, [f"learned timing: no slot worth an attempt ({worth})"]
     return choice.at, [choice.note, _budget(case, choice.at).reason]
 
 

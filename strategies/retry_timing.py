@@ -4,7 +4,8 @@ Candidates are whole local hours (the business hours' opening time included) fro
 to the end of the horizon or the window, whichever comes first; each is scored
 ``amount × p(success) × (1 − discount)^days_waited`` — money sooner is worth a little more, and an equal chance
 later only wastes time. The best candidate the network budget allows wins (ties: the earliest). Below
-`min_success` no retry is worth its network budget: the answer is None.
+`min_success`, or with an expected revenue (amount × p) below the schedule's `attempt_cost` in the invoice's
+currency (when the amount is known), no retry is worth its network budget: the answer is None.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Search:
     hours: BusinessHours | None
     calendar: CountryCalendar
     zone: ZoneInfo
+    currency: str = "*"
 
 
 def best_slot(
@@ -52,8 +54,9 @@ def best_slot(
         ((_value(model, schedule, search, at), at) for at in candidates(schedule, search)),
         key=lambda pair: (-pair[0][0], pair[1]),
     )
+    floor = schedule.cost(search.currency) if search.amount > 0 else 0  # an unknown amount is not a small one
     for (_, p), at in scored:
-        if p >= schedule.min_success and allowed(at):
+        if p >= schedule.min_success and search.amount * p >= floor and allowed(at):
             return Choice(at, p, _note(search, schedule, at, p, model))
     return None
 

@@ -80,13 +80,32 @@ class PaydaySchedule(_Frozen):
 class LearnedSchedule(_Frozen):
     """Retry at the slot with the most expected revenue per attempt under the learned timing model
     (`strategies/learned.py`), searched `horizon_days` ahead; at most one retry per `min_gap_hours`; no retry
-    when the best slot's success chance is below `min_success`. The strategy's caps and window still apply."""
+    when the best slot's success chance is below `min_success`, nor when its expected revenue
+    (amount × success chance) is below `attempt_cost` (minor units per currency, ``"*"`` for any other; empty:
+    no cost). With `value_caps_attempts`, the classification's `max_attempts_cap` yields to that expected-value
+    rule for the reasons the timing model has a prior for (a cap is a static stand-in for the chance that one
+    more retry works; unknown codes keep theirs). The strategy's `max_attempts`, window and network rules still
+    apply."""
 
     type: Literal["learned"]
     horizon_days: float = Field(default=10, gt=0, le=30)
     min_gap_hours: float = Field(default=20, ge=1)  # ≥ 2.4 h keeps Mastercard's 10 per 24 h by construction
     min_success: float = Field(default=0.03, ge=0, lt=1)
     discount_per_day: float = Field(default=0.02, ge=0, lt=1)
+    attempt_cost: dict[str, Annotated[int, Field(ge=0)]] = {}
+    value_caps_attempts: bool = False
+
+    @field_validator("attempt_cost")
+    @classmethod
+    def _currency_keys(cls, costs: dict[str, int]) -> dict[str, int]:
+        for code in costs:
+            if code != "*" and not (len(code) == 3 and code.isalpha() and code.islower()):
+                raise ValueError(f"attempt_cost: {code!r} is neither a lower-case ISO 4217 code nor '*'")
+        return costs
+
+    def cost(self, currency: str) -> int:
+        """What one attempt costs in ``currency``'s minor units (0 when no cost is set)."""
+        return self.attempt_cost.get(currency.lower(), self.attempt_cost.get("*", 0))
 
 
 Schedule = Annotated[

@@ -24,8 +24,9 @@ def test_validating_the_shipped_rules_succeeds_and_lists_them() -> None:
     code, out, err = run_validate(None)
     assert (code, err) == (EXIT_OK, "")
     assert out.startswith(
-        "ok: 9 strategies (aggressive v1, aggressive v2, conservative v1, conservative v2, holdout_baseline v1, "
-        "new_customer v1, new_customer v2, standard v1, standard v2); "
+        "ok: 13 strategies (aggressive v1, aggressive v2, aggressive v3, conservative v1, conservative v2, "
+        "conservative v3, holdout_baseline v1, new_customer v1, new_customer v2, new_customer v3, standard v1, "
+        "standard v2, standard v3); "
     )
     assert "10 segment rules" in out and "countries" in out
 
@@ -34,7 +35,7 @@ def test_validating_one_file_of_each_kind_recognises_it() -> None:
     assert "strategy standard v1" in run_validate(TEMPLATES_DIR / "standard.json")[1]
     assert "10 segment rules" in run_validate(SEGMENTS_FILE)[1]
     assert "countries" in run_validate(SEGMENTS_FILE.parent / "countries.json")[1]
-    assert "9 strategies" in run_validate(TEMPLATES_DIR)[1]
+    assert "13 strategies" in run_validate(TEMPLATES_DIR)[1]
 
 
 def test_a_bad_file_prints_one_line_naming_file_field_and_reason_and_exits_2(tmp_path: Path) -> None:
@@ -63,12 +64,12 @@ def test_explain_prints_segment_strategy_next_plan_and_the_projected_schedule() 
     code = explain(profile, now=NOW, reason="do_not_honor", brand="visa", visa_category=4, out=out)
     lines = out.getvalue().splitlines()
     assert code == EXIT_OK
-    assert lines[0] == "customer cus_7: segment high_value (rule 1) → strategy aggressive v2"
+    assert lines[0] == "customer cus_7: segment high_value (rule 1) → strategy aggressive v3"
     assert lines[1].startswith(
-        "next: retry [email payment_failed] — attempt 2 of 6 on Tue 10 Mar 11:00 Europe/Berlin"
+        "next: retry [email payment_failed] — attempt 2 of 8 on Tue 10 Mar 11:00 Europe/Berlin"
     )
     assert lines[2] == "if every retry fails the same way:"
-    assert len(lines) == 3 + 6 and lines[-1].startswith("  final [email final_notice]")
+    assert len(lines) == 3 + 8 and lines[-1].startswith("  final [email final_notice]")
 
 
 def test_explain_reports_a_segment_naming_an_unknown_strategy() -> None:
