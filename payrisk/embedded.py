@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import psycopg
+from payrisk.store.db import create_database
 
 
 class EmbeddedError(Exception):
@@ -39,10 +39,7 @@ class EmbeddedPostgres:
             raise EmbeddedError(f"embedded PostgreSQL did not start in {self.pgdata}: {exc}") from None
         self._server = server
         url: str = server.get_uri()
-        with psycopg.connect(url, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{self.database}"')
+        create_database(url, self.database)
         return str(server.get_uri(database=self.database))
 
     @property

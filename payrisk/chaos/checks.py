@@ -7,27 +7,24 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
-
-import psycopg
 
 from actors.domain.analytics import CASE_STATES
 from actors.domain.case import empty_state, evolve
 from payrisk.chaos.stack import ChaosStack
+from payrisk.demo.network import AttemptRow
 from payrisk.demo.network import violations as network_violations
-from payrisk.demo.reads import Reads
+from payrisk.store.integrity import Reader
+from payrisk.store.outbox import DEFAULT_LEASE
 from simulator.catalog import is_hard
 
-Check = Callable[[ChaosStack, psycopg.Connection[Any]], list[str]]
+Check = Callable[[ChaosStack, Reader], list[str]]
 #: a loop that has not completed a pass for this long (wall seconds) is stalled (the monitor polls every 30 s)
 STALL_SECONDS = {"scheduler": 30.0, "outbox": 30.0, "monitor": 90.0}
 
 
-def deliveries(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
+def deliveries(stack: ChaosStack, db: Reader) -> list[str]:
     """Every acknowledged delivery is stored and applied (or ignored), or quarantined with a reason."""
-    rows = conn.execute("SELECT provider_event_id, status, status_reason FROM deliveries").fetchall()
-    stored = {r[0]: (r[1], r[2]) for r in rows}
+    stored = db.delivery_statuses()
     found = [f"acknowledged but not stored: {e}" for e in sorted(stack.pump.acked - set(stored))][:20]
     found += [f"{e}: still {s} after settling" for e, (s, _) in stored.items() if s in ("received", "dispatched")]
     found += [f"{e}: quarantined without a reason" for e, (s, r) in stored.items() if s == "quarantined" and not r]
@@ -40,33 +37,27 @@ def deliveries(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
     return found
 
 
-def applied_once(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
+def applied_once(stack: ChaosStack, db: Reader) -> list[str]:
     """No delivery's event was recorded twice (a re-dispatch or an actor retry applied it again)."""
-    rows = conn.execute(
-        "SELECT payload->>'delivery_id', event_type, count(*) FROM events WHERE payload ? 'delivery_id'"
-        " AND payload->>'delivery_id' IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1").fetchall()
-    return [f"delivery {d}: {t} recorded {n} times" for d, t, n in rows]
+    return [f"delivery {d}: {t} recorded {n} times" for d, t, n in db.events_recorded_twice()]
 
 
-def charges(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
+def charges(stack: ChaosStack, db: Reader) -> list[str]:
     """At most one charge per idempotency key in the provider's ledger, and never a charge without our intent."""
     ours = [e for e in stack.sim.ledger_entries() if e.source == "api" and e.idempotency_key]
     per_key = Counter(e.idempotency_key for e in ours if e.outcome == "succeeded")
     found = [f"{key}: {n} successful charges" for key, n in per_key.items() if n > 1]
     found += [f"double charge on {inv}: {n}" for inv, n in stack.sim.double_charges().items()]
-    keys = {r[0] for r in conn.execute("SELECT idempotency_key FROM attempts").fetchall()}
+    keys = db.attempt_keys()
     found += [f"charge without a committed intent: {e.idempotency_key}" for e in ours
               if e.idempotency_key and e.idempotency_key.startswith("payrisk:") and e.idempotency_key not in keys]
     return found
 
 
-def network_rules(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
+def network_rules(stack: ChaosStack, db: Reader) -> list[str]:
     """No card-network retry limit broken; no retry after a hard decline on the same card."""
-    reads = Reads(stack.database_url)
-    try:
-        broken = network_violations(reads.attempts())
-    finally:
-        reads.close()
+    broken = network_violations([AttemptRow(card=card, brand=brand, at=at, declined=status == "failed")
+                                 for card, brand, at, status in db.attempts_by_card()])
     found = [f"{rule}: {n} card(s)" for rule, n in broken.items() if n]
     from payrisk.demo.ledger import score
 
@@ -74,22 +65,17 @@ def network_rules(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]
     return found + ([f"{after} retries after a do-not-retry answer"] if after else [])
 
 
-def declared_states(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
+def declared_states(stack: ChaosStack, db: Reader) -> list[str]:
     """Every case is in a declared state."""
-    rows = conn.execute("SELECT stream_id, c.key, c.value->>'state' FROM checkpoints"
-                        " CROSS JOIN LATERAL jsonb_each(state->'cases') c").fetchall()
     allowed = CASE_STATES | {"healthy"}
-    return [f"{s}/{inv}: undeclared state {st!r}" for s, inv, st in rows if st not in allowed]
+    return [f"{s}/{inv}: undeclared state {st!r}" for s, inv, st in db.case_states() if st not in allowed]
 
 
-def replay(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
+def replay(stack: ChaosStack, db: Reader) -> list[str]:
     """Folding each customer's event log gives its checkpoint (I5)."""
     found = []
-    checkpoints = conn.execute("SELECT tenant_id, stream_id, version, state FROM checkpoints"
-                               " WHERE stream_id NOT LIKE 'monitor:%%'").fetchall()
-    for tenant, stream, version, state in checkpoints:
-        events = conn.execute("SELECT event_type, payload, version FROM events WHERE tenant_id = %s"
-                              " AND stream_id = %s ORDER BY version", (tenant, stream)).fetchall()
+    for tenant, stream, version, state in db.customer_checkpoints():
+        events = db.stream_events(tenant, stream)
         folded = empty_state(tenant, stream)
         for event_type, payload, _ in events:
             folded = evolve(folded, event_type, payload)
@@ -98,19 +84,16 @@ def replay(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
     return found
 
 
-def outbox(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
+def outbox(stack: ChaosStack, db: Reader) -> list[str]:
     """Nothing due is left unsent (dead letters are reported by alerts and counted, not lost). A row still leased
     by a worker that died is not lost: another claims it when the lease ends; a row written in the last seconds
     (an API read's answer decided after the platform looked quiet) is in flight, not left behind."""
     now = stack.sim.now()
-    rows = conn.execute("SELECT outbox_id, topic, last_error FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL"
-                        " AND available_at <= %s AND (claimed_at IS NULL OR claimed_at < %s)"
-                        " AND created_at < now() - interval '10 seconds'",
-                        (now, now - timedelta(minutes=5))).fetchall()
+    rows = db.outbox_left_behind(now, DEFAULT_LEASE)
     return [f"outbox {i} ({t}) due and unsent: {e or 'no error'}"[:200] for i, t, e in rows][:20]
 
 
-def loops(stack: ChaosStack, conn: psycopg.Connection[Any]) -> list[str]:
+def loops(stack: ChaosStack, db: Reader) -> list[str]:
     """Scheduler, outbox and monitor loops are running and completed a pass recently."""
     import ray
 
@@ -134,5 +117,5 @@ CHECKS: dict[str, Check] = {"deliveries": deliveries, "applied_once": applied_on
 
 
 def run_checks(stack: ChaosStack) -> dict[str, list[str]]:
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        return {name: check(stack, conn) for name, check in CHECKS.items()}
+    with Reader(stack.database_url) as db:
+        return {name: check(stack, db) for name, check in CHECKS.items()}

@@ -18,7 +18,6 @@ from datetime import timedelta
 from typing import Any, TextIO
 
 import orjson
-import psycopg
 
 from payrisk.chaos.checks import CHECKS, run_checks
 from payrisk.chaos.faults import BY_NAME, Fault, pick
@@ -26,6 +25,8 @@ from payrisk.chaos.stack import ChaosStack
 from payrisk.errors import CliError
 from payrisk.logging import configure_logging
 from payrisk.progress import progress_bar
+from payrisk.store import StoreError
+from payrisk.store.integrity import Reader
 
 #: a row claimed by an outbox worker that died is re-claimed after this lease (on the injected clock): not lost
 OUTBOX_LEASE = timedelta(minutes=5)
@@ -139,14 +140,9 @@ class Driver:
 
     def _quiet(self) -> bool:
         try:
-            with psycopg.connect(self.stack.database_url, connect_timeout=5) as conn:
-                row = conn.execute(
-                    "SELECT (SELECT count(*) FROM deliveries WHERE status IN ('received', 'dispatched')),"
-                    " (SELECT count(*) FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= %s),"
-                    " (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND available_at <= %s"
-                    "  AND (claimed_at IS NULL OR claimed_at < %s))",
-                    (self.now, self.now, self.now - OUTBOX_LEASE)).fetchone()
-        except psycopg.Error:
+            with Reader(self.stack.database_url, connect_timeout=5) as db:
+                row = db.work_left(self.now, OUTBOX_LEASE)
+        except StoreError:
             return False
         self.left = {"deliveries": row[0], "timers_due": row[1], "outbox_due": row[2],
                      "webhooks_pending": len(self.stack.sim.outbox.pending())} if row else {}
@@ -156,9 +152,8 @@ class Driver:
 def _report(stack: ChaosStack, driver: Driver, results: list[dict[str, Any]], seed: int, seconds: float,
             wall: float) -> dict[str, Any]:
     ledger = [e for e in stack.sim.ledger_entries() if e.source == "api"]
-    with psycopg.connect(stack.database_url) as conn:
-        stored = dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY 1").fetchall())
-        attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()
+    with Reader(stack.database_url) as db:
+        stored, attempts = db.delivery_counts(), db.attempt_count()
     violations = sum(len(v) for r in results for v in r["violations"].values()) + sum(
         not r["settled"] for r in results)
     return {
@@ -168,7 +163,7 @@ def _report(stack: ChaosStack, driver: Driver, results: list[dict[str, Any]], se
                        "answers": dict(stack.pump.answers), "never_acknowledged": len(stack.pump.lost),
                        "stored": {str(k): int(v) for k, v in stored.items()}},
         "charges": {"api_attempts": len(ledger), "succeeded": sum(e.outcome == "succeeded" for e in ledger),
-                    "intents": int(attempts[0]) if attempts else 0,
+                    "intents": attempts,
                     "double_charges": len(stack.sim.double_charges())},
         "server_kills": {"postgres": stack.pg.kills, "redis": stack.redis.kills, "gateway": stack.gateway.kills,
                          "ray_node": stack.node_kills},

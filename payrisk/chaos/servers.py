@@ -15,9 +15,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import psycopg
-
 from payrisk.embedded import EmbeddedError, _redis_server_binary, sigkill_process, stop_process
+from payrisk.store import StoreError
+from payrisk.store.db import probe
 from simulator.server import free_port
 
 
@@ -84,9 +84,9 @@ class OwnPostgres:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with psycopg.connect(self.url, connect_timeout=2):
-                    return self.url
-            except psycopg.Error:
+                probe(self.url, timeout=2)
+                return self.url
+            except StoreError:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
                     raise EmbeddedError(f"chaos PostgreSQL did not start; see {self.root / 'postgres.log'}"
                                         ) from None

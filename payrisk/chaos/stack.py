@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import stripe
 
 from payrisk.chaos.proxy import FaultProxy
@@ -153,13 +152,13 @@ class ChaosStack:
         return proxy
 
     def _start_storage(self) -> None:
+        from payrisk.store.db import create_database
         from payrisk.store.migrate import apply_migrations
 
         self.pg = OwnPostgres(self.dir)
         self._stops.callback(self.pg.stop)
         self.pg.start()
-        with psycopg.connect(self.pg.url, autocommit=True) as conn:
-            conn.execute('CREATE DATABASE "payrisk"')
+        create_database(self.pg.url, "payrisk", if_missing=False)
         self.database_url = self.pg.url.rsplit("/", 1)[0] + "/payrisk"  # direct: the checks, never faulted
         apply_migrations(self.database_url)
         self.redis = OwnRedis(self.dir)
@@ -182,7 +181,11 @@ class ChaosStack:
         if ray.is_initialized():
             raise CliError("payrisk chaos starts its own Ray; this process already has one")
         # a head and two worker nodes on this machine (loopback, own temp dir): shards live on the workers, so a
-        # worker node can be killed; node death is noticed in ~2 s
+        # worker node can be killed; node death is noticed in ~2 s. Ray's test cluster records its address in the
+        # default temp dir whatever temp dir its nodes use, and does not create that directory.
+        from ray._common.utils import get_default_ray_temp_dir
+
+        os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
         self.cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 2, "node_ip_address": "127.0.0.1", "include_dashboard": False,
             "temp_dir": tempfile.mkdtemp(prefix="payrisk-chaos-ray-"),

@@ -20,7 +20,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import uvicorn
 
 from payrisk.config import Settings
@@ -197,14 +196,17 @@ class DemoStack:
 
 
 def _create_database(server_url: str, name: str) -> None:
+    from payrisk.store import StoreError
+    from payrisk.store.db import create_database
+
     try:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
+        create_database(server_url, name, if_missing=False)
+    except StoreError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(f"the demo needs its own database and could not create {name!r}: {first}") from None
 
 
 def _drop_database(server_url: str, name: str) -> None:
-    with contextlib.suppress(psycopg.Error), psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    from payrisk.store.db import drop_database
+
+    drop_database(server_url, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -86,3 +87,26 @@ def probe(url: str, timeout: int = 5) -> dict[str, Any]:
     except psycopg.Error as exc:
         raise translate(exc) from None
     return dict(row or {})
+
+
+def create_database(server_url: str, name: str, *, if_missing: bool = True) -> bool:
+    """Create database `name` on the server at `server_url`; False when it existed (and `if_missing`).
+    Raises StoreError (translated), e.g. when the name is taken and `if_missing` is False."""
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
+            if if_missing and conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                return False
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise translate(exc) from None
+    return True
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop database `name` (its connections closed first); a failure is ignored: this is cleanup."""
+    from psycopg import sql
+
+    with contextlib.suppress(psycopg.Error), psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
