@@ -53,8 +53,7 @@ class ProviderKeys:
             return key
         if not self._keyring.configured:
             return self._remember(tenant, None)
-        cur = await conn.execute(tenant_secrets.SELECT_ONE, (tenant, "stripe_api_key"))
-        return self._remember(tenant, await cur.fetchone())
+        return self._remember(tenant, await tenant_secrets.sealed_row(conn, tenant, "stripe_api_key"))
 
     def for_tenant_sync(self, tenant: str) -> str | None:
         """The key for `tenant` from a threaded actor (the classifier pool): a short synchronous read."""
@@ -63,12 +62,7 @@ class ProviderKeys:
             return key
         if not self._keyring.configured or not self._database_url:
             return self._remember(tenant, None)
-        import psycopg
-        from psycopg.rows import dict_row
-
-        with psycopg.connect(self._database_url, row_factory=dict_row, connect_timeout=5) as conn:
-            row = conn.execute(tenant_secrets.SELECT_ONE, (tenant, "stripe_api_key")).fetchone()
-        return self._remember(tenant, row)
+        return self._remember(tenant, tenant_secrets.sealed_row_sync(self._database_url, tenant, "stripe_api_key"))
 
 
 class ClientsByKey(Generic[T]):

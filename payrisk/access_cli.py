@@ -116,15 +116,18 @@ def _run(command: Callable[[Any, Settings, argparse.Namespace], Awaitable[int]])
 
 @asynccontextmanager
 async def _transaction(url: str) -> AsyncIterator[Any]:
-    import psycopg
-    from psycopg.rows import dict_row
+    from payrisk.store import Database, StoreUnavailable
 
+    db = Database(url, min_size=1, max_size=1, timeout=5.0)
     try:
-        conn = await psycopg.AsyncConnection.connect(url, row_factory=dict_row)
-    except psycopg.Error as exc:
+        await db.open(timeout=5.0)
+    except StoreUnavailable as exc:
         raise CliError(f"DATABASE_URL: {str(exc).strip().splitlines()[0]}") from None
-    async with conn, conn.transaction():
-        yield conn
+    try:
+        async with db.transaction() as conn:
+            yield conn
+    finally:
+        await db.close()
 
 
 def _who() -> str:

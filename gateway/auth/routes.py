@@ -17,6 +17,7 @@ from gateway.auth.principal import principal_of
 from gateway.problems import ProblemError
 from payrisk.store import audit as audit_store
 from payrisk.store import sessions as session_store
+from payrisk.store import tenant_records
 
 log = structlog.get_logger("payrisk.access")
 
@@ -75,8 +76,7 @@ async def callback(request: Request) -> Response:
         raise ProblemError(403, "not-allowed", "Not allowed",
                            "you signed in, but no tenant is mapped to your groups or email (OIDC_MAPPING)")
     async with access.db.transaction() as conn:
-        if await (await conn.execute("SELECT 1 FROM tenants WHERE tenant_id = %s", (grant.tenant,))).fetchone() \
-                is None:
+        if await tenant_records.get(conn, grant.tenant) is None:
             raise ProblemError(403, "not-allowed", "Not allowed", "the tenant your mapping names does not exist")
         session_id, _ = await session_store.create(conn, tenant=grant.tenant, subject=who.subject, email=who.email,
                                                    role=grant.role, platform=grant.platform,

@@ -15,7 +15,7 @@ from gateway.auth import cookies
 from gateway.auth.principal import ROLE_SCOPE, Principal
 from payrisk.config import Settings
 from payrisk.secrets import Keyring
-from payrisk.store import Database, StoreError
+from payrisk.store import Database, StoreError, checkpoints, classification_overrides
 from payrisk.store import audit as audit_store
 from payrisk.store import keys as key_store
 from payrisk.store import sessions as session_store
@@ -110,14 +110,10 @@ class AccessControl:
         """What a generic state-changing route is about to change, for the audit trail's `before`."""
         async with self.db.connection() as conn:
             if template == "/api/customers/{customer_id}/profile":
-                cur = await conn.execute("SELECT state->'profile' AS p FROM checkpoints WHERE tenant_id = %s"
-                                         " AND stream_id = %s", (tenant, params.get("customer_id")))
-                row = await cur.fetchone()
-                return row["p"] if row else None
+                found = await checkpoints.row(conn, tenant, str(params.get("customer_id")))
+                return found["state"].get("profile") if found else None
             if template == "/api/tenants/{tenant}/classification-overrides":
-                cur = await conn.execute("SELECT revision, overrides FROM classification_overrides"
-                                         " WHERE tenant_id = %s", (tenant,))
-                return await cur.fetchone()
+                return await classification_overrides.stored(conn, tenant)
         return None
 
     # ----------------------------------------------------------------------------------------- retention

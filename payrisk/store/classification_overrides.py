@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 
@@ -60,3 +60,11 @@ async def save(conn: AsyncConnection[Any], tenant_id: str, overrides: list[dict[
     row = await cur.fetchone()
     assert row is not None
     return StoredOverrides(tenant_id, int(row[0]), list(row[1]), row[2])
+
+
+async def stored(conn: AsyncConnection[Any], tenant_id: str) -> dict[str, Any] | None:
+    """The stored row as it is (`{revision, overrides}`), None when the tenant has none (the audit's `before`)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT revision, overrides FROM classification_overrides WHERE tenant_id = %s", (tenant_id,))
+    row = await cur.fetchone()
+    return dict(row) if row else None

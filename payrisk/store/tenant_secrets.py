@@ -61,6 +61,20 @@ async def sealed_row(conn: Conn, tenant: str, name: str) -> dict[str, Any] | Non
     return row
 
 
+def sealed_row_sync(url: str, tenant: str, name: str) -> dict[str, Any] | None:
+    """`sealed_row` with one short synchronous connection (threaded actors). Raises StoreError (translated)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from payrisk.store.errors import translate
+
+    try:
+        with psycopg.connect(url, row_factory=dict_row, connect_timeout=5) as conn:
+            return conn.execute(SELECT_ONE, (tenant, name)).fetchone()
+    except psycopg.Error as exc:
+        raise translate(exc) from None
+
+
 async def get(conn: Conn, keyring: Keyring, tenant: str, name: str) -> str | list[str] | None:
     cur = await conn.execute(SELECT_ONE, (tenant, name))
     return open_row(keyring, tenant, name, await cur.fetchone())
