@@ -102,6 +102,19 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_lazy("payrisk.demo", "cmd_demo"))
 
 
+def _add_whatif(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("whatif", help="replay a tenant's recorded failures with a candidate strategy",
+                       description="Replay the failures classified in [--from, --to) through the decision core with "
+                       "the candidate strategy FILE and an outcome model fitted from the tenant's own ledger; print "
+                       "recovered revenue, retries and emails, candidate vs what actually happened (DATABASE_URL).")
+    p.add_argument("--strategy", required=True, help="a strategy template JSON file (the candidate)")
+    p.add_argument("--from", dest="from_date", required=True, help="first day (YYYY-MM-DD, UTC)")
+    p.add_argument("--to", dest="to_date", required=True, help="day after the last (YYYY-MM-DD, UTC)")
+    p.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_lazy("payrisk.whatif", "cmd_whatif"))
+
+
 def _add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("chaos", help="inject faults into a live stack and check the invariants after each",
                        description="Start an own stack (PostgreSQL, Redis, Ray, the simulator, the gateway), drive "
@@ -162,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"payrisk {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_up, _add_migrate, _add_replay, _add_simulator, _add_strategies, _add_classification,
-                _add_demo, _add_chaos, _add_doctor, _add_config):
+                _add_demo, _add_whatif, _add_chaos, _add_doctor, _add_config):
         add(sub)
     from payrisk.access_cli import add_parsers
 
