@@ -97,6 +97,8 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="population size (default 1000, a few minutes; --customers 10000 for the full run)")
     p.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--model", choices=("default", "late_peak", "pay_cycle"), default="default",
+                   help="the simulator's outcome model (default: default)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--data-dir", help="embedded data directory when DATABASE_URL is not set")
     p.set_defaults(handler=_lazy("payrisk.demo", "cmd_demo"))

@@ -1,8 +1,9 @@
-"""The two reference approaches, run in-process on their own simulators (same population, seed and luck).
+"""The reference approaches, run in-process on their own simulators (same population, seed and luck).
 
 - **no retry**: a declined renewal stays unpaid.
 - **fixed schedule**: the naive dunning many billing systems ship: retry every failed invoice 8, 16 and 24
   days after its first failure, whatever the decline said.
+- **fixed 8 tries in 14 days**: Stripe's recommended schedule (days 1, 2, 4, 6, 8, 10, 12, 14), same blindness.
 
 Retries call the simulator's pay path directly (no HTTP, no platform), each with its own idempotency key, at
 the scheduled simulated time; renewals due before a retry run first.
@@ -27,6 +28,8 @@ from simulator.models import load_model
 
 NO_RETRY: tuple[timedelta, ...] = ()
 FIXED_SCHEDULE = (timedelta(days=8), timedelta(days=16), timedelta(days=24))
+#: Stripe's recommended default: 8 tries within 2 weeks, on days 1, 2, 4, 6, 8, 10, 12 and 14 after the failure.
+EIGHT_IN_FOURTEEN = tuple(timedelta(days=d) for d in (1, 2, 4, 6, 8, 10, 12, 14))
 
 
 def paired_simulator(settings: SimulatorSettings) -> Simulator:

@@ -1,4 +1,7 @@
-"""`payrisk demo`: the platform against two baselines on one simulated population, with integrity checks."""
+"""`payrisk demo`: the platform against fixed schedules on one simulated population, with integrity checks.
+
+The platform's dunning emails reach simulated customers (`payrisk.demo.mail`) who may give a new card or pay the
+hosted invoice; the baselines send none. `--model` picks the outcome model (`simulator.models.MODELS`)."""
 
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ from pathlib import Path
 from typing import TextIO
 
 from payrisk.config import Settings, load_settings
-from payrisk.demo.baselines import FIXED_SCHEDULE, NO_RETRY, run_schedule
+from payrisk.demo.baselines import EIGHT_IN_FOURTEEN, FIXED_SCHEDULE, NO_RETRY, run_schedule
 from payrisk.demo.drive import Driver
 from payrisk.demo.ledger import charges_per_key, score
+from payrisk.demo.mail import MailReaders
 from payrisk.demo.network import violations
 from payrisk.demo.paired import PairedModel
 from payrisk.demo.reads import Reads
@@ -35,14 +39,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
     out = sys.stderr if args.json else sys.stdout
     summary = run_demo(
-        settings, args.customers, args.days, args.seed, out, keep=bool(getattr(args, "keep", False))
+        settings, args.customers, args.days, args.seed, out, keep=bool(getattr(args, "keep", False)),
+        model=getattr(args, "model", None) or "default",
     )
     print(summary.model_dump_json() if args.json else render(summary), flush=True)
     return 0 if summary.checks.passed else 1
 
 
 def run_demo(
-    settings: Settings, customers: int, days: int, seed: int, out: TextIO, keep: bool = False
+    settings: Settings, customers: int, days: int, seed: int, out: TextIO, keep: bool = False,
+    model: str = "default",
 ) -> Summary:
     run_id = secrets.token_hex(4)  # the simulator's id namespace and the run's database name
     sim_settings = SimulatorSettings(
@@ -52,33 +58,38 @@ def run_demo(
         api_keys=(f"sk_test_demo_{run_id}",),
         webhook_secret=f"whsec_demo_{secrets.token_hex(16)}",
         auto_deliver=False,
+        model=model,
     )
     began = time.monotonic()
     print(
-        f"payrisk demo: {customers:,} customers × {days} days, seed {seed} (run {run_id})",
+        f"payrisk demo: {customers:,} customers × {days} days, seed {seed}, model {model} (run {run_id})",
         file=out,
         flush=True,
     )
-    with DemoStack(
-        settings, sim_settings, PairedModel(load_model(sim_settings.model), seed), run_id, keep
-    ) as stack:
+    paired = PairedModel(load_model(sim_settings.model), seed)
+    with DemoStack(settings, sim_settings, paired, run_id, keep) as stack:
         assert stack.settings.database.url is not None
         reads = Reads(stack.settings.database.url)
         try:
             started = time.monotonic()
-            driver = Driver(stack, reads, out)
+            mail = MailReaders(stack.sim, lambda: stack.catcher.messages, seed, paired.ordinal)
+            driver = Driver(stack, reads, out, mail=mail)
             driver.run(days, STEP)
             platform_seconds = time.monotonic() - started
             platform, checks = _measure(stack, reads, driver)
         finally:
             reads.close()
-    print("baselines: no retry, fixed schedule (8/16/24 days) on the same population…", file=out, flush=True)
+    print("baselines: no retry, fixed schedules (8/16/24 days; 8 tries in 14 days) on the same population…",
+          file=out, flush=True)
     no_retry = run_schedule("no retry", sim_settings, days, NO_RETRY, STEP)
     fixed = run_schedule("fixed 3 × 8 days", sim_settings, days, FIXED_SCHEDULE, STEP)
+    eight = run_schedule("fixed 8 tries in 14 days", sim_settings, days, EIGHT_IN_FOURTEEN, STEP)
     run = Run(
         customers=customers,
         days=days,
         seed=seed,
+        model=model,
+        customer_actions=mail.actions,
         tenant="default",
         id_namespace=run_id,
         database=stack.database if keep else None,
@@ -88,7 +99,8 @@ def run_demo(
         platform_seconds=round(platform_seconds, 2),
         customer_days_per_second=round(customers * days / platform_seconds, 1),
     )
-    return Summary(run=run, platform=platform, no_retry=no_retry, fixed_schedule=fixed, checks=checks)
+    return Summary(run=run, platform=platform, no_retry=no_retry, fixed_schedule=fixed, fixed_8_in_14=eight,
+                   checks=checks)
 
 
 def _measure(stack: DemoStack, reads: Reads, driver: Driver) -> tuple[Approach, Checks]:

@@ -1,9 +1,10 @@
 """Driving the platform through simulated time, one step at a time, and reporting each simulated day.
 
-A step to time `to`: the simulator runs the renewals due → the platform clock moves to `to` → the
-simulator's webhooks go to the gateway, and we wait until every acknowledged delivery is applied → the
-scheduler fires the due timers until none is left (each retry calls the simulator, whose webhooks are
-delivered again) → the outbox sends what the decisions asked for.
+A step to time `to`: the simulator runs the renewals due → the platform clock moves to `to` → customers who
+read a dunning email act if their reaction is due (`payrisk.demo.mail`) → the simulator's webhooks go to the
+gateway, and we wait until every acknowledged delivery is applied → the scheduler fires the due timers until
+none is left (each retry calls the simulator, whose webhooks are delivered again) → the outbox sends what the
+decisions asked for, and the customers read the mail it sent.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TextIO
 
 import ray
 
+from payrisk.demo.mail import MailReaders
 from payrisk.demo.reads import Reads
 from payrisk.demo.stack import DemoStack
 from payrisk.errors import CliError
@@ -25,8 +27,10 @@ class DeliveriesStuckError(CliError):
 
 
 class Driver:
-    def __init__(self, stack: DemoStack, reads: Reads, out: TextIO, apply_timeout: float = 120.0) -> None:
+    def __init__(self, stack: DemoStack, reads: Reads, out: TextIO, apply_timeout: float = 120.0,
+                 mail: MailReaders | None = None) -> None:
         self.stack, self.reads, self.out = stack, reads, out
+        self.mail = mail  # customers who read the caught dunning emails and may act on them
         self.apply_timeout = apply_timeout
         self.acknowledged = 0  # webhook deliveries the gateway answered 2xx, counted on the simulator's side
         self.outbox_errors: list[str] = []  # failed outbox ticks (emails and provider actions not sent)
@@ -47,10 +51,14 @@ class Driver:
         system = self.stack.system
         self.stack.sim.advance(to)
         self.stack.set_clock(to)
+        if self.mail is not None:
+            self.mail.act_until(to)
         self.deliver()
         while ray.get(system.scheduler.tick.remote()) > 0:
             self.deliver()
         self.drain_outbox()
+        if self.mail is not None:
+            self.mail.read()
 
     def drain_outbox(self) -> None:
         """Send what the decisions asked for. A failing tick is recorded and reported, not fatal: the

@@ -2,7 +2,7 @@
 
 The ledger is the provider's truth (every charge attempt, whoever made it), so every approach is scored from
 the same source. An invoice *failed* when its renewal attempt (`source="automatic"`) declined; it was
-*recovered* when a later attempt succeeded.
+*recovered* when a later attempt succeeded. A customer paying the hosted invoice (source `customer`) is not a retry.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
 from payrisk.demo.summary import Approach, Money
+from simulator.customer_actions import CUSTOMER_SOURCE
 from simulator.ledger import LedgerEntry
 
 #: Mastercard advice codes after which the card must not be retried (networks.md §2.1).
@@ -24,11 +25,13 @@ def score(name: str, entries: Iterable[LedgerEntry], is_hard: Callable[[str], bo
         by_invoice[entry.invoice].append(entry)
     failed = [rows for rows in by_invoice.values() if _renewal_declined(rows)]
     recovered = [rows for rows in failed if any(e.outcome == "succeeded" for e in rows)]
+    paid = sum(1 for rows in failed for e in rows if e.source == CUSTOMER_SOURCE)
     return Approach(
         name=name,
         failed=len(failed),
         recovered=len(recovered),
-        retries=sum(len(rows) - 1 for rows in failed),
+        retries=sum(len(rows) - 1 for rows in failed) - paid,
+        customer_payments=paid,
         revenue_failed=_by_currency(rows[0] for rows in failed),
         revenue_saved=_by_currency(rows[0] for rows in recovered),
         retries_after_do_not_retry=sum(_after_stop(rows, is_hard) for rows in failed),

@@ -77,6 +77,7 @@ class DemoStack:
         self.database = f"payrisk_demo_{run_id}"
         self.keep = keep  # keep the database and the caught mail after the run
         self.maildir = Path()
+        self.catcher: Any = None  # the SMTP catcher (its `messages` are the dunning emails customers read)
         self.server: SimulatorServer | None = None
         self.system: Any = None
         self.clock: Any = None
@@ -159,7 +160,7 @@ class DemoStack:
             self.maildir = Path(
                 self._stops.enter_context(tempfile.TemporaryDirectory(prefix="payrisk-demo-mail-"))
             )
-        catcher = start_catcher(0, self.maildir)
+        catcher = self.catcher = start_catcher(0, self.maildir)
         self._stops.callback(catcher.stop)
         self.settings = self.settings.replace(
                 stripe_api_key=self.sim_settings.api_keys[0],

@@ -22,6 +22,7 @@ class Approach(BaseModel):
     revenue_failed: Money
     revenue_saved: Money
     retries_after_do_not_retry: int = Field(ge=0)  # attempts on a card after a hard decline or MAC 03/21
+    customer_payments: int = Field(default=0, ge=0)  # the customer paid the hosted invoice (not a retry)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -100,6 +101,8 @@ class Run(BaseModel):
     customers: int
     days: int
     seed: int
+    model: str = "default"  # the simulator's outcome model (simulator.models)
+    customer_actions: int = 0  # dunning emails a simulated customer acted on (a new card, the invoice paid)
     tenant: str
     id_namespace: str  # the simulator's id namespace, also the run id
     database: str | None  # the run's database when kept (--keep), else None (dropped at the end)
@@ -117,6 +120,8 @@ class Summary(BaseModel):
     platform: Approach
     no_retry: Approach
     fixed_schedule: Approach
+    #: Stripe's recommended fixed schedule, 8 tries within 14 days (days 1, 2, 4, 6, 8, 10, 12, 14)
+    fixed_8_in_14: Approach | None = None
     checks: Checks
 
 
@@ -129,10 +134,12 @@ def money(amounts: Money) -> str:
 
 def render(summary: Summary) -> str:
     """The human summary: the three approaches side by side, then the checks."""
-    rows = (summary.platform, summary.no_retry, summary.fixed_schedule)
+    rows = tuple(a for a in (summary.platform, summary.no_retry, summary.fixed_schedule, summary.fixed_8_in_14)
+                 if a is not None)
     r = summary.run
     lines = [
-        f"payrisk demo: {r.customers:,} customers × {r.days} days, seed {r.seed}, tenant {r.tenant}",
+        f"payrisk demo: {r.customers:,} customers × {r.days} days, seed {r.seed}, model {r.model}, "
+        f"tenant {r.tenant}; {r.customer_actions:,} dunning emails acted on",
         f"  {r.wall_seconds:,.1f} s wall ({r.platform_seconds:,.1f} s platform, "
         f"{r.customer_days_per_second:,.0f} customer-days/s)",
         "",

@@ -54,8 +54,8 @@ def demo(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFac
 
 def test_the_demo_prints_one_summary_with_every_approach_and_the_checks(demo: dict[str, Any]) -> None:
     summary = demo["summary"]
-    assert set(summary) == {"run", "platform", "no_retry", "fixed_schedule", "checks"}
-    for name in ("platform", "no_retry", "fixed_schedule"):
+    assert set(summary) == {"run", "platform", "no_retry", "fixed_schedule", "fixed_8_in_14", "checks"}
+    for name in ("platform", "no_retry", "fixed_schedule", "fixed_8_in_14"):
         row = summary[name]
         assert {"failed", "recovered", "retries", "revenue_failed", "revenue_saved", "recovery_rate"} <= set(
             row
@@ -68,6 +68,8 @@ def test_the_demo_prints_one_summary_with_every_approach_and_the_checks(demo: di
 def test_the_three_approaches_meet_the_same_failed_renewals(demo: dict[str, Any]) -> None:
     s = demo["summary"]
     assert s["platform"]["failed"] == s["no_retry"]["failed"] == s["fixed_schedule"]["failed"] > 0
+    assert s["fixed_8_in_14"]["failed"] == s["platform"]["failed"] and s["fixed_8_in_14"]["retries"] > 0
+    assert s["run"]["model"] == "default" and s["run"]["customer_actions"] >= 0
     assert s["platform"]["revenue_failed"] == s["no_retry"]["revenue_failed"]
 
 
