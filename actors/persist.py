@@ -50,5 +50,3 @@ async def record_intent(conn: Conn, tenant_id: str, customer_id: str, charge: Ch
 async def record_outcome(conn: Conn, tenant_id: str, key: str, status: str, outcome: dict[str, Any]) -> None:
     await attempts.settle(conn, tenant_id, key, status, outcome)
 
-
-card_history = attempts.card_history

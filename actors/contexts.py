@@ -1,0 +1,66 @@
+"""The decision context of a customer at a moment, read in the customer's transaction: the card's network-budget
+history, the providers paused by an open incident, the tenant's retry mode, branding and classification overrides,
+whether a provider key can complete missing decline details, and the provider's own retry settings.
+
+Tenant-level reads are cached a few seconds per shard, so a change made through the admin API or the CLI applies
+within seconds without a query per decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from actors.domain.decisions import Context
+from actors.executors.runtime import provider_context
+from actors.planning import ContextFactory, make_context_factory, tenant_classifier
+from actors.provider_keys import ProviderKeys
+from payrisk.store import Conn, attempts, incidents, tenant_records
+
+#: how far back the network retry budget looks
+BUDGET_WINDOW = timedelta(days=30)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantState:
+    paused: frozenset[str]  # providers with an open incident
+    retry_mode: str  # own | observe
+    branding: dict[str, Any] | None  # None: the installation's
+
+
+class TenantContexts:
+    """A `actors.home.ContextSource` built from an actor's configuration."""
+
+    def __init__(self, config: dict[str, Any], keys: ProviderKeys, *, ttl: float = 5.0,
+                 factory: ContextFactory | None = None) -> None:
+        self._factory = factory or make_context_factory(config)
+        self.keys = keys
+        self._ttl = ttl
+        self._tenants: dict[str, tuple[float, TenantState]] = {}
+
+    async def __call__(self, conn: Conn, tenant_id: str, state: dict[str, Any], now: datetime) -> Context:
+        history = await attempts.card_history(conn, tenant_id, fingerprints(state), now - BUDGET_WINDOW)
+        tenant = await self.tenant(conn, tenant_id)
+        await tenant_classifier(conn, tenant_id)  # the tenant's stored overrides, refreshed every few seconds
+        ctx = await self._factory(tenant_id, now, history, tenant.paused, tenant.retry_mode, tenant.branding)
+        ctx = dataclasses.replace(ctx, fetch_details=bool(await self.keys.for_tenant(conn, tenant_id)))
+        return dataclasses.replace(ctx, **provider_context(ctx, state["customer_id"]))
+
+    async def tenant(self, conn: Conn, tenant_id: str) -> TenantState:
+        cached = self._tenants.get(tenant_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        paused = frozenset(str(i.get("provider")) for i in await incidents.open_incidents(conn, tenant_id))
+        row = await tenant_records.get(conn, tenant_id)
+        branding = (row["settings"] or {}).get("branding") if row else None
+        found = TenantState(paused, str(row["retry_mode"]) if row else "own",
+                            branding if isinstance(branding, dict) else None)
+        self._tenants[tenant_id] = (time.monotonic() + self._ttl, found)
+        return found
+
+
+def fingerprints(state: dict[str, Any]) -> list[str]:
+    cards = (c["card"].get("card_fingerprint") for c in state["cases"].values())
+    return sorted({fingerprint for fingerprint in cards if fingerprint})

@@ -1,0 +1,178 @@
+"""Customer homes without Ray: activation, the per-customer lock, and the one commit path.
+
+A `CustomerHome` hosts many customers as virtual actors (single writer per customer). A customer is activated from
+its checkpoint plus any newer events on first use and passivated when idle. Every change goes through one path:
+under the customer's lock, a `Decider` (pure decisions, plus the idempotency check of what it applies) runs inside
+a PostgreSQL transaction that writes events, checkpoint, timers, outbox rows and attempt intents; the in-memory
+state follows only after the commit. A batch writes several customers in one transaction through the same path.
+What must happen after the commit (provider calls, API reads) is returned, never run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from actors.domain.case import empty_state, evolve
+from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
+from actors.persist import persist
+from payrisk.store import ConcurrencyConflict, Conn, Database, checkpoints, events
+
+Key = tuple[str, str]  # (tenant, customer)
+
+
+class Decider(Protocol):
+    """Decide inside the customer's transaction. None: nothing to apply (already applied, a repeated request) —
+    nothing is written; a list (possibly empty): applied, its decisions written whole."""
+
+    async def __call__(self, conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None: ...
+
+
+class ContextSource(Protocol):
+    """The decision context for a customer at `now` (read in the customer's transaction)."""
+
+    async def __call__(self, conn: Conn, tenant_id: str, state: dict[str, Any], now: datetime) -> Context: ...
+
+
+@dataclass(slots=True)
+class Customer:
+    version: int
+    state: dict[str, Any]
+    used: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one customer's commit decided (`applied[i]`: whether decider i applied) and what is left to do."""
+
+    key: Key
+    decisions: list[Decision]
+    applied: list[bool]
+
+    @property
+    def charges(self) -> list[ChargeRequest]:
+        return [c for d in self.decisions for c in (*d.charges, *d.reconciles)]
+
+    @property
+    def fetches(self) -> list[DetailsFetch]:
+        return [f for d in self.decisions for f in d.fetches]
+
+
+class CustomerHome:
+    def __init__(self, database: Callable[[], Awaitable[Database]], now: Callable[[], Awaitable[datetime]],
+                 contexts: ContextSource, *, max_active: int = 50_000, idle_seconds: float = 900.0,
+                 on_commit: Callable[[list[Decision]], None] = lambda _: None) -> None:
+        self._database, self._now, self._contexts = database, now, contexts
+        self._max_active, self._idle = max_active, idle_seconds
+        self._on_commit = on_commit
+        self._active: OrderedDict[Key, Customer] = OrderedDict()
+        self._locks: dict[Key, asyncio.Lock] = {}
+
+    @property
+    def active(self) -> list[Customer]:
+        return list(self._active.values())
+
+    def lock(self, key: Key) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def load(self, key: Key) -> Customer:
+        """The customer in memory, activated from its checkpoint and newer events when absent. Call under the
+        customer's lock."""
+        active = self._active.get(key)
+        if active is not None:
+            self._active.move_to_end(key)
+            active.used = time.monotonic()
+            return active
+        db = await self._database()
+        async with db.connection() as conn:
+            cp = await checkpoints.load(conn, *key)
+            state = cp.state if cp else empty_state(*key)
+            version = cp.version if cp else 0
+            for event in await events.load(conn, *key, version):
+                state, version = evolve(state, event.event_type, event.payload), event.version
+        customer = self._active[key] = Customer(version, state)
+        self._passivate()
+        return customer
+
+    async def read(self, key: Key) -> Customer:
+        async with self.lock(key):
+            return await self.load(key)
+
+    def _passivate(self) -> None:
+        """Forget idle customers (their state is in PostgreSQL); keep at most `max_active` in memory."""
+        now = time.monotonic()
+        while self._active and (len(self._active) > self._max_active
+                                or next(iter(self._active.values())).used < now - self._idle):
+            key, _ = self._active.popitem(last=False)
+            lock = self._locks.get(key)
+            if lock is not None and not lock.locked():
+                del self._locks[key]
+
+    async def decide(self, key: Key, decider: Decider, retries: int = 3) -> Committed:
+        """Load, decide and commit under the customer's lock (its own transaction). A lost race with another
+        writer reloads and decides again, at most `retries` times. Idempotent as the decider is."""
+        for _ in range(retries):
+            async with self.lock(key):
+                customer = await self.load(key)
+                try:
+                    db, now = await self._database(), await self._now()
+                    async with db.transaction() as conn:
+                        written = await self._write(conn, key, customer, [decider], now)
+                except ConcurrencyConflict:
+                    self._active.pop(key, None)  # another home wrote: reload and decide again
+                    continue
+                self._follow(customer, written)
+            return written.committed
+        raise ConcurrencyConflict(f"customer {key[1]}: gave up after {retries} conflicting writes")
+
+    async def decide_many(self, groups: dict[Key, list[Decider]]) -> list[Committed]:
+        """Several customers in one transaction (group commit): each customer's decisions stay whole, and all of
+        them commit together or none does (the caller then decides each on its own). Locks are taken in one
+        global order, so two batches never wait on each other in a cycle."""
+        async with contextlib.AsyncExitStack() as held:
+            for key in sorted(groups):
+                await held.enter_async_context(self.lock(key))
+            customers = {key: await self.load(key) for key in groups}
+            db, now = await self._database(), await self._now()
+            async with db.transaction() as conn:
+                written = [await self._write(conn, key, customers[key], groups[key], now) for key in groups]
+            for one in written:
+                self._follow(customers[one.committed.key], one)
+        return [one.committed for one in written]
+
+    async def _write(self, conn: Conn, key: Key, customer: Customer, deciders: Sequence[Decider], now: datetime
+                     ) -> _Written:
+        ctx = await self._contexts(conn, key[0], customer.state, now)
+        state, decisions, applied = customer.state, [], []
+        for decider in deciders:
+            made = await decider(conn, state, ctx)
+            applied.append(made is not None)
+            if made:
+                decisions += made
+                state = made[-1].state
+        version = await persist(conn, key[0], key[1], customer.version, decisions, now)
+        return _Written(Committed(key, decisions, applied), version)
+
+    def _follow(self, customer: Customer, written: _Written) -> None:
+        """Committed: now the memory may follow, and the metrics count it."""
+        if written.committed.decisions:
+            customer.state, customer.version = written.committed.decisions[-1].state, written.version
+        self._on_commit(written.committed.decisions)
+
+    def forget(self, key: Key) -> None:
+        self._active.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    committed: Committed
+    version: int
