@@ -319,9 +319,10 @@ async def _rotate(conn: Any, settings: Settings, args: argparse.Namespace) -> in
 
 
 async def _forget(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from actors.domain.case import evolve
     from payrisk.store.privacy import forget
 
-    erased = await forget(conn, args.tenant, args.customer, datetime.now(UTC).isoformat())
+    erased = await forget(conn, args.tenant, args.customer, datetime.now(UTC).isoformat(), evolve)
     if erased is None:
         raise CliError(f"no customer {args.customer!r} in tenant {args.tenant!r}")
     await _audit(conn, args.tenant, "customer.forgotten", args.customer, after={"erased": erased})

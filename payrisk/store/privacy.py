@@ -9,12 +9,12 @@ the customer in memory loses its next write's race and reloads the erased state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from psycopg.types.json import Jsonb
 
-from actors.domain.case import evolve
 from payrisk.store.db import Conn
 
 PERSONAL_KEYS = frozenset({
@@ -70,8 +70,13 @@ def _json_or_none(body: bytes) -> Any:
         return None
 
 
-async def forget(conn: Conn, tenant: str, customer: str, at: str) -> dict[str, int] | None:
-    """Erase the customer's personal data; None when the tenant has no such customer. Run in a transaction."""
+#: the pure core's fold (`actors.domain.case.evolve`), passed in: the store sits below the core
+Fold = Callable[[dict[str, Any], str, dict[str, Any]], dict[str, Any]]
+
+
+async def forget(conn: Conn, tenant: str, customer: str, at: str, fold: Fold) -> dict[str, int] | None:
+    """Erase the customer's personal data; None when the tenant has no such customer. Run in a transaction.
+    The checkpoint is folded over the recorded `CustomerForgotten` event with `fold`."""
     cur = await conn.execute("SELECT version, state FROM checkpoints WHERE tenant_id = %s AND stream_id = %s"
                              " FOR UPDATE", (tenant, customer))
     checkpoint = await cur.fetchone()
@@ -92,7 +97,7 @@ async def forget(conn: Conn, tenant: str, customer: str, at: str) -> dict[str, i
                              " WHERE tenant_id = %s AND customer_id = %s", (tenant, customer))
     counts["notifications"] = cur.rowcount
     if checkpoint is not None:
-        await _record(conn, tenant, customer, checkpoint, emails, at)
+        await _record(conn, tenant, customer, checkpoint, emails, at, fold)
     return counts
 
 
@@ -122,14 +127,14 @@ async def _rewrite(conn: Conn, table: str, column: str, where: str, args: tuple[
 
 
 async def _record(conn: Conn, tenant: str, customer: str, checkpoint: dict[str, Any], emails: frozenset[str],
-                  at: str) -> None:
+                  at: str, fold: Fold) -> None:
     """The `CustomerForgotten` event at the next version, and the checkpoint folded over it."""
     cur = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM events WHERE tenant_id = %s"
                              " AND stream_id = %s", (tenant, customer))
     row = await cur.fetchone()
     version = int(row["v"] if row else 0) + 1
     payload = {"at": at, "erased": sorted(PERSONAL_KEYS)}
-    state = evolve(redact(checkpoint["state"], emails), "CustomerForgotten", payload)
+    state = fold(redact(checkpoint["state"], emails), "CustomerForgotten", payload)
     await conn.execute("INSERT INTO events (tenant_id, stream_id, version, event_type, payload)"
                        " VALUES (%s, %s, %s, 'CustomerForgotten', %s)", (tenant, customer, version, Jsonb(payload)))
     await conn.execute("UPDATE checkpoints SET version = %s, state = %s, updated_at = now() WHERE tenant_id = %s"
