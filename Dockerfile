@@ -2,6 +2,18 @@
 # One image for every payrisk service: the gateway, the migrate one-shot, the simulator and the Ray head and
 # worker nodes. Ray needs the same Ray, Python and application code on every node of a cluster, so the Ray
 # nodes run this image too rather than a stock rayproject/ray image.
+
+# The dashboard's browser files (uPlot, Swagger UI) from the npm registry at the versions pinned in
+# gateway/dashboard/assets/package-lock.json, by the script a local install runs (scripts/bootstrap.sh): npm checks
+# each tarball's integrity, and only the copied files reach the image, never node_modules or Node itself.
+FROM node:20-slim AS dashboard-assets
+WORKDIR /src
+COPY scripts/dashboard-assets.sh scripts/
+COPY gateway/dashboard/assets/ gateway/dashboard/assets/
+RUN bash scripts/dashboard-assets.sh \
+    && test -s gateway/dashboard/static/vendor/uplot/uPlot.iife.min.js \
+    && test -s gateway/dashboard/static/vendor/swagger-ui/swagger-ui-bundle.js
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -27,6 +39,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # The project itself. Installed in place (-e): `payrisk migrate` reads the SQL files from /app/migrations,
 # next to the source tree.
 COPY . .
+# after the source tree, so that the pinned files win over whatever a local checkout had in vendor/
+COPY --from=dashboard-assets /src/gateway/dashboard/static/vendor/ /app/gateway/dashboard/static/vendor/
 RUN pip install --no-deps -e . \
     && chmod 0755 /app/deploy/entrypoint.sh \
     && payrisk --help > /dev/null

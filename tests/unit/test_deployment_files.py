@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -227,8 +228,46 @@ def last(instruction: str) -> str:
     return values[-1]
 
 
-def test_dockerfile_builds_from_python_311_slim() -> None:
-    assert dockerfile_instructions()[0] == ("FROM", "python:3.11-slim")
+@dataclass(frozen=True)
+class Stage:
+    base: str
+    name: str
+    #: (INSTRUCTION, arguments, the WORKDIR in force)
+    steps: list[tuple[str, str, str]]
+
+    def runs(self) -> str:
+        return " ".join(args for name, args, _ in self.steps if name == "RUN")
+
+    def copies(self) -> list[tuple[str, list[str], str, int]]:
+        """(--from stage or "", sources, destination made absolute, step index) of each COPY."""
+        found = []
+        for index, (name, args, workdir) in enumerate(self.steps):
+            if name == "COPY":
+                words = shlex.split(args)
+                origin = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), "")
+                paths = [w for w in words if not w.startswith("--")]
+                found.append((origin, paths[:-1], absolute(workdir, paths[-1]), index))
+        return found
+
+
+def absolute(workdir: str, path: str) -> str:
+    return os.path.normpath(path if path.startswith("/") else f"{workdir}/{path}")
+
+
+def dockerfile_stages() -> list[Stage]:
+    stages: list[Stage] = []
+    for name, args in dockerfile_instructions():
+        if name == "FROM":
+            base, _, alias = re.sub(r"\s+as\s+", " AS ", args, flags=re.IGNORECASE).partition(" AS ")
+            stages.append(Stage(base.strip(), alias.strip() or str(len(stages)), []))
+        else:
+            workdir = next((a for n, a, _ in reversed(stages[-1].steps) if n == "WORKDIR"), "/")
+            stages[-1].steps.append((name, args, absolute(workdir, args) if name == "WORKDIR" else workdir))
+    return stages
+
+
+def test_the_image_is_built_from_python_311_slim() -> None:
+    assert dockerfile_stages()[-1].base == "python:3.11-slim"
 
 
 def test_dockerfile_runs_as_a_non_root_user_before_its_entrypoint() -> None:
@@ -253,6 +292,46 @@ def test_dockerfile_default_command_serves_the_gateway_through_the_entrypoint() 
     assert last("ENTRYPOINT") == '["/app/deploy/entrypoint.sh"]'
     assert last("CMD") == '["payrisk", "up"]'
     assert "8000" in last("EXPOSE")
+
+
+def test_the_dashboard_assets_come_from_npm_through_the_install_script_in_a_node_stage() -> None:
+    [node] = [stage for stage in dockerfile_stages() if stage.base.startswith("node:")]
+    sources = {path for _, paths, _, _ in node.copies() for path in paths}
+    assert {"scripts/dashboard-assets.sh", "gateway/dashboard/assets/"} <= sources  # the pinned package files
+    assert (ROOT / "gateway/dashboard/assets/package-lock.json").is_file()
+    assert re.search(r"\bbash scripts/dashboard-assets\.sh\b", node.runs())
+
+
+def test_the_image_gets_the_assets_where_the_package_serves_them() -> None:
+    from gateway.dashboard.render import STATIC
+
+    stages = dockerfile_stages()
+    [node], final = [s for s in stages if s.base.startswith("node:")], stages[-1]
+    ran_in = next(workdir for name, _, workdir in node.steps if name == "RUN")  # where the script wrote vendor/
+    [(_, _, app, tree_at)] = [c for c in final.copies() if c[1] == ["."]]
+    [(_, sources, destination, at)] = [c for c in final.copies() if c[0] == node.name]
+    vendor = str((STATIC / "vendor").relative_to(ROOT))
+    assert [absolute(ran_in, path) for path in sources] == [absolute(ran_in, vendor)]
+    assert destination == absolute(app, vendor)
+    assert at > tree_at  # after the source tree, or a checkout's own vendor/ would be what ships
+
+
+def copied_by_the_asset_script() -> set[tuple[str, str]]:
+    """(folder under vendor/, file name) of each file scripts/dashboard-assets.sh copies."""
+    logical = re.sub(r"\\\n", " ", (ROOT / "scripts" / "dashboard-assets.sh").read_text())
+    copied: set[tuple[str, str]] = set()
+    for line in (line.strip() for line in logical.splitlines()):
+        if line.startswith("cp "):
+            *sources, target = shlex.split(line)[1:]
+            copied |= {(target.removeprefix("$vendor/").strip("/"), Path(source).name) for source in sources}
+    return copied
+
+
+def test_every_bundled_file_a_page_loads_is_one_the_asset_script_copies() -> None:
+    templates = " ".join(p.read_text() for p in (ROOT / "gateway/dashboard/templates").glob("*.html"))
+    loaded = set(re.findall(r"/dashboard/static/vendor/([\w.-]+)/([\w.-]+)", templates))
+    assert {("uplot", "uPlot.iife.min.js"), ("swagger-ui", "swagger-ui-bundle.js")} <= loaded
+    assert loaded <= copied_by_the_asset_script()
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image() -> None:
