@@ -17,7 +17,7 @@ from actors.domain.decisions import Context
 from actors.executors.runtime import provider_context
 from actors.planning import ContextFactory, make_context_factory, tenant_classifier
 from actors.provider_keys import ProviderKeys
-from payrisk.store import Conn, attempts, incidents, tenant_records
+from store import Conn, attempts, incidents, tenant_records
 
 #: how far back the network retry budget looks
 BUDGET_WINDOW = timedelta(days=30)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from actors.domain.case import empty_state, evolve
 from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
 from actors.persist import persist
-from payrisk.store import ConcurrencyConflict, Conn, Database, checkpoints, events
+from store import ConcurrencyConflict, Conn, Database, checkpoints, events
 
 Key = tuple[str, str]  # (tenant, customer)
 

@@ -28,8 +28,8 @@ from actors.domain.spikes import (
     spike_alert,
 )
 from actors.periodic import PeriodicActor
-from payrisk.store import Conn, Database, events, incidents, outbox
-from payrisk.store.events import NewEvent
+from store import Conn, Database, events, incidents, outbox
+from store.events import NewEvent
 
 log = structlog.get_logger("payrisk.monitor")
 

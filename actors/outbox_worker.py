@@ -12,7 +12,7 @@ import structlog
 
 from actors.periodic import PeriodicActor
 from actors.provider_keys import ClientsByKey, ProviderKeys
-from payrisk.store import Database
+from store import Database
 
 log = structlog.get_logger("payrisk.outbox")
 WORKER = "outbox-worker"  # the lease holder's name on claimed rows
@@ -58,7 +58,7 @@ class OutboxWorker(PeriodicActor):
     async def _provider_actions(self, db: Database, now: datetime, limit: int) -> int:
         """Final actions (cancel the subscription, mark the invoice uncollectible), each key sent once, each with
         the tenant's own provider key (else the installation's)."""
-        from payrisk.store import outbox
+        from store import outbox
 
         rows = await outbox.claim(db, now, WORKER, ("provider",), limit=limit)
         for row in rows:
@@ -66,7 +66,7 @@ class OutboxWorker(PeriodicActor):
         return len(rows)
 
     async def _final_action(self, db: Database, row: Any, now: datetime) -> None:
-        from payrisk.store import outbox
+        from store import outbox
 
         adapter = await self._adapter(db, row.tenant_id)
         if adapter is None:
@@ -94,7 +94,7 @@ class OutboxWorker(PeriodicActor):
         return StripeAdapter(key, self.config.get("stripe_api_base"))
 
     async def _retry_later(self, db: Database, row: Any, now: datetime, error: str, minutes: float) -> None:
-        from payrisk.store import outbox
+        from store import outbox
 
         async with db.connection() as conn:
             await outbox.reschedule(conn, row.outbox_id, WORKER, now + timedelta(minutes=minutes), error)

@@ -20,8 +20,8 @@ import structlog
 
 from actors.clock import make_clock
 from actors.metrics import loop_metrics
-from payrisk.logging import configure_logging
-from payrisk.store import Database, StoreError, StoreUnavailable
+from settings.logging import configure_logging
+from store import Database, StoreError, StoreUnavailable
 
 log = structlog.get_logger("payrisk.actors")
 

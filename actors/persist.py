@@ -7,8 +7,8 @@ from typing import Any
 
 from actors.domain.decisions import ChargeRequest, Decision
 from actors.domain.streams import provider_of
-from payrisk.store import Conn, attempts, checkpoints, events, outbox, timers
-from payrisk.store.events import NewEvent
+from store import Conn, attempts, checkpoints, events, outbox, timers
+from store.events import NewEvent
 
 
 async def persist(conn: Conn, tenant_id: str, customer_id: str, version: int, decisions: list[Decision],

@@ -126,7 +126,7 @@ class TenantClassifiers:
 
     async def refresh(self, conn: Any, tenant_id: str) -> Classify:
         """The tenant's classifier, re-read from the database when the TTL has passed."""
-        from payrisk.store import classification_overrides
+        from store import classification_overrides
 
         now = self._clock()
         entry = self._entries.get(tenant_id)

@@ -17,7 +17,7 @@ from actors.domain.decisions import ChargeRequest, DetailsFetch
 from actors.domain.streams import STRIPE, provider_customer_id, provider_of
 from actors.executors.runtime import ProviderRetries
 from actors.provider_keys import ClientsByKey, ProviderKeys
-from payrisk.store import Database
+from store import Database
 
 FETCH_TIMEOUT_SECONDS = 20.0  # the reader's own HTTP timeout is shorter; this bounds a lost pool call
 

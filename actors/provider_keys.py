@@ -16,8 +16,8 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from payrisk.secrets import Keyring, SecretKeyError
-from payrisk.store import tenant_secrets
+from store import tenant_secrets
+from store.secrets import Keyring, SecretKeyError
 
 log = structlog.get_logger("payrisk.provider_keys")
 TTL_SECONDS = 10.0

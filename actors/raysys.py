@@ -28,7 +28,7 @@ def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashbo
     firewall those ports (docs/DEPLOYMENT.md)."""
     import ray
 
-    from payrisk.logging import route_library_loggers
+    from settings.logging import route_library_loggers
 
     route_library_loggers()  # importing ray gave its logger a plain-text handler: back to the one stream
     if ray.is_initialized():
@@ -53,6 +53,21 @@ def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashbo
     return {"address": ctx.address_info.get("gcs_address"), "dashboard_url": ctx.dashboard_url,
             "metrics_export_port": ctx.address_info.get("metrics_export_port"),
             "session_dir": node.get_session_dir_path() if node is not None else None}
+
+
+def join_ray(address: str) -> None:
+    """A uvicorn worker process is a Ray driver of the platform's cluster (never a new cluster)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address.startswith(("127.0.0.1:", "localhost:")):
+        # ray.init(address=...) rewrites a loopback address to the machine's interface address, but a local
+        # platform's Ray listens on loopback only: keep the address as given.
+        import ray._private.services as services
+
+        services.resolve_ip_for_localhost = lambda host: host
+    ray.init(address=address, namespace="payrisk", log_to_driver=False, job_config=job_config("payrisk-gateway"))
 
 
 def ray_alive() -> bool:

@@ -12,7 +12,7 @@ import structlog
 from actors.metrics import SchedulerMetrics
 from actors.periodic import PeriodicActor
 from actors.placement import NAMESPACE, shard_index, shard_name
-from payrisk.store import timers
+from store import timers
 
 log = structlog.get_logger("payrisk.scheduler")
 

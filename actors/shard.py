@@ -31,8 +31,8 @@ from actors.persist import record_outcome
 from actors.placement import NAMESPACE, shard_name
 from actors.provider_calls import ProviderCalls
 from actors.provider_keys import ProviderKeys
-from payrisk.logging import configure_logging
-from payrisk.store import ConcurrencyConflict, Conn, Database, StoreError, StoreUnavailable, deliveries, timers
+from settings.logging import configure_logging
+from store import ConcurrencyConflict, Conn, Database, StoreError, StoreUnavailable, deliveries, timers
 
 log = structlog.get_logger("payrisk.shard")
 

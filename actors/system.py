@@ -7,7 +7,7 @@ from typing import Any
 import ray
 
 from actors.placement import NAMESPACE, shard_name
-from payrisk.config import Settings
+from settings import Settings
 
 
 def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:

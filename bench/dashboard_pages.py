@@ -16,8 +16,8 @@ import httpx
 import psycopg
 
 from gateway.app import create_app
-from payrisk.config import load_settings
-from payrisk.store.migrate import apply_migrations
+from settings import load_settings
+from store.migrate import apply_migrations
 from tests.support.principals import make_key
 from tests.support.servers import ServerThread
 

@@ -25,10 +25,10 @@ from actors.clock import start_sim_clock
 from actors.system import ActorSystem
 from bench import database
 from gateway.app import create_app
-from payrisk.config import load_settings
-from payrisk.store.migrate import apply_migrations
+from settings import load_settings
 from simulator.core import SimulatorSettings
 from simulator.server import SimulatorServer
+from store.migrate import apply_migrations
 from tests.support.servers import ServerThread, free_port
 
 SECRET = "whsec_bench_retries"

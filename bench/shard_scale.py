@@ -23,7 +23,7 @@ import ray
 
 from actors.domain.case import empty_state, evolve
 from actors.placement import NAMESPACE, shard_name
-from payrisk.store.migrate import apply_migrations
+from store.migrate import apply_migrations
 
 SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -11,8 +11,8 @@ from starlette.routing import Route
 
 from gateway.jsonbody import dumps
 from gateway.problems import ProblemError
-from payrisk.store import checkpoints, deliveries, events
-from payrisk.store.deliveries import DeliveryStatus
+from store import checkpoints, deliveries, events
+from store.deliveries import DeliveryStatus
 
 _STATUSES = {str(s) for s in DeliveryStatus}
 
@@ -165,7 +165,7 @@ async def _known_tenant(request: Request) -> str:
 
 async def get_classification_overrides(request: Request) -> Response:
     """The tenant's classification overrides as stored, with their revision (0: none ever stored)."""
-    from payrisk.store import classification_overrides
+    from store import classification_overrides
 
     tenant = await _known_tenant(request)
     async with request.app.state.platform.db.connection() as conn:
@@ -183,7 +183,7 @@ async def put_classification_overrides(request: Request) -> Response:
     within a few seconds. `{"overrides": []}` clears them."""
     from actors.domain.classification import ClassificationTableError, default_tables
     from actors.domain.classification.loading import check_tenant_overrides, parse_json
-    from payrisk.store import classification_overrides
+    from store import classification_overrides
 
     tenant = await _known_tenant(request)
     try:
@@ -209,7 +209,7 @@ async def openapi(request: Request) -> Response:
 
     import yaml
 
-    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml").read_text())
+    spec = yaml.safe_load((Path(__file__).resolve().parent / "openapi.yaml").read_text())  # docs/ links to it
     return _json(spec)
 
 

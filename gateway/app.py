@@ -20,6 +20,7 @@ from gateway.auth.runtime import AccessControl
 from gateway.gauges import GaugeRefresher
 from gateway.limits import EdgeLimits
 from gateway.metrics import metrics_endpoint
+from gateway.platform import Platform
 from gateway.problems import (
     ProblemError,
     handle_disconnect,
@@ -31,9 +32,8 @@ from gateway.problems import (
 from gateway.provider_webhooks import provider_challenge, provider_webhook
 from gateway.telemetry import RequestTelemetry
 from gateway.webhooks import stripe_webhook
-from payrisk.config import Settings, load_settings
-from payrisk.platform import Platform
-from payrisk.store import StoreUnavailable
+from settings import Settings, load_settings
+from store import StoreUnavailable
 
 
 async def healthz(request: Request) -> Response:
@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> Starlette:
 
 def create_app_from_env() -> Starlette:
     """Factory for uvicorn workers (`uvicorn --factory gateway.app:create_app_from_env`)."""
-    from payrisk.logging import configure_logging
+    from settings.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.logging.level, settings.logging.format)  # a worker process logs like `payrisk up`

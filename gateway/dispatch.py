@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.placement import NAMESPACE, shard_index, shard_name
-from payrisk.config import Settings
-from payrisk.store import Database, StoreError, deliveries
+from actors.raysys import join_ray, ray_alive
+from settings import Settings
+from store import Database, StoreError, deliveries
 
 if TYPE_CHECKING:
     from gateway.metrics import GatewayMetrics
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("payrisk.dispatch")
 
 
+
+__all__ = ["BACKGROUND_LOOPS", "DispatchUnavailable", "Dispatcher", "join_ray", "ray_alive"]
 
 #: the named background actors whose loops readiness reports
 BACKGROUND_LOOPS = ("scheduler", "outbox", "monitor")

@@ -18,8 +18,8 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from actors.domain.analytics import LOST_STATES, OPEN_STATES
-from payrisk.store import Database
-from payrisk.store import status as platform_status
+from store import Database
+from store import status as platform_status
 
 log = structlog.get_logger("payrisk.gauges")
 

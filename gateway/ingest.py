@@ -16,9 +16,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from payrisk.store import Database, StoreUnavailable
-from payrisk.store import deliveries as store_deliveries
-from payrisk.store.deliveries import DeliveryStatus, NewDelivery
+from store import Database, StoreUnavailable
+from store import deliveries as store_deliveries
+from store.deliveries import DeliveryStatus, NewDelivery
 
 _PENDING, _COMMITTED = b"p", b"c"
 

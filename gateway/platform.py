@@ -9,13 +9,12 @@ import redis.asyncio as aioredis
 from prometheus_client import Gauge
 from redis.exceptions import RedisError
 
-from gateway.dispatch import Dispatcher
+from gateway.dispatch import Dispatcher, join_ray, ray_alive
 from gateway.ingest import GroupCommitter
 from gateway.metrics import GatewayMetrics
 from gateway.tenants import TenantDirectory
-from payrisk.config import Settings
-from payrisk.raysys import ray_alive
-from payrisk.store import Database, StoreError
+from settings import Settings
+from store import Database, StoreError
 
 DEPENDENCY_UP = Gauge("payrisk_dependency_up", "1 when the dependency answered the last readiness check",
                       ["dependency"], multiprocess_mode="max")
@@ -26,23 +25,6 @@ def _with_connect_timeout(url: str, seconds: int) -> str:
     if "connect_timeout=" in url:
         return url
     return f"{url}{'&' if '?' in url else '?'}connect_timeout={seconds}"
-
-
-def _join_ray(address: str) -> None:
-    """A uvicorn worker process is a Ray driver of the platform's cluster (never a new cluster)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address.startswith(("127.0.0.1:", "localhost:")):
-        # ray.init(address=...) rewrites a loopback address to the machine's interface address, but a local
-        # platform's Ray listens on loopback only: keep the address as given.
-        import ray._private.services as services
-
-        services.resolve_ip_for_localhost = lambda host: host
-    from payrisk.raysys import job_config
-
-    ray.init(address=address, namespace="payrisk", log_to_driver=False, job_config=job_config("payrisk-gateway"))
 
 
 class Platform:
@@ -62,7 +44,7 @@ class Platform:
 
     async def start(self) -> None:
         if self.settings.ray.address:
-            await asyncio.to_thread(_join_ray, self.settings.ray.address)
+            await asyncio.to_thread(join_ray, self.settings.ray.address)
         await self.db.open(wait=False)
         self.ingest.start()
         self.dispatcher.start()

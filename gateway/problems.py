@@ -10,7 +10,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from payrisk.store import StoreUnavailable
+from store import StoreUnavailable
 
 PROBLEM_TYPE_BASE = "https://payrisk.dev/problems/"
 #: seconds a client should wait after a 503 (providers back off on 503 + Retry-After)

@@ -22,7 +22,7 @@ from gateway.providers.credentials import ProviderCredentials
 from gateway.webhooks import _event_json, _printable, _read_body
 
 if TYPE_CHECKING:
-    from payrisk.platform import Platform
+    from gateway.platform import Platform
 
 log = structlog.get_logger("payrisk.gateway")
 

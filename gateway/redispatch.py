@@ -6,8 +6,8 @@ from typing import Any
 
 from gateway.limits import nul_free
 from gateway.providers import stripe as stripe_provider
-from payrisk.store import Conn, deliveries
-from payrisk.store.deliveries import DeliveryStatus
+from store import Conn, deliveries
+from store.deliveries import DeliveryStatus
 
 
 def normalize_stored(provider: str, body: bytes) -> tuple[str | None, list[dict[str, Any]]]:

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from payrisk.secrets import Keyring, SecretKeyError
-from payrisk.store import Database, tenant_records, tenant_secrets
+from store import Database, tenant_records, tenant_secrets
+from store.secrets import Keyring, SecretKeyError
 
 
 @dataclass(frozen=True, slots=True)

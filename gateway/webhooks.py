@@ -15,7 +15,7 @@ from gateway.problems import ProblemError
 from gateway.providers import stripe as stripe_provider
 
 if TYPE_CHECKING:
-    from payrisk.platform import Platform
+    from gateway.platform import Platform
 
 log = structlog.get_logger("payrisk.gateway")
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from payrisk.config import Settings, load_settings
 from payrisk.errors import CliError
+from settings import Settings, load_settings
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -116,7 +116,7 @@ def _run(command: Callable[[Any, Settings, argparse.Namespace], Awaitable[int]])
 
 @asynccontextmanager
 async def _transaction(url: str) -> AsyncIterator[Any]:
-    from payrisk.store import Database, StoreUnavailable
+    from store import Database, StoreUnavailable
 
     db = Database(url, min_size=1, max_size=1, timeout=5.0)
     try:
@@ -135,7 +135,7 @@ def _who() -> str:
 
 
 async def _audit(conn: Any, tenant: str, action: str, target: str, before: Any = None, after: Any = None) -> None:
-    from payrisk.store import audit
+    from store import audit
 
     await audit.record(conn, tenant=tenant, principal=_who(), via="cli", action=action, target=target,
                        before=before, after=after)
@@ -146,7 +146,7 @@ def _print(value: Any) -> None:
 
 
 def _keyring(settings: Settings) -> Any:
-    from payrisk.secrets import Keyring
+    from store.secrets import Keyring
 
     return Keyring(settings.auth.secret_keys)
 
@@ -155,7 +155,7 @@ def _keyring(settings: Settings) -> Any:
 
 
 async def _key_create(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    from payrisk.store import keys
+    from store import keys
 
     await _tenant_row(conn, args.tenant)
     expires = datetime.now(UTC) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
@@ -171,7 +171,7 @@ async def _key_create(conn: Any, settings: Settings, args: argparse.Namespace) -
 
 
 async def _key_list(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    from payrisk.store import keys
+    from store import keys
 
     rows = await keys.list_keys(conn, args.tenant)
     if args.json:
@@ -185,7 +185,7 @@ async def _key_list(conn: Any, settings: Settings, args: argparse.Namespace) -> 
 
 
 async def _key_revoke(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    from payrisk.store import keys
+    from store import keys
 
     before = await keys.get(conn, args.key_id, None)
     row = await keys.revoke(conn, args.key_id, None)
@@ -200,7 +200,7 @@ async def _key_revoke(conn: Any, settings: Settings, args: argparse.Namespace) -
 
 
 async def _tenant_row(conn: Any, tenant: str) -> dict[str, Any]:
-    from payrisk.store import tenant_records
+    from store import tenant_records
 
     row = await tenant_records.get(conn, tenant, for_update=True)
     if row is None:
@@ -211,7 +211,7 @@ async def _tenant_row(conn: Any, tenant: str) -> dict[str, Any]:
 def _change(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Any:
     from pydantic import ValidationError
 
-    from payrisk.tenant_model import TenantChange
+    from store.tenant_model import TenantChange
 
     given: dict[str, Any] = {**(extra or {}), **_json_file(args.settings_file, "--settings-file"),
                              **_json_file(args.secrets_file, "--secrets-file")}
@@ -245,7 +245,7 @@ async def _view(conn: Any, settings: Settings, row: dict[str, Any]) -> dict[str,
 
 
 async def _store_secrets(conn: Any, settings: Settings, tenant: str, change: Any) -> None:
-    from payrisk.store import tenant_secrets
+    from store import tenant_secrets
 
     secrets = change.secret_changes()
     if secrets and not settings.auth.secret_keys:
@@ -255,8 +255,8 @@ async def _store_secrets(conn: Any, settings: Settings, tenant: str, change: Any
 
 
 async def _tenant_create(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    from payrisk.store import tenant_records
-    from payrisk.tenant_model import TENANT_ID
+    from store import tenant_records
+    from store.tenant_model import TENANT_ID
 
     if not TENANT_ID.match(args.tenant):
         raise CliError(f"tenant id {args.tenant!r}: use lower-case letters, digits, '-' and '_' (max 63)")
@@ -273,7 +273,7 @@ async def _tenant_create(conn: Any, settings: Settings, args: argparse.Namespace
 
 
 async def _tenant_list(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    from payrisk.store import tenant_records
+    from store import tenant_records
 
     _print([await _view(conn, settings, row) for row in await tenant_records.list_all(conn)])
     return 0
@@ -285,7 +285,7 @@ async def _tenant_show(conn: Any, settings: Settings, args: argparse.Namespace) 
 
 
 async def _tenant_update(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    from payrisk.store import tenant_records
+    from store import tenant_records
 
     before = await _view(conn, settings, await _tenant_row(conn, args.tenant))
     change = _change(args)
@@ -302,8 +302,8 @@ async def _tenant_update(conn: Any, settings: Settings, args: argparse.Namespace
 
 
 async def _rotate(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    from payrisk.secrets import SecretKeyError
-    from payrisk.store import tenant_secrets
+    from store import tenant_secrets
+    from store.secrets import SecretKeyError
 
     try:
         counts = await tenant_secrets.rotate(conn, _keyring(settings), args.tenant)
@@ -320,7 +320,7 @@ async def _rotate(conn: Any, settings: Settings, args: argparse.Namespace) -> in
 
 async def _forget(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
     from actors.domain.case import evolve
-    from payrisk.store.privacy import forget
+    from store.privacy import forget
 
     erased = await forget(conn, args.tenant, args.customer, datetime.now(UTC).isoformat(), evolve)
     if erased is None:
@@ -331,7 +331,7 @@ async def _forget(conn: Any, settings: Settings, args: argparse.Namespace) -> in
 
 
 async def _retention(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    from payrisk.store.privacy import apply_retention
+    from store.privacy import apply_retention
 
     total = 0
     while (removed := await apply_retention(conn, args.days or settings.privacy.raw_retention_days)) > 0:

@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from payrisk.config import load_settings
 from payrisk.errors import CliError
+from settings import load_settings
 
 
 def cmd_overrides(args: argparse.Namespace) -> int:
@@ -49,8 +49,8 @@ def documents_of(path: Path) -> list[Any]:
 
 @asynccontextmanager
 async def _connect(url: str) -> AsyncIterator[Any]:
-    from payrisk.store import StoreError
-    from payrisk.store.db import connect
+    from store import StoreError
+    from store.db import connect
 
     try:
         async with connect(url) as conn:
@@ -60,14 +60,14 @@ async def _connect(url: str) -> AsyncIterator[Any]:
 
 
 async def _known_tenant(conn: Any, tenant: str) -> None:
-    from payrisk.store import tenant_records
+    from store import tenant_records
 
     if await tenant_records.get(conn, tenant) is None:
         raise CliError(f"no tenant {tenant!r}")
 
 
 async def _show(url: str, tenant: str) -> dict[str, Any]:
-    from payrisk.store import classification_overrides
+    from store import classification_overrides
 
     async with _connect(url) as conn:
         await _known_tenant(conn, tenant)
@@ -77,7 +77,7 @@ async def _show(url: str, tenant: str) -> dict[str, Any]:
 async def _set(url: str, tenant: str, paths: list[Path]) -> dict[str, Any]:
     from actors.domain.classification import ClassificationTableError, default_tables
     from actors.domain.classification.loading import check_tenant_overrides
-    from payrisk.store import classification_overrides
+    from store import classification_overrides
 
     documents: list[Any] = []
     try:

@@ -7,8 +7,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from payrisk.config import ConfigError
 from payrisk.errors import CliError
+from settings import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(simulator_main(argv[1:]))
     args = build_parser().parse_args(argv)
-    from payrisk.logging import configure_logging
+    from settings.logging import configure_logging
 
     # log lines go to stderr from the first one on: stdout carries only a command's own output (`--json`)
     configure_logging(os.environ.get("PAYRISK_LOG_LEVEL") or "info")

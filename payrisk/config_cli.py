@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from payrisk.config import ConfigError, load_settings, masked
+from settings import ConfigError, load_settings, masked
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:

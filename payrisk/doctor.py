@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from payrisk.config import Settings, load_settings
+from settings import Settings, load_settings
 
 TIMEOUT = 3.0
 
@@ -48,8 +48,8 @@ def first_line(exc: BaseException) -> str:
 def check_postgres(settings: Settings) -> Check:
     if not settings.database.url:
         return Check("postgresql", "ok", f"embedded, started by `payrisk up` in {settings.data_dir}")
-    from payrisk.store import StoreError
-    from payrisk.store.db import probe
+    from store import StoreError
+    from store.db import probe
 
     url = redact(settings.database.url)
     try:

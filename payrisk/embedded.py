@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from payrisk.store.db import create_database
+from store.db import create_database
 
 
 class EmbeddedError(Exception):

@@ -15,8 +15,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from payrisk.config import Settings
-from payrisk.logging import uvicorn_log_config
+from settings import Settings
+from settings.logging import uvicorn_log_config
 
 _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\nconnection: close\r\n"
                      b"content-length: 120\r\n\r\n")

@@ -8,10 +8,10 @@ import asyncio
 import orjson
 
 from actors.domain.case import empty_state, evolve
-from payrisk.config import load_settings
 from payrisk.errors import CliError
-from payrisk.store import Database, StoreError, checkpoints, deliveries, events
-from payrisk.store.deliveries import DeliveryStatus
+from settings import load_settings
+from store import Database, StoreError, checkpoints, deliveries, events
+from store.deliveries import DeliveryStatus
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

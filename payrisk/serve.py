@@ -12,10 +12,10 @@ from typing import Any
 
 import structlog
 
-from payrisk.config import Settings, load_settings
 from payrisk.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis
 from payrisk.errors import CliError
-from payrisk.logging import configure_logging
+from settings import Settings, load_settings
+from settings.logging import configure_logging
 
 log = structlog.get_logger("payrisk")
 
@@ -50,8 +50,8 @@ class Stack:
         return self.settings
 
     def start_ray_and_actors(self, include_dashboard: bool) -> dict[str, Any]:
+        from actors.raysys import start_ray
         from actors.system import ActorSystem
-        from payrisk.raysys import start_ray
 
         for variable, value in (("RAY_GRAFANA_HOST", self.settings.ray.grafana_host),
                                 ("RAY_PROMETHEUS_HOST", self.settings.ray.prometheus_host)):
@@ -92,8 +92,8 @@ class Stack:
 
 
 def check_database(url: str) -> None:
-    from payrisk.store import StoreError
-    from payrisk.store.db import probe
+    from store import StoreError
+    from store.db import probe
 
     try:
         probe(url)
@@ -129,7 +129,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from payrisk.store.migrate import apply_migrations
+    from store.migrate import apply_migrations
 
     stack = Stack(_settings(args))
     try:
@@ -151,7 +151,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     import uvicorn
 
     from payrisk.httpserver import uvicorn_options
-    from payrisk.store.migrate import apply_migrations
+    from store.migrate import apply_migrations
 
     settings = _settings(args)
     configure_logging(settings.logging.level, settings.logging.format)
@@ -205,7 +205,7 @@ def _export_env(settings: Settings, info: dict[str, Any]) -> None:
 
 
 def _banner(settings: Settings, info: dict[str, Any]) -> None:
-    from payrisk.raysys import banner_lines
+    from actors.raysys import banner_lines
 
     base = f"http://{settings.gateway.host}:{settings.gateway.port}"
     lines = [

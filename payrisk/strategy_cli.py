@@ -6,9 +6,9 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from payrisk.config import load_settings
 from payrisk.errors import CliError
-from payrisk.store import StoreError, checkpoints
+from settings import load_settings
+from store import StoreError, checkpoints
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -21,12 +21,12 @@ from pathlib import Path
 import orjson
 
 from actors.domain.decisions import Json
-from payrisk.config import load_settings
 from payrisk.errors import CliError
-from payrisk.store import StoreError
-from payrisk.store.db import connect
-from payrisk.store.history import first_failures, ledger, streams_with_failures
 from payrisk.whatif_replay import History, replay
+from settings import load_settings
+from store import StoreError
+from store.db import connect
+from store.history import first_failures, ledger, streams_with_failures
 from strategies.errors import StrategyError
 from strategies.loader import StrategyBook, default_book, load_template
 from strategies.model import Strategy

@@ -22,7 +22,7 @@ from actors.domain.case import empty_state, evolve
 from actors.domain.decide import decide_attempt_result, decide_timer
 from actors.domain.decisions import Context, Decision, Json
 from actors.domain.strategy_planner import StrategyPlanner
-from payrisk.store.history import FirstFailure, LedgerAttempt
+from store.history import FirstFailure, LedgerAttempt
 from strategies.calendar import default_countries
 from strategies.learned import Observation, Slot, TimingModel, default_prior, fit
 from strategies.loader import StrategyBook

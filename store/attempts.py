@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn
+from store.db import Conn
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn
+from store.db import Conn
 
 _COLUMNS = "audit_id, tenant_id, at, principal, via, action, target, cross_tenant, before, after"
 

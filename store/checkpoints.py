@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn
+from store.db import Conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ def load_sync(url: str, tenant_id: str, stream_id: str) -> dict[str, Any] | None
     import psycopg
     from psycopg.rows import dict_row
 
-    from payrisk.store.errors import translate
+    from store.errors import translate
 
     try:
         with psycopg.connect(url, row_factory=dict_row, connect_timeout=5) as conn:

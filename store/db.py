@@ -11,7 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from payrisk.store.errors import StoreUnavailable, translate
+from store.errors import StoreUnavailable, translate
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn, Database
+from store.db import Conn, Database
 
 
 class DeliveryStatus(StrEnum):

@@ -8,8 +8,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn
-from payrisk.store.errors import ConcurrencyConflict
+from store.db import Conn
+from store.errors import ConcurrencyConflict
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from payrisk.store.db import Conn
+from store.db import Conn
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from payrisk.store.db import Conn
+from store.db import Conn
 
 STREAM_PREFIX = "monitor:"
 INCIDENT_EVENTS = ("IncidentOpened", "IncidentResolved")

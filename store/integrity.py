@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from payrisk.store.errors import translate
+from store.errors import translate
 
 
 class Reader:

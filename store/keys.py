@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from payrisk.store import sessions
-from payrisk.store.db import Conn
+from store import sessions
+from store.db import Conn
 
 SCOPES = ("read", "write", "admin")
 _ID_LEN = len("prk_") + 8

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlsplit
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+#: the `migrations` package's directory (a checkout, or the installed package data)
+MIGRATIONS_DIR = Path(str(files("migrations")))
 
 
 def yoyo_url(database_url: str) -> str:
@@ -17,9 +19,11 @@ def yoyo_url(database_url: str) -> str:
 def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations; returns the ids applied (empty when up to date)."""
     from yoyo import get_backend, read_migrations
+    from yoyo.migrations import MigrationList
 
     backend = get_backend(yoyo_url(database_url))
-    migrations = read_migrations(str(directory))
+    # the package's own __init__.py is not a migration
+    migrations = MigrationList([m for m in read_migrations(str(directory)) if not m.id.startswith("_")])
     with backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)

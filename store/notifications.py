@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn, Database
+from store.db import Conn, Database
 
 
 async def record(conn: Conn, tenant_id: str, key: str, *, customer_id: str | None, channel: str,

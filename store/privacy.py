@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn
+from store.db import Conn
 
 PERSONAL_KEYS = frozenset({
     "email", "customer_email", "receipt_email", "name", "customer_name", "phone", "customer_phone", "address",

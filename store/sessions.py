@@ -3,7 +3,7 @@ The cookie carries a random id; the row holds its SHA-256, the principal (tenant
 token. Sign-out revokes the row.
 
 A session started with an API key names the key (`api_key_id`) and lives only while the key does: every lookup
-checks the key is neither revoked nor expired, and revoking the key ends its sessions too (payrisk/store/keys.py).
+checks the key is neither revoked nor expired, and revoking the key ends its sessions too (store/keys.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from typing import Any
 
-from payrisk.store.db import Conn
+from store.db import Conn
 
 _LIVE = """
 SELECT s.tenant_id, s.subject, s.email, s.role, s.platform, s.csrf_token, s.expires_at, s.api_key_id

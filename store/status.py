@@ -11,7 +11,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from payrisk.store.db import Database
+from store.db import Database
 
 
 @dataclass(frozen=True, slots=True)

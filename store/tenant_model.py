@@ -2,7 +2,7 @@
 
 Secrets (`stripe_api_key`, `stripe_webhook_secrets`, `alert_webhook_secret`, `slack_webhook_url`, and the other
 providers' credentials of docs/PROVIDERS.md: `adyen_*`, `braintree_*`, `paddle_webhook_secrets`,
-`generic_webhook_secrets`) are write-only: stored encrypted (payrisk/store/tenant_secrets.py) and answered masked.
+`generic_webhook_secrets`) are write-only: stored encrypted (store/tenant_secrets.py) and answered masked.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from payrisk.secrets import mask
+from store.secrets import mask
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _TEXT = r"^[^\x00-\x1f\x7f]*$"  # no NUL or other control characters

@@ -6,7 +6,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from payrisk.store.db import Conn
+from store.db import Conn
 
 _COLUMNS = "tenant_id, name, retry_mode, settings - 'stripe_webhook_secrets' AS settings, created_at"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from payrisk.secrets import Keyring, Sealed
-from payrisk.store.db import Conn
+from store.db import Conn
+from store.secrets import Keyring, Sealed
 
 NAMES = ("stripe_api_key", "stripe_webhook_secrets", "alert_webhook_secret", "slack_webhook_url",
          # the other providers' (gateway/providers/registry.py; docs/PROVIDERS.md)
@@ -66,7 +66,7 @@ def sealed_row_sync(url: str, tenant: str, name: str) -> dict[str, Any] | None:
     import psycopg
     from psycopg.rows import dict_row
 
-    from payrisk.store.errors import translate
+    from store.errors import translate
 
     try:
         with psycopg.connect(url, row_factory=dict_row, connect_timeout=5) as conn:

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 import redis
 
-from payrisk.store import Database
-from payrisk.store.migrate import apply_migrations
+from store import Database
+from store.migrate import apply_migrations
 
 
 def _answers(host: str, port: int) -> bool:

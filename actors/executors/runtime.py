@@ -12,8 +12,8 @@ import structlog
 from actors.domain.decisions import ChargeRequest, Context
 from actors.domain.streams import STRIPE, provider_of
 from actors.executors import RetryAdapter, adapter_for
-from payrisk.secrets import Keyring, SecretKeyError
-from payrisk.store import attempts, tenant_secrets
+from store import attempts, tenant_secrets
+from store.secrets import Keyring, SecretKeyError
 
 log = structlog.get_logger("payrisk.executors")
 DEFAULT_TENANT = "default"

@@ -1,5 +1,5 @@
 """The outbox dispatcher: claim due emails and alerts, deliver them, record what happened — each step its own
-transaction, every statement in the store (`payrisk.store.outbox`, `payrisk.store.notifications`).
+transaction, every statement in the store (`store.outbox`, `store.notifications`).
 
 Claims are leases on the caller's clock; a worker that dies mid-send leaves its rows to be claimed again when the
 lease ends, which is the one way a notification can go out twice (see docs/NOTIFICATIONS.md).
@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import structlog
 
 from actors.notifier.sender import NO_CHANNEL_REASON, DeliveryResult, customer_key
-from payrisk.store import Database, notifications, outbox
-from payrisk.store.outbox import DEFAULT_LEASE
+from store import Database, notifications, outbox
+from store.outbox import DEFAULT_LEASE
 
 TOPICS = ("email", "alert")
 log = structlog.get_logger("payrisk.notifier")

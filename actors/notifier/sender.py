@@ -50,7 +50,7 @@ class NotifierSettings(BaseModel):
     @classmethod
     def from_config(cls, values: Mapping[str, Any], policy: SendPolicy | None = None) -> NotifierSettings:
         """From the `notifier` part of an actor's configuration (`actors.system.notifier_config`: the platform's
-        SMTP and alert settings, read once by `payrisk.config`).
+        SMTP and alert settings, read once by `settings`).
 
         Raises NotifierConfigError naming the setting (SMTP_URL, MAIL_FROM, ALERT_WEBHOOK_SECRET).
         """

@@ -18,8 +18,8 @@ import structlog
 from pydantic import ValidationError
 
 from actors.notifier.tenants import TenantNotifications
-from payrisk.secrets import Keyring, SecretKeyError
-from payrisk.store import Database, StoreError, tenant_records, tenant_secrets
+from store import Database, StoreError, tenant_records, tenant_secrets
+from store.secrets import Keyring, SecretKeyError
 
 log = structlog.get_logger("payrisk.notifier")
 TTL_SECONDS = 5.0

@@ -1,7 +1,7 @@
 """A tenant's own notification settings, and how they override the installation's. Pure: the values are read and
 decrypted by `actors/notifier/tenant_source.py`; the sender applies them to each row.
 
-What a tenant sets (`payrisk tenants update`, `PATCH /api/admin/tenants/{tenant}`; payrisk/tenant_model.py):
+What a tenant sets (`payrisk tenants update`, `PATCH /api/admin/tenants/{tenant}`; store/tenant_model.py):
 
 - `quiet_hours` replace the installation's window for its customers (`start == end`: no quiet hours at all);
   its `timezone` is the zone of customers whose own zone is unknown.

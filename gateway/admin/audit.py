@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from gateway.admin.common import int_param, json_response
 from gateway.admin.keys import _listed_tenant
-from payrisk.store import audit as audit_store
+from store import audit as audit_store
 
 
 async def list_audit(request: Request) -> Response:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from gateway.admin.common import audit, json_response, parse_body
 from gateway.auth import principal_of, tenant_of
 from gateway.problems import ProblemError
-from payrisk.store import keys as key_store
+from store import keys as key_store
 
 
 class NewKey(BaseModel):

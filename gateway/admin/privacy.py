@@ -13,7 +13,7 @@ from actors.domain.case import evolve
 from gateway.admin.common import audit, json_response
 from gateway.auth import tenant_of
 from gateway.problems import ProblemError
-from payrisk.store.privacy import forget
+from store.privacy import forget
 
 
 async def forget_customer(request: Request) -> Response:

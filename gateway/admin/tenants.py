@@ -13,9 +13,9 @@ from starlette.routing import Route
 from gateway.admin.common import audit, json_response, parse_body
 from gateway.auth import principal_of
 from gateway.problems import ProblemError
-from payrisk.secrets import Keyring, SecretKeyError
-from payrisk.store import tenant_records, tenant_secrets
-from payrisk.tenant_model import TENANT_ID, TenantChange, masked_secrets
+from store import tenant_records, tenant_secrets
+from store.secrets import Keyring, SecretKeyError
+from store.tenant_model import TENANT_ID, TenantChange, masked_secrets
 
 
 class NewTenant(TenantChange):

@@ -23,7 +23,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from payrisk.config import OidcRule, Settings
+from settings import OidcRule, Settings
 
 PENDING_TTL_SECONDS = 600
 _METADATA_TTL_SECONDS = 3600.0

@@ -15,9 +15,9 @@ from gateway.auth import cookies
 from gateway.auth.oidc import SignInError, map_identity
 from gateway.auth.principal import principal_of
 from gateway.problems import ProblemError
-from payrisk.store import audit as audit_store
-from payrisk.store import sessions as session_store
-from payrisk.store import tenant_records
+from store import audit as audit_store
+from store import sessions as session_store
+from store import tenant_records
 
 log = structlog.get_logger("payrisk.access")
 

@@ -13,13 +13,13 @@ from starlette.requests import Request
 
 from gateway.auth import cookies
 from gateway.auth.principal import ROLE_SCOPE, Principal
-from payrisk.config import Settings
-from payrisk.secrets import Keyring
-from payrisk.store import Database, StoreError, checkpoints, classification_overrides
-from payrisk.store import audit as audit_store
-from payrisk.store import keys as key_store
-from payrisk.store import sessions as session_store
-from payrisk.store.privacy import apply_retention
+from settings import Settings
+from store import Database, StoreError, checkpoints, classification_overrides
+from store import audit as audit_store
+from store import keys as key_store
+from store import sessions as session_store
+from store.privacy import apply_retention
+from store.secrets import Keyring
 
 log = structlog.get_logger("payrisk.access")
 _SECRET_WORDS = ("secret", "key", "password", "token")

@@ -21,7 +21,7 @@ from gateway.dashboard import queries
 from gateway.dashboard.render import error_page, page
 from gateway.dashboard.story import story
 from gateway.problems import ProblemError
-from payrisk.store import StoreUnavailable
+from store import StoreUnavailable
 
 log = structlog.get_logger("payrisk.dashboard")
 

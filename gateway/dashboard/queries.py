@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from payrisk.store import Conn
+from store import Conn
 
 Row = dict[str, Any]
 _MONITOR_EVENTS = ["SpikeDetected", "IncidentOpened", "IncidentResolved"]

@@ -13,9 +13,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from gateway.auth import cookies
 from gateway.auth.routes import _safe_next
 from gateway.dashboard.render import ENV, _headers
-from payrisk.store import audit as audit_store
-from payrisk.store import keys as key_store
-from payrisk.store import sessions as session_store
+from store import audit as audit_store
+from store import keys as key_store
+from store import sessions as session_store
 
 log = structlog.get_logger("payrisk.access")
 #: the key's widest scope → the session's role

@@ -11,8 +11,8 @@ from typing import Any
 import structlog
 
 from gateway.providers.registry import WebhookProvider
-from payrisk.secrets import Keyring, SecretKeyError
-from payrisk.store import Database, tenant_secrets
+from store import Database, tenant_secrets
+from store.secrets import Keyring, SecretKeyError
 
 log = structlog.get_logger("payrisk.gateway")
 DEFAULT_TENANT = "default"

@@ -13,9 +13,9 @@ from actors.domain.case import empty_state, evolve
 from payrisk.chaos.stack import ChaosStack
 from payrisk.demo.network import AttemptRow
 from payrisk.demo.network import violations as network_violations
-from payrisk.store.integrity import Reader
-from payrisk.store.outbox import DEFAULT_LEASE
 from simulator.catalog import is_hard
+from store.integrity import Reader
+from store.outbox import DEFAULT_LEASE
 
 Check = Callable[[ChaosStack, Reader], list[str]]
 #: a loop that has not completed a pass for this long (wall seconds) is stalled (the monitor polls every 30 s)

@@ -23,10 +23,10 @@ from payrisk.chaos.checks import CHECKS, run_checks
 from payrisk.chaos.faults import BY_NAME, Fault, pick
 from payrisk.chaos.stack import ChaosStack
 from payrisk.errors import CliError
-from payrisk.logging import configure_logging
 from payrisk.progress import progress_bar
-from payrisk.store import StoreError
-from payrisk.store.integrity import Reader
+from settings.logging import configure_logging
+from store import StoreError
+from store.integrity import Reader
 
 #: a row claimed by an outbox worker that died is re-claimed after this lease (on the injected clock): not lost
 OUTBOX_LEASE = timedelta(minutes=5)

@@ -9,9 +9,9 @@ import sys
 import uvicorn
 
 from gateway.app import create_app
-from payrisk.config import load_settings
 from payrisk.httpserver import uvicorn_options
-from payrisk.logging import configure_logging
+from settings import load_settings
+from settings.logging import configure_logging
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from payrisk.embedded import EmbeddedError, _redis_server_binary, sigkill_process, stop_process
-from payrisk.store import StoreError
-from payrisk.store.db import probe
 from simulator.server import free_port
+from store import StoreError
+from store.db import probe
 
 
 def _pg_bin() -> Path:

@@ -27,10 +27,10 @@ import stripe
 
 from payrisk.chaos.proxy import FaultProxy
 from payrisk.chaos.servers import OwnPostgres, OwnRedis
-from payrisk.config import environment, load_settings
 from payrisk.demo.pump import WebhookPump
 from payrisk.embedded import sigkill_process, stop_process
 from payrisk.errors import CliError
+from settings import environment, load_settings
 from simulator.core import Simulator, SimulatorSettings
 from simulator.faults import Faults
 from simulator.models import load_model
@@ -152,8 +152,8 @@ class ChaosStack:
         return proxy
 
     def _start_storage(self) -> None:
-        from payrisk.store.db import create_database
-        from payrisk.store.migrate import apply_migrations
+        from store.db import create_database
+        from store.migrate import apply_migrations
 
         self.pg = OwnPostgres(self.dir)
         self._stops.callback(self.pg.stop)
@@ -174,7 +174,7 @@ class ChaosStack:
         import ray
         from ray.cluster_utils import Cluster
 
-        from payrisk.raysys import make_private
+        from actors.raysys import make_private
 
         for name in _SCRUBBED_ENV:
             os.environ.pop(name, None)

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from payrisk.config import Settings, load_settings
 from payrisk.demo.baselines import EIGHT_IN_FOURTEEN, FIXED_SCHEDULE, NO_RETRY, run_schedule
 from payrisk.demo.drive import Driver
 from payrisk.demo.ledger import charges_per_key, score
@@ -24,6 +23,7 @@ from payrisk.demo.reads import Reads
 from payrisk.demo.stack import DemoStack
 from payrisk.demo.summary import Approach, Checks, Run, Summary, render
 from payrisk.errors import CliError
+from settings import Settings, load_settings
 from simulator.catalog import is_hard
 from simulator.core import SimulatorSettings
 from simulator.models import load_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from payrisk.demo.network import AttemptRow
 from payrisk.demo.summary import Deliveries, Money
-from payrisk.store.integrity import Reader
+from store.integrity import Reader
 
 TENANT = "default"  # the run has a database of its own, so the default tenant is the run's
 

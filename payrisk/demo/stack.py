@@ -22,9 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
-from payrisk.config import Settings
 from payrisk.demo.pump import WebhookPump
 from payrisk.errors import CliError
+from settings import Settings
 from simulator.core import Simulator, SimulatorSettings
 from simulator.outcomes import OutcomeModel
 from simulator.server import SimulatorServer, free_port
@@ -107,7 +107,7 @@ class DemoStack:
 
     def _start_database(self) -> None:
         from payrisk.serve import Stack
-        from payrisk.store.migrate import apply_migrations
+        from store.migrate import apply_migrations
 
         storage = Stack(self.settings)
         self._stops.callback(storage.stop)
@@ -124,7 +124,7 @@ class DemoStack:
     def _start_ray(self) -> None:
         import ray
 
-        from payrisk.raysys import start_ray
+        from actors.raysys import start_ray
 
         for name in _SCRUBBED_ENV:
             os.environ.pop(name, None)
@@ -197,8 +197,8 @@ class DemoStack:
 
 
 def _create_database(server_url: str, name: str) -> None:
-    from payrisk.store import StoreError
-    from payrisk.store.db import create_database
+    from store import StoreError
+    from store.db import create_database
 
     try:
         create_database(server_url, name, if_missing=False)
@@ -208,6 +208,6 @@ def _create_database(server_url: str, name: str) -> None:
 
 
 def _drop_database(server_url: str, name: str) -> None:
-    from payrisk.store.db import drop_database
+    from store.db import drop_database
 
     drop_database(server_url, name)

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from gateway.app import create_app
 from gateway.auth import cookies
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.support.principals import ensure_tenant
 from tests.support.servers import ServerThread, free_port
 

@@ -21,10 +21,10 @@ from actors.domain.case import empty_state, evolve
 from gateway.app import ROUTES, create_app
 from gateway.auth import cookies
 from gateway.auth.policy import is_page
-from payrisk.config import load_settings
-from payrisk.secrets import Keyring
-from payrisk.store import Database
-from payrisk.store import sessions as session_store
+from settings import load_settings
+from store import Database
+from store import sessions as session_store
+from store.secrets import Keyring
 from tests.support.principals import bearer, ensure_tenant, make_key, run_async
 from tests.support.servers import ServerThread
 

@@ -19,8 +19,8 @@ from actors.domain.spikes import SpikeConfig
 from actors.monitor import detect_and_record, open_incidents
 from actors.notifier.messages import AlertPayload
 from gateway.app import create_app
-from payrisk.config import load_settings
-from payrisk.store import Database
+from settings import load_settings
+from store import Database
 from tests.support.principals import bearer
 from tests.support.servers import ServerThread
 

@@ -15,7 +15,7 @@ import pytest
 
 from actors.planning import TenantClassifiers, classifier_for, make_context_factory, tenant_classifier
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.support.principals import bearer
 from tests.support.servers import ServerThread
 

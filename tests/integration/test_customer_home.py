@@ -16,9 +16,9 @@ from actors.domain.decisions import Context, Decision
 from actors.home import Committed, CustomerHome, Key
 from actors.provider_keys import ProviderKeys
 from gateway.redispatch import normalize_stored
-from payrisk.store import ConcurrencyConflict, Conn, Database, deliveries, events
-from payrisk.store.deliveries import DeliveryStatus, NewDelivery
-from payrisk.store.events import NewEvent
+from store import ConcurrencyConflict, Conn, Database, deliveries, events
+from store.deliveries import DeliveryStatus, NewDelivery
+from store.events import NewEvent
 from tests.support.stripe_events import envelope, invoice
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from gateway.app import ROUTES, create_app
 from gateway.auth.policy import PUBLIC, is_page
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.integration.test_access_control import seed_customer
 from tests.support.principals import bearer, make_key
 from tests.support.servers import ServerThread

@@ -20,9 +20,9 @@ import uvicorn
 from gateway.app import create_app
 from gateway.ingest import Delivery, GroupCommitter
 from payrisk.chaos.proxy import FaultProxy
-from payrisk.config import Settings, load_settings
 from payrisk.httpserver import gateway_config
-from payrisk.store import Database
+from settings import Settings, load_settings
+from store import Database
 from tests.support.principals import bearer
 from tests.support.stripe_events import SECRET, envelope, invoice, sign
 

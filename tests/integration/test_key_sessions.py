@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.support.principals import bearer, make_key
 from tests.support.servers import ServerThread
 

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from gateway.app import create_app
 from gateway.jsonbody import dumps
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.support.principals import make_key
 from tests.support.servers import ServerThread
 

@@ -23,9 +23,9 @@ SERVER = """
 import logging, sys, uvicorn
 from actors.notifier.catcher import start_catcher
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from payrisk.httpserver import uvicorn_options
-from payrisk.logging import configure_logging
+from settings.logging import configure_logging
 
 settings = load_settings(dotenv=None)
 configure_logging("info", settings.logging.format)

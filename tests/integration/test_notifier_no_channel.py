@@ -24,8 +24,8 @@ from actors.metrics import notifier_metrics
 from actors.notifier import dispatch
 from actors.notifier.dispatch import run_once
 from actors.notifier.sender import NO_CHANNEL_REASON, NotifierSettings, Sender
-from payrisk.store import Database
-from payrisk.store.migrate import apply_migrations
+from store import Database
+from store.migrate import apply_migrations
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 T0 = datetime(2025, 3, 4, 14, tzinfo=UTC)

@@ -28,9 +28,9 @@ from actors.notifier.dispatch import TOPICS, run_once
 from actors.notifier.policy import SendPolicy, message_id_for
 from actors.notifier.sender import NotifierSettings, Sender
 from actors.notifier.signature import SIGNATURE_HEADER, verify_signature
-from payrisk.store import Database
-from payrisk.store import outbox as store_outbox
-from payrisk.store.migrate import apply_migrations
+from store import Database
+from store import outbox as store_outbox
+from store.migrate import apply_migrations
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LINK = "https://invoice.stripe.com/i/acct_1/test_YWNjdF8x"

@@ -23,9 +23,9 @@ from actors.notifier.dispatch import run_once
 from actors.notifier.sender import NotifierSettings, Sender
 from actors.notifier.signature import SIGNATURE_HEADER, SignatureError, verify_signature
 from actors.notifier.tenant_source import TenantSettingsSource
-from payrisk.secrets import Keyring
-from payrisk.store import Database, tenant_records, tenant_secrets
-from payrisk.store.migrate import apply_migrations
+from store import Database, tenant_records, tenant_secrets
+from store.migrate import apply_migrations
+from store.secrets import Keyring
 from tests.integration.test_notifier_outbox import Receiver, email, engineering_alert, wait_for
 
 MASTER = "notifier-tenants-master-" + "n" * 32

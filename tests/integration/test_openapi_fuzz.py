@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.support.principals import bearer
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import SECRET

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from actors.domain.case import empty_state, evolve
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.support.principals import bearer, ensure_tenant, make_key
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import envelope, invoice

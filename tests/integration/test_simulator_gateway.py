@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from simulator.core import SimulatorSettings
 from simulator.faults import Faults
 from simulator.server import SimulatorServer

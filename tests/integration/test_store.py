@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from payrisk.store import ConcurrencyConflict, Database, checkpoints, events, outbox, timers
-from payrisk.store.events import NewEvent
-from payrisk.store.migrate import apply_migrations
+from store import ConcurrencyConflict, Database, checkpoints, events, outbox, timers
+from store.events import NewEvent
+from store.migrate import apply_migrations
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -78,9 +78,7 @@ async def test_an_outbox_row_is_claimed_by_exactly_one_of_many_claimers(db: Data
         assert not await outbox.enqueue(conn, "default", "test-topic", "claim-0", {"i": 0}, available_at=NOW)
 
     async def claimer(n: int) -> list[int]:
-        async with db.transaction() as conn:
-            rows = await outbox.claim(conn, NOW, f"w{n}", topics=("test-topic",), limit=4)
-            return [r.outbox_id for r in rows]
+        return [r.outbox_id for r in await outbox.claim(db, NOW, f"w{n}", ("test-topic",), limit=4)]
 
     claimed = [oid for batch in await asyncio.gather(*(claimer(n) for n in range(6))) for oid in batch]
     assert len(claimed) == len(set(claimed)) == 15

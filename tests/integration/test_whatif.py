@@ -20,10 +20,10 @@ from actors.domain.strategy_planner import StrategyPlanner
 from bench.recovery import PayriskRun, _Customer
 from bench.recovery_world import START, World
 from payrisk.cli import main
-from payrisk.store.attempts import Attempt, record
-from payrisk.store.db import connect
-from payrisk.store.events import NewEvent, append
 from payrisk.whatif import History, candidate_book, load, replay
+from store.attempts import Attempt, record
+from store.db import connect
+from store.events import NewEvent, append
 from strategies.loader import TEMPLATES_DIR
 
 SINCE, UNTIL = START, START + timedelta(days=40)

@@ -19,7 +19,7 @@ from ray.cluster_utils import Cluster
 from actors.placement import shard_index
 from actors.system import ActorSystem
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import SECRET, envelope, invoice, sign
 

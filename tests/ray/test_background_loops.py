@@ -20,7 +20,7 @@ from actors.outbox_worker import OutboxWorker
 from actors.periodic import PeriodicActor, stall_after
 from actors.scheduler import Scheduler
 from actors.system import actor_config
-from payrisk.config import load_settings
+from settings import load_settings
 
 KINDS: dict[str, Any] = {"scheduler": Scheduler, "outbox": OutboxWorker, "monitor": Monitor}
 
@@ -133,7 +133,7 @@ async def test_rows_a_dead_notifier_could_not_take_are_given_back_at_once(databa
     from actors.notifier.actor import ActorDeliverer, RemoteNotifier
     from actors.notifier.dispatch import run_once
     from actors.notifier.sender import NotifierSettings
-    from payrisk.store import Database
+    from store import Database
 
     key = f"alert:dead-notifier-{uuid.uuid4().hex[:6]}"
     settings = NotifierSettings.from_config({})

@@ -18,7 +18,7 @@ from actors.clock import start_sim_clock
 from actors.notifier.catcher import start_catcher
 from actors.system import ActorSystem
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from tests.support.principals import bearer
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import SECRET, charge_failed, envelope, invoice, pi_failed, sign

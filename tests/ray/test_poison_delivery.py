@@ -19,9 +19,9 @@ from actors.system import ActorSystem
 from gateway.dispatch import Dispatcher
 from gateway.metrics import GatewayMetrics
 from gateway.redispatch import normalize_stored
-from payrisk.config import Settings, load_settings
-from payrisk.store import Database
-from payrisk.store.deliveries import MAX_APPLY_FAILURES
+from settings import Settings, load_settings
+from store import Database
+from store.deliveries import MAX_APPLY_FAILURES
 from tests.support.stripe_events import SECRET, envelope, invoice
 
 from .test_recovery_flow import T0

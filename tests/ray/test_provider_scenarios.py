@@ -26,7 +26,7 @@ from actors.notifier.catcher import start_catcher
 from actors.placement import shard_index
 from actors.system import ActorSystem
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from simulator.adyen import AdyenDialect
 from simulator.braintree import BraintreeDialect
 from simulator.dialect import PaymentBook

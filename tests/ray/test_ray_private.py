@@ -14,7 +14,7 @@ SCRIPT = """
 import json
 from pathlib import Path
 import ray
-from payrisk.raysys import exposed_ports, start_ray
+from actors.raysys import exposed_ports, start_ray
 start_ray(None, include_dashboard=False)
 session = Path(ray._private.worker._global_node.get_session_dir_path())
 token = Path.home() / ".ray" / "auth_token"

@@ -17,7 +17,7 @@ import ray
 from actors.clock import start_sim_clock
 from actors.system import ActorSystem
 from gateway.app import create_app
-from payrisk.config import Settings, load_settings
+from settings import Settings, load_settings
 from tests.support.principals import bearer
 from tests.support.servers import ServerThread
 from tests.support.stripe_events import SECRET, charge_failed, envelope, invoice, pi_failed, sign

@@ -21,7 +21,7 @@ from actors.clock import start_sim_clock
 from actors.placement import shard_index
 from actors.system import ActorSystem
 from gateway.app import create_app
-from payrisk.config import Settings, load_settings
+from settings import Settings, load_settings
 from simulator.core import SimulatorSettings
 from simulator.server import SimulatorServer
 from tests.support.servers import ServerThread, free_port

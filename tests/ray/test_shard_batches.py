@@ -14,10 +14,10 @@ from actors.placement import NAMESPACE
 from actors.shard import CustomerShard
 from actors.system import actor_config
 from gateway.redispatch import normalize_stored
-from payrisk.config import load_settings
-from payrisk.store import Database, deliveries, events
-from payrisk.store.deliveries import DeliveryStatus, NewDelivery
-from payrisk.store.events import NewEvent
+from settings import load_settings
+from store import Database, deliveries, events
+from store.deliveries import DeliveryStatus, NewDelivery
+from store.events import NewEvent
 from tests.support.stripe_events import envelope, invoice
 
 

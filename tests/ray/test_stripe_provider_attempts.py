@@ -18,7 +18,7 @@ import ray
 from actors.clock import start_sim_clock
 from actors.system import ActorSystem
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from simulator.core import SimulatorSettings
 from simulator.server import SimulatorServer
 from tests.support.servers import ServerThread, free_port

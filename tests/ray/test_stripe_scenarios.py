@@ -24,7 +24,7 @@ from actors.notifier.catcher import CatcherHandle, start_catcher
 from actors.placement import shard_index
 from actors.system import ActorSystem
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from simulator.core import SimulatorSettings
 from simulator.server import SimulatorServer
 from tests.support.servers import ServerThread

@@ -24,7 +24,7 @@ from actors.clock import start_sim_clock
 from actors.notifier.catcher import start_catcher
 from actors.system import ActorSystem
 from gateway.app import create_app
-from payrisk.config import load_settings
+from settings import load_settings
 from simulator.core import SimulatorSettings
 from simulator.server import SimulatorServer
 from tests.ray.test_stripe_scenarios import FAILURES, PRICE, Platform, wait

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from payrisk.store import Database
-from payrisk.store import keys as key_store
+from store import Database
+from store import keys as key_store
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ import pytest
 
 from actors.planning import make_context_factory
 from actors.system import actor_config
-from payrisk.config import ConfigError, load_settings
+from settings import ConfigError, load_settings
 
 
 def test_the_timing_settings_reach_the_decision_context() -> None:

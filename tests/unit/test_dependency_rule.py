@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PURE = [*sorted((ROOT / "actors" / "domain").rglob("*.py")), *sorted((ROOT / "strategies").rglob("*.py"))]
 FORBIDDEN = ("ray", "psycopg", "psycopg_pool", "redis", "starlette", "uvicorn", "httpx", "aiosmtplib", "stripe",
-             "gateway", "payrisk", "simulator", "actors.shard", "actors.scheduler", "actors.executor",
+             "gateway", "payrisk", "simulator", "store", "actors.shard", "actors.scheduler", "actors.executor",
              "actors.persist", "actors.system", "actors.notifier", "actors.monitor", "actors.outbox_worker",
              "actors.classifier", "actors.planning", "actors.clock", "actors.metrics")
 

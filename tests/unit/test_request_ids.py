@@ -8,8 +8,8 @@ import structlog
 from gateway.dispatch import Dispatcher
 from gateway.metrics import GatewayMetrics
 from gateway.telemetry import request_id_of
-from payrisk.config import load_settings
-from payrisk.store import Database
+from settings import load_settings
+from store import Database
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from payrisk.config import ConfigError, load_settings
-from payrisk.secrets import Keyring, SecretKeyError, mask
+from settings import ConfigError, load_settings
+from store.secrets import Keyring, SecretKeyError, mask
 
 OLD, NEW = "o" * 40, "n" * 40
 

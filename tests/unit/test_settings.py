@@ -10,7 +10,7 @@ import pytest
 
 from actors.notifier.sender import NotifierSettings
 from actors.system import actor_config
-from payrisk.config import ConfigError, Settings, environment, leaves, load_settings, masked
+from settings import ConfigError, Settings, environment, leaves, load_settings, masked
 
 SECRETS = {
     "DATABASE_URL": "postgresql://app:pg-Secret-1@127.0.0.1:5432/payrisk",

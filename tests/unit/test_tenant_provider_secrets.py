@@ -1,4 +1,4 @@
-"""The admin API and CLI (one model, payrisk/tenant_model.py) accept every provider's per-tenant secrets the store
+"""The admin API and CLI (one model, store/tenant_model.py) accept every provider's per-tenant secrets the store
 keeps and the webhook routes read (gateway/providers/registry.py), validate their form, and answer them masked."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.providers import registry
-from payrisk.store import tenant_secrets
-from payrisk.tenant_model import SECRET_FIELDS, TenantChange, masked_secrets
+from store import tenant_secrets
+from store.tenant_model import SECRET_FIELDS, TenantChange, masked_secrets
 
 GOOD = {
     "adyen_hmac_keys": ["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"],
