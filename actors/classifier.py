@@ -20,8 +20,8 @@ import ray
 
 from actors.domain.classification import Classification, ClassificationTables, classify, default_tables
 from actors.domain.inbound import DeclineInfo
+from actors.placement import NAMESPACE
 
-NAMESPACE = "payrisk"
 BATCH_SIZE = 100
 Item = tuple[str, str, dict[str, Any]]  # (tenant_id, provider, DeclineInfo as a dict)
 

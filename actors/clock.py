@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 import ray
 
+from actors.placement import NAMESPACE
+
 CLOCK_ACTOR = "clock"
 
 
@@ -46,13 +48,13 @@ class SimClock:
         return datetime.fromisoformat(await self._handle.now.remote())
 
 
-def make_clock(mode: str, namespace: str = "payrisk") -> Clock:
+def make_clock(mode: str, namespace: str = NAMESPACE) -> Clock:
     """`real`, or `sim` (the named clock actor must exist)."""
     if mode == "real":
         return RealClock()
     return SimClock(ray.get_actor(CLOCK_ACTOR, namespace=namespace))
 
 
-def start_sim_clock(start: datetime, namespace: str = "payrisk") -> Any:
+def start_sim_clock(start: datetime, namespace: str = NAMESPACE) -> Any:
     return SimClockActor.options(name=CLOCK_ACTOR, namespace=namespace, get_if_exists=True,
                                  max_restarts=-1).remote(start.isoformat())

@@ -3,7 +3,6 @@ tenant's own quiet hours and alert channels), and the final provider actions wit
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,8 @@ import ray
 import structlog
 
 from actors.periodic import PeriodicActor
-from actors.provider_keys import ClientsByKey, ProviderKeys
+from actors.provider_calls import ProviderCalls
+from actors.provider_keys import ProviderKeys
 from store import Database
 
 log = structlog.get_logger("payrisk.outbox")
@@ -25,8 +25,8 @@ class OutboxWorker(PeriodicActor):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._deliverer: Any = None
-        self._keys = ProviderKeys(config)  # the tenant's own Stripe key, else STRIPE_API_KEY
-        self._adapters: ClientsByKey[Any] = ClientsByKey(self._stripe_adapter)
+        # the tenant's own Stripe key, else STRIPE_API_KEY; one client per key
+        self._calls = ProviderCalls(config, ProviderKeys(config), self._database)
         self.handled = 0
 
     async def _ready(self) -> tuple[Database, Any]:
@@ -68,30 +68,17 @@ class OutboxWorker(PeriodicActor):
     async def _final_action(self, db: Database, row: Any, now: datetime) -> None:
         from store import outbox
 
-        adapter = await self._adapter(db, row.tenant_id)
-        if adapter is None:
-            await self._retry_later(db, row, now, "no Stripe API key: neither the tenant's own nor STRIPE_API_KEY",
-                                    minutes=60)
-            return
         try:
-            await asyncio.to_thread(adapter.final_action, row.payload["action"], row.payload["invoice_id"],
-                                    row.payload.get("subscription_id"), row.idempotency_key)
+            done = await self._calls.final_action(row.tenant_id, row.payload, row.idempotency_key)
         except Exception as exc:  # noqa: BLE001 - any provider error: try again later, keep the reason
             await self._retry_later(db, row, now, str(exc)[:300], minutes=min(60, 2 ** row.attempts))
             return
+        if not done:
+            await self._retry_later(db, row, now, "no Stripe API key: neither the tenant's own nor STRIPE_API_KEY",
+                                    minutes=60)
+            return
         async with db.connection() as conn:
             await outbox.mark_sent(conn, row.outbox_id, now)
-
-    async def _adapter(self, db: Database, tenant_id: str) -> Any:
-        """The Stripe adapter for the tenant's key (read at most every few seconds); None when there is no key."""
-        async with db.connection() as conn:
-            key = await self._keys.for_tenant(conn, tenant_id)
-        return self._adapters.get(key) if key else None
-
-    def _stripe_adapter(self, key: str) -> Any:
-        from actors.executor import StripeAdapter
-
-        return StripeAdapter(key, self.config.get("stripe_api_base"))
 
     async def _retry_later(self, db: Database, row: Any, now: datetime, error: str, minutes: float) -> None:
         from store import outbox

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import zlib
 
-NAMESPACE = "payrisk"
+NAMESPACE = "payrisk"  #: the Ray namespace of every named actor (the one definition)
 
 
 def virtual_shard(tenant_id: str, customer_id: str, virtual_shards: int = 256) -> int:

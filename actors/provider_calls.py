@@ -60,6 +60,16 @@ class ProviderCalls:
         self._crash("after_call")
         return result
 
+    async def final_action(self, tenant_id: str, payload: dict[str, Any], idempotency_key: str) -> bool:
+        """Cancel the subscription or mark the invoice uncollectible (`payload["action"]`) with the attempt's
+        idempotency key; False when the tenant has no key. Raises on a provider error (the caller retries)."""
+        adapter = await self._client(self._adapters, tenant_id)
+        if adapter is None:
+            return False
+        await asyncio.to_thread(adapter.final_action, payload["action"], payload["invoice_id"],
+                                payload.get("subscription_id"), idempotency_key)
+        return True
+
     async def details(self, tenant_id: str, customer_id: str, fetch: DetailsFetch) -> Any | None:
         """What a failure lacked, read from the provider; None when there is no key. Raises on a failed read."""
         request = dataclasses.asdict(fetch)

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-NAMESPACE = "payrisk"
+from actors.placement import NAMESPACE
 
 
 def job_config(name: str) -> Any:
@@ -67,7 +67,7 @@ def join_ray(address: str) -> None:
         import ray._private.services as services
 
         services.resolve_ip_for_localhost = lambda host: host
-    ray.init(address=address, namespace="payrisk", log_to_driver=False, job_config=job_config("payrisk-gateway"))
+    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, job_config=job_config("payrisk-gateway"))
 
 
 def ray_alive() -> bool:

@@ -17,8 +17,7 @@ import ray
 
 from actors.notifier.sender import DeliveryResult, NotifierSettings, Sender
 from actors.notifier.tenant_source import TenantSettingsSource
-
-NAMESPACE = "payrisk"
+from actors.placement import NAMESPACE
 
 
 class NotifierActor:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from actors.domain.analytics import CASE_STATES
 from actors.domain.case import empty_state, evolve
+from actors.placement import NAMESPACE
 from payrisk.chaos.stack import ChaosStack
 from payrisk.demo.network import AttemptRow
 from payrisk.demo.network import violations as network_violations
@@ -100,7 +101,7 @@ def loops(stack: ChaosStack, db: Reader) -> list[str]:
     found = []
     for name, limit in STALL_SECONDS.items():
         try:
-            health = ray.get(ray.get_actor(name, namespace="payrisk").health.remote(), timeout=30)
+            health = ray.get(ray.get_actor(name, namespace=NAMESPACE).health.remote(), timeout=30)
         except Exception as exc:  # noqa: BLE001 - an actor that cannot answer is a stalled loop
             found.append(f"{name}: no answer ({type(exc).__name__})")
             continue

@@ -19,6 +19,7 @@ import httpx
 import orjson
 import stripe
 
+from actors.placement import NAMESPACE
 from payrisk.chaos.stack import ChaosStack
 
 Heal = Callable[[], None]
@@ -42,7 +43,7 @@ def _kill_actor(name_of: Callable[[ChaosStack, random.Random], str]) -> Callable
     def inject(stack: ChaosStack, rng: random.Random) -> Heal:
         import ray
 
-        handle = ray.get_actor(name_of(stack, rng), namespace="payrisk")
+        handle = ray.get_actor(name_of(stack, rng), namespace=NAMESPACE)
         ray.kill(handle, no_restart=False)  # as a crash: Ray restarts it (max_restarts=-1)
         return _nothing
 
@@ -106,7 +107,7 @@ def _kill_ray_node(stack: ChaosStack, rng: random.Random) -> Heal:
     node from PostgreSQL. A fresh worker node joins after the hold, as an autoscaler would add one."""
     import ray
 
-    shard = ray.get_actor(_shard(stack, rng), namespace="payrisk")
+    shard = ray.get_actor(_shard(stack, rng), namespace=NAMESPACE)
     node_id = ray.get(shard.node.remote(), timeout=30)
     victim = next((n for n in stack.worker_nodes if n.node_id == node_id), None)
     if victim is None:  # the shard is elsewhere (on the head after an earlier fault): take any worker node

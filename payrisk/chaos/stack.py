@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import stripe
 
+from actors.placement import NAMESPACE
 from payrisk.chaos.proxy import FaultProxy
 from payrisk.chaos.servers import OwnPostgres, OwnRedis
 from payrisk.demo.pump import WebhookPump
@@ -193,7 +194,7 @@ class ChaosStack:
         self._stops.callback(self.cluster.shutdown)
         self.worker_nodes = [self.add_worker_node() for _ in range(2)]
         ray._private.services.resolve_ip_for_localhost = lambda host: host  # the cluster listens on loopback
-        ray.init(address=self.cluster.address, namespace="payrisk", log_to_driver=False,
+        ray.init(address=self.cluster.address, namespace=NAMESPACE, log_to_driver=False,
                  _node_ip_address="127.0.0.1")
         self._stops.callback(ray.shutdown)
         make_private()
