@@ -29,6 +29,7 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "join_window_seconds": settings.recovery.join_window_seconds,
         "classify_wait_seconds": settings.recovery.classify_wait_seconds,
         "notifier": notifier_config(settings),
+        "branding": settings.branding.model_dump(),
         **extra,
     }
 

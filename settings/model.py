@@ -170,6 +170,14 @@ class SmtpSettings(Group):
     mail_from: str = _env("MAIL_FROM", "billing@payrisk.local")
 
 
+class BrandingSettings(Group):
+    """How the installation's customer emails are signed; a tenant's own branding wins field by field."""
+
+    name: str = _env("PAYRISK_BRAND_NAME", "payrisk", min_length=1, max_length=100)
+    support_email: str = _env("PAYRISK_SUPPORT_EMAIL", "support@payrisk.local", pattern=r"^[^@\s]+@[^@\s]+$")
+    logo_url: str | None = _env("PAYRISK_BRAND_LOGO_URL", pattern=r"^https://")
+
+
 class AlertSettings(Group):
     """The installation's engineering alert channels (a tenant may set its own). None: alerts are `no_channel`."""
 
@@ -242,6 +250,7 @@ class Settings(BaseSettings):
     generic: GenericSettings = GenericSettings()
     recovery: RecoverySettings = RecoverySettings()
     smtp: SmtpSettings = SmtpSettings()
+    branding: BrandingSettings = BrandingSettings()
     alerts: AlertSettings = AlertSettings()
     auth: AuthSettings = AuthSettings()
     privacy: PrivacySettings = PrivacySettings()

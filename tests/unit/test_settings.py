@@ -101,3 +101,21 @@ def test_payrisk_config_check_prints_masked_settings_and_fails_on_a_bad_one(tmp_
     bad = _config_check({"PYTHONPATH": root, "SMTP_URL": "ftp://mail.example"}, tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("payrisk: error: invalid setting SMTP_URL")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+async def test_the_installation_branding_setting_signs_the_emails_of_tenants_without_their_own() -> None:
+    from datetime import UTC, datetime
+
+    from actors.planning import make_context_factory
+
+    config = actor_config(load_settings(environ={"PAYRISK_BRAND_NAME": "Acme Billing",
+                                                 "PAYRISK_SUPPORT_EMAIL": "help@acme.test"}, dotenv=None),
+                          planner="default")
+    build = make_context_factory(config)
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    plain = await build("t-plain", now, {}, frozenset(), "own")
+    own = await build("t-own", now, {}, frozenset(), "own", {"name": "Own Brand"})
+    assert (plain.branding["name"], plain.branding["support_email"]) == ("Acme Billing", "help@acme.test")
+    assert (own.branding["name"], own.branding["support_email"]) == ("Own Brand", "help@acme.test")
+    with pytest.raises(ConfigError, match="PAYRISK_SUPPORT_EMAIL"):
+        load_settings(environ={"PAYRISK_SUPPORT_EMAIL": "not an address"}, dotenv=None)
