@@ -14,6 +14,7 @@ from typing import Any
 import ray
 import structlog
 
+from actors.domain.events import dump_event, make_event
 from actors.domain.spikes import (
     Incident,
     IncidentChange,
@@ -90,11 +91,12 @@ def _change_event(change: IncidentChange) -> tuple[str, dict[str, Any]]:
         "at": change.at.isoformat(),
         "count": change.count,
     }
-    return ("IncidentOpened" if change.kind == "opened" else "IncidentResolved"), payload
+    # validated against the event registry before it is written: a monitor stream holds typed events too
+    return dump_event(make_event("IncidentOpened" if change.kind == "opened" else "IncidentResolved", **payload))
 
 
 def _spike_event(spike: Spike) -> tuple[str, dict[str, Any]]:
-    return "SpikeDetected", spike.model_dump(mode="json")
+    return dump_event(make_event("SpikeDetected", **spike.model_dump(mode="json")))
 
 
 async def detect_and_record(
