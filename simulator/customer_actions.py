@@ -25,10 +25,10 @@ CUSTOMER_SOURCE = "customer"
 
 
 def seen(sim: Simulator, invoice_id: str, template: str, nth: int) -> EmailSeen | None:
-    """The email as its reader sees it; None when the invoice is no longer open (nothing to act on)."""
+    """The email as its reader sees it; None when there is nothing to act on (see `is_actionable`)."""
     with sim.lock:
         inv = sim.billing.invoice(invoice_id)
-        if inv.status != "open":
+        if not is_actionable(sim, invoice_id):
             return None
         card = _card(sim, inv.customer)
         now = sim.now()
@@ -43,7 +43,7 @@ def act(sim: Simulator, invoice_id: str, action: Action) -> bool:
     """Carry out the customer's reaction now; True when it happened (the invoice was still open)."""
     with sim.lock:
         inv = sim.billing.invoice(invoice_id)
-        if inv.status != "open":
+        if not is_actionable(sim, invoice_id):
             return False
         pm = _new_card(sim, inv.customer)
         request = RequestRef(f"req_{uuid.uuid4().hex[:14]}", f"customer:{invoice_id}:{pm.id}")
@@ -55,6 +55,14 @@ def act(sim: Simulator, invoice_id: str, action: Action) -> bool:
             with contextlib.suppress(StripeApiError):  # a decline is in the ledger and the webhooks
                 sim.charging.pay(invoice_id, {"payment_method": pm.id}, request, source=CUSTOMER_SOURCE)
         return True
+
+
+def is_actionable(sim: Simulator, invoice_id: str) -> bool:
+    """The invoice is still open and its subscription, if any, not canceled: a customer whose subscription
+    ended (e.g. the dunning's final action) has nothing left to keep."""
+    inv = sim.billing.invoice(invoice_id)
+    sub = sim.state.subscriptions.get(inv.subscription or "")
+    return inv.status == "open" and (sub is None or sub.status != "canceled")
 
 
 def _card(sim: Simulator, customer_id: str) -> PaymentMethod | None:

@@ -70,3 +70,11 @@ def test_reactions_are_paired_and_carried_out_when_due() -> None:
     first, second = run(), run()
     assert first == second  # the same customers react the same way, at the same times
     assert first[1] and first[0] >= 1  # some react (time of day and age still lower the chance)
+
+
+def test_a_customer_whose_subscription_was_canceled_does_not_act() -> None:
+    sim, invoice = declined_invoice()
+    subscription = sim.billing.invoice(invoice).subscription
+    assert subscription is not None
+    sim.billing.cancel_subscription(subscription)
+    assert seen(sim, invoice, "final_notice", 1) is None and not act(sim, invoice, "pay_invoice")
