@@ -1,8 +1,10 @@
 """Dashboard page loads with a large tenant: N failed invoice cases (default 100,000) seeded straight into a fresh
-database (checkpoints + their PaymentFailed events + deliveries, as the shards write them), then each page and the
-analytics API fetched over HTTP through the real gateway (no Ray: pages only read). Prints a table of wall times.
+database (checkpoints + their PaymentFailed and InvoiceRecovered events + deliveries, as the shards write them), then
+each page and the analytics API fetched over HTTP through the real gateway (no Ray: pages only read). Prints a table
+of wall times, then what the daily rollups (migration 0040) cost each checkpoint write.
 
-    .venv/bin/python -m bench.dashboard_pages [--cases 100000] [--repeat 5] [--server postgresql://…/postgres]
+    .venv/bin/python -m bench.dashboard_pages [--cases 100000] [--repeat 5] [--writes 2000 (0: no write timing)]
+        [--server postgresql://…/postgres]
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import statistics
 import time
 import uuid
+from typing import Any
 
 import httpx
 import psycopg
@@ -21,43 +24,64 @@ from store.migrate import apply_migrations
 from tests.support.principals import make_key
 from tests.support.servers import ServerThread
 
+# Each breakdown varies independently of the day and of the others (p: the case's rank within its day), as a real
+# tenant's do: two currencies, four states, eight decline reasons in five categories, three segments, two strategy
+# versions, two providers, recoveries by retry or by the provider after 1 hour to 10 days.
 SEED = """
-WITH c AS (SELECT g, 'cus_' || g AS customer, 'in_' || g AS invoice,
+WITH c AS (SELECT g, g / 90 AS p, 'cus_' || g AS customer, 'in_' || g AS invoice,
                   timestamptz '2026-01-01' + (g %% 90) * interval '1 day' + (g %% 997) * interval '1 minute' AS at,
-                  (ARRAY['usd','usd','usd','eur'])[1 + g %% 4] AS currency,
-                  (ARRAY['retry_scheduled', 'recovered', 'exhausted', 'awaiting_customer', 'recovered'])
-                    [1 + g %% 5] AS state,
-                  (ARRAY['insufficient_funds','do_not_honor','lost_card','expired_card'])[1 + g %% 4] AS reason,
-                  (ARRAY['SOFT_DECLINE','SOFT_DECLINE','HARD_DECLINE','HARD_DECLINE'])[1 + g %% 4] AS category,
                   1000 + (g %% 50) * 100 AS amount
            FROM generate_series(1, %(n)s) g),
+k AS (SELECT c.*, (ARRAY['usd','usd','usd','eur'])[1 + p %% 4] AS currency,
+             (ARRAY['retry_scheduled', 'recovered', 'exhausted', 'awaiting_customer', 'recovered'])
+               [1 + (p / 4) %% 5] AS state,
+             1 + (p / 20) %% 8 AS r, (ARRAY['smb', 'mid_market', 'enterprise'])[1 + (p / 160) %% 3] AS segment,
+             1 + (p / 480) %% 2 AS version, (ARRAY['stripe', 'adyen'])[1 + (p / 7) %% 2] AS provider,
+             (ARRAY['retry', 'provider', 'retry'])[1 + (p / 3) %% 3] AS via,
+             (1 + (g * 37) %% 240) * interval '1 hour' + (g %% 59) * interval '1 second' AS ttr
+      FROM c),
+cases AS (SELECT k.*,
+                 (ARRAY['insufficient_funds', 'do_not_honor', 'try_again_later', 'processing_error', 'lost_card',
+                        'expired_card', 'stolen_card', 'authentication_required'])[r] AS reason,
+                 (ARRAY['SOFT_DECLINE', 'SOFT_DECLINE', 'SOFT_DECLINE', 'NETWORK_ERROR', 'HARD_DECLINE',
+                        'HARD_DECLINE', 'FRAUD_FLAGGED', 'AUTHENTICATION_REQUIRED'])[r] AS category
+          FROM k),
 d AS (INSERT INTO deliveries (tenant_id, provider, provider_event_id, event_type, customer_id, body, headers, status,
                               received_at)
       SELECT 'default', 'stripe', 'evt_' || g, 'invoice.payment_failed', customer, '{}'::bytea, '{}', 'applied', at
-      FROM c RETURNING delivery_id, customer_id),
+      FROM cases RETURNING delivery_id, customer_id),
 e AS (INSERT INTO events (tenant_id, stream_id, version, event_type, payload, recorded_at)
       SELECT 'default', c.customer, 1, 'PaymentFailed',
              jsonb_build_object('invoice_id', c.invoice, 'delivery_id', d.delivery_id, 'amount_due', c.amount,
                                 'currency', c.currency, 'at', c.at), c.at
-      FROM c JOIN d ON d.customer_id = c.customer RETURNING 1)
+      FROM cases c JOIN d ON d.customer_id = c.customer
+      UNION ALL
+      SELECT 'default', c.customer, 2, 'InvoiceRecovered',
+             jsonb_build_object('invoice_id', c.invoice, 'amount', c.amount, 'currency', c.currency,
+                                'at', c.at + c.ttr), c.at + c.ttr
+      FROM cases c WHERE c.state = 'recovered' RETURNING 1)
 INSERT INTO checkpoints (tenant_id, stream_id, version, state)
-SELECT 'default', customer, 1, jsonb_build_object('tenant_id', 'default', 'customer_id', customer, 'email', null,
+SELECT 'default', customer, CASE WHEN state = 'recovered' THEN 2 ELSE 1 END,
+  jsonb_build_object('tenant_id', 'default', 'customer_id', customer, 'email', null,
   'profile', jsonb_build_object('country', 'US'), 'cases', jsonb_build_object(invoice, jsonb_build_object(
     'invoice_id', invoice, 'state', state, 'amount_due', amount, 'currency', currency, 'attempts_made', 1 + g %% 3,
-    'max_attempts', 4, 'classification', jsonb_build_object('category', category, 'reason', reason, 'retryable',
-    category = 'SOFT_DECLINE'), 'strategy', jsonb_build_object('id', 'standard', 'version', 1, 'segment', 'smb'),
-    'first_failed_at', at, 'last_failed_at', at, 'recovered_amount', CASE WHEN state = 'recovered' THEN amount
-    ELSE 0 END, 'recovered_at', CASE WHEN state = 'recovered' THEN at + interval '2 days' END,
-    'recovered_via', CASE WHEN state = 'recovered' THEN 'retry' END, 'card', '{}'::jsonb, 'emails', '[]'::jsonb,
+    'max_attempts', 4, 'provider', provider, 'classification', jsonb_build_object('category', category, 'reason',
+    reason, 'retryable', category = 'SOFT_DECLINE'), 'strategy', jsonb_build_object('id', 'standard', 'version',
+    version, 'segment', segment), 'first_failed_at', at, 'last_failed_at', at,
+    'recovered_amount', CASE WHEN state = 'recovered' THEN amount ELSE 0 END,
+    'recovered_at', CASE WHEN state = 'recovered' THEN at + ttr END,
+    'recovered_via', CASE WHEN state = 'recovered' THEN via END, 'card', '{}'::jsonb, 'emails', '[]'::jsonb,
     'next_action', CASE WHEN state = 'retry_scheduled' THEN jsonb_build_object('kind', 'retry', 'at',
     at + interval '3 days') END, 'explanation', 'seeded')))
-FROM c
+FROM cases
 """
 
 PAGES = [
     ("/dashboard", "overview, all time"),
     ("/dashboard?from=2026-03-01&to=2026-03-08", "overview, one week"),
     ("/api/analytics/summary", "API summary, all time (same query)"),
+    ("/api/analytics/summary?from=2026-02-01T12:00:00Z&to=2026-03-01T12:00:00Z", "API summary, partial days"),
+    ("/api/analytics/daily", "API daily, all time (same queries)"),
     ("/dashboard/cases", "cases, first page (50)"),
     ("/dashboard/cases?category=HARD_DECLINE&amount_min=5000", "cases, filtered"),
     ("/dashboard/customers/cus_4242", "one customer's story"),
@@ -73,6 +97,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--writes", type=int, default=2000, help="checkpoint writes timed per half (0: none)")
     args = parser.parse_args()
     name = f"payrisk_bench_dash_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.server, autocommit=True) as conn:
@@ -108,6 +133,51 @@ def run(url: str, args: argparse.Namespace) -> None:
                 size = len(response.content)
             print(f"| `{path}` ({label}) | {statistics.median(times) * 1000:,.0f} ms | {min(times) * 1000:,.0f} ms"
                   f" | {max(times) * 1000:,.0f} ms | {size:,} |")
+    if args.writes and 2 * args.writes <= args.cases:
+        write_cost(url, args.writes)
+
+
+# What keeping the daily rollups costs each write: a shard's transaction (one event, one checkpoint whose case changes
+# state and attempts), timed with the rollups' triggers on and off, in alternating rounds so that the machine's load
+# falls on both alike. Each customer is written once.
+ROLLUP_TRIGGERS = {"case_facts": ("case_facts_case_daily_insert", "case_facts_case_daily_update",
+                                  "case_facts_case_daily_delete"),
+                   "events": ("events_activity_daily_insert", "events_activity_daily_update",
+                              "events_activity_daily_delete")}
+WRITE = """
+WITH e AS (INSERT INTO events (tenant_id, stream_id, version, event_type, payload)
+           SELECT 'default', stream_id, version + 1, 'PaymentFailed',
+                  jsonb_build_object('invoice_id', %(invoice)s::text, 'amount_due', 1500, 'currency', 'usd',
+                                     'at', now())
+           FROM checkpoints WHERE tenant_id = 'default' AND stream_id = %(customer)s)
+UPDATE checkpoints SET version = version + 1,
+       state = jsonb_set(jsonb_set(state, ARRAY['cases', %(invoice)s::text, 'state'], '"exhausted"'),
+                         ARRAY['cases', %(invoice)s::text, 'attempts_made'], '4')
+WHERE tenant_id = 'default' AND stream_id = %(customer)s
+"""
+
+
+def write_cost(url: str, writes: int, rounds: int = 10) -> None:
+    times: dict[bool, list[float]] = {True: [], False: []}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for n in range(2 * writes):
+            on = (n // (writes // rounds)) % 2 == 0
+            if n % (writes // rounds) == 0:
+                _set_rollup_triggers(conn, on)
+            t0 = time.perf_counter()
+            conn.execute(WRITE, {"customer": f"cus_{n + 1}", "invoice": f"in_{n + 1}"})
+            times[on].append(time.perf_counter() - t0)
+        _set_rollup_triggers(conn, True)
+    print(f"\ncheckpoint writes, one transaction each ({writes:,} per half, {rounds} alternating rounds):")
+    for on, label in ((True, "rollup triggers on"), (False, "rollup triggers off")):
+        print(f"  {label}: median {statistics.median(times[on]) * 1000:.2f} ms,"
+              f" p90 {statistics.quantiles(times[on], n=10)[-1] * 1000:.2f} ms")
+
+
+def _set_rollup_triggers(conn: psycopg.Connection[Any], on: bool) -> None:
+    for table, triggers in ROLLUP_TRIGGERS.items():
+        for trigger in triggers:
+            conn.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} TRIGGER {trigger}")
 
 
 if __name__ == "__main__":
