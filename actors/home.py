@@ -21,10 +21,14 @@ from typing import Any, Protocol
 
 from actors.domain.case import empty_state, evolve
 from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
-from actors.persist import persist
+from actors.persist import Writes
 from store import ConcurrencyConflict, Conn, Database, checkpoints, events
+from store.checkpoints import Checkpoint
+from store.events import RecordedEvent
 
 Key = tuple[str, str]  # (tenant, customer)
+#: runs first in a batch's transaction, before any decider (e.g. claiming the batch's deliveries in one statement)
+Prepare = Callable[[Conn], Awaitable[None]]
 
 
 class Decider(Protocol):
@@ -92,16 +96,27 @@ class CustomerHome:
             self._active.move_to_end(key)
             active.used = time.monotonic()
             return active
+        return (await self._activate([key]))[key]
+
+    async def load_many(self, keys: Sequence[Key]) -> dict[Key, Customer]:
+        """`load` for several customers: the absent ones activated together (two statements). Call under every
+        one's lock."""
+        found = {key: self._active[key] for key in keys if key in self._active}
+        for key, customer in found.items():
+            self._active.move_to_end(key)
+            customer.used = time.monotonic()
+        absent = [key for key in keys if key not in found]
+        return {**found, **(await self._activate(absent) if absent else {})}
+
+    async def _activate(self, keys: Sequence[Key]) -> dict[Key, Customer]:
         db = await self._database()
         async with db.connection() as conn:
-            cp = await checkpoints.load(conn, *key)
-            state = cp.state if cp else empty_state(*key)
-            version = cp.version if cp else 0
-            for event in await events.load(conn, *key, version):
-                state, version = evolve(state, event.event_type, event.payload), event.version
-        customer = self._active[key] = Customer(version, state)
+            saved = await checkpoints.load_many(conn, keys)
+            newer = await events.load_many(conn, [(*key, saved[key].version if key in saved else 0) for key in keys])
+        activated = {key: _fold(key, saved.get(key), newer.get(key, [])) for key in keys}
+        self._active.update(activated)
         self._passivate()
-        return customer
+        return activated
 
     async def read(self, key: Key) -> Customer:
         async with self.lock(key):
@@ -126,7 +141,9 @@ class CustomerHome:
                 try:
                     db, now = await self._database(), await self._now()
                     async with db.transaction() as conn:
-                        written = await self._write(conn, key, customer, [decider], now)
+                        writes = Writes(now)
+                        written = await self._write(conn, writes, key, customer, [decider], now)
+                        await writes.flush(conn)
                 except ConcurrencyConflict:
                     self._active.pop(key, None)  # another home wrote: reload and decide again
                     continue
@@ -134,23 +151,30 @@ class CustomerHome:
             return written.committed
         raise ConcurrencyConflict(f"customer {key[1]}: gave up after {retries} conflicting writes")
 
-    async def decide_many(self, groups: dict[Key, list[Decider]]) -> list[Committed]:
+    async def decide_many(self, groups: dict[Key, list[Decider]], prepare: Prepare | None = None) -> list[Committed]:
         """Several customers in one transaction (group commit): each customer's decisions stay whole, and all of
         them commit together or none does (the caller then decides each on its own). Locks are taken in one
-        global order, so two batches never wait on each other in a cycle."""
+        global order, so two batches never wait on each other in a cycle. The writes go out together at the end,
+        one statement per table (`actors.persist.Writes`)."""
         async with contextlib.AsyncExitStack() as held:
             for key in sorted(groups):
                 await held.enter_async_context(self.lock(key))
-            customers = {key: await self.load(key) for key in groups}
+            customers = await self.load_many(list(groups))
             db, now = await self._database(), await self._now()
             async with db.transaction() as conn:
-                written = [await self._write(conn, key, customers[key], groups[key], now) for key in groups]
+                if prepare is not None:
+                    await prepare(conn)
+                writes = Writes(now)
+                written = [await self._write(conn, writes, key, customers[key], groups[key], now) for key in groups]
+                await writes.flush(conn)
             for one in written:
                 self._follow(customers[one.committed.key], one)
         return [one.committed for one in written]
 
-    async def _write(self, conn: Conn, key: Key, customer: Customer, deciders: Sequence[Decider], now: datetime
-                     ) -> _Written:
+    async def _write(self, conn: Conn, writes: Writes, key: Key, customer: Customer, deciders: Sequence[Decider],
+                     now: datetime) -> _Written:
+        if writes.has_intents:  # this customer's network budget counts the intents decided before it
+            await writes.flush_intents(conn)
         ctx = await self._contexts(conn, key[0], customer.state, now)
         state, decisions, applied = customer.state, [], []
         for decider in deciders:
@@ -159,7 +183,7 @@ class CustomerHome:
             if made:
                 decisions += made
                 state = made[-1].state
-        version = await persist(conn, key[0], key[1], customer.version, decisions, now)
+        version = writes.add(key[0], key[1], customer.version, decisions)
         return _Written(Committed(key, decisions, applied), version)
 
     def _follow(self, customer: Customer, written: _Written) -> None:
@@ -170,6 +194,14 @@ class CustomerHome:
 
     def forget(self, key: Key) -> None:
         self._active.pop(key, None)
+
+
+def _fold(key: Key, saved: Checkpoint | None, newer: list[RecordedEvent]) -> Customer:
+    """A customer from its checkpoint (or nothing) and the events written after it."""
+    state, version = (saved.state, saved.version) if saved else (empty_state(*key), 0)
+    for event in newer:
+        state, version = evolve(state, event.event_type, event.payload), event.version
+    return Customer(version, state)
 
 
 @dataclass(frozen=True, slots=True)

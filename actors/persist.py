@@ -1,4 +1,9 @@
-"""Write one decision in the caller's transaction: events, checkpoint, timers, outbox, attempt intents."""
+"""Write decisions in the caller's transaction: events, checkpoint, timers, outbox, attempt intents.
+
+`Writes` collects what a transaction's customers decided and writes it with one statement per table (events after
+one version check for every stream, one checkpoint per customer, the timers' final settings, the outbox rows, the
+attempt intents), so a batch of a hundred customers costs a handful of statements rather than hundreds.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +13,82 @@ from typing import Any
 from actors.domain.decisions import ChargeRequest, Decision
 from actors.domain.streams import provider_of
 from store import Conn, attempts, checkpoints, events, outbox, timers
-from store.events import NewEvent
+from store.events import Append, NewEvent
+
+
+class Writes:
+    """One transaction's decisions, per customer, until `flush` writes them."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self._appends: list[Append] = []
+        self._checkpoints: dict[tuple[str, str], tuple[str, str, int, dict[str, Any]]] = {}
+        self._timers: dict[tuple[str, str, str], timers.TimerSet] = {}
+        self._outbox: list[outbox.NewSideEffect] = []
+        self._intents: list[attempts.Attempt] = []
+
+    @property
+    def has_intents(self) -> bool:
+        return bool(self._intents)
+
+    def add(self, tenant_id: str, customer_id: str, version: int, decisions: list[Decision]) -> int:
+        """Collect one customer's decisions after `version` (once per customer per transaction); the new version."""
+        new_events = [NewEvent(t, p) for d in decisions for t, p in d.events]
+        if not new_events:
+            return version
+        self._appends.append(Append(tenant_id, customer_id, version, new_events))
+        new_version = version + len(new_events)
+        self._checkpoints[(tenant_id, customer_id)] = (tenant_id, customer_id, new_version, decisions[-1].state)
+        for decision in decisions:
+            self._effects(tenant_id, customer_id, decision)
+        return new_version
+
+    def _effects(self, tenant_id: str, customer_id: str, decision: Decision) -> None:
+        for timer in decision.timers:  # the last setting of a key wins, as one statement after another would
+            payload = {**timer.payload, "invoice_id": timer.key.split(":", 1)[1]} if timer.due_at else {}
+            self._timers[(tenant_id, customer_id, timer.key)] = timers.TimerSet(
+                tenant_id, customer_id, timer.key, timer.due_at, payload)
+        self._outbox += [outbox.NewSideEffect(tenant_id, cmd.topic, cmd.idempotency_key, cmd.payload, customer_id,
+                                              self._now) for cmd in decision.outbox]
+        self._intents += [intent(tenant_id, customer_id, charge, self._now) for charge in decision.charges]
+
+    async def flush_intents(self, conn: Conn) -> None:
+        """Write the attempt intents collected so far: the next customer's network budget (read from the ledger
+        in this transaction) then counts them, as it did when each customer was written before the next."""
+        rows, self._intents = self._intents, []
+        await attempts.record_many(conn, rows)
+
+    async def flush(self, conn: Conn) -> None:
+        """Write everything collected; ConcurrencyConflict when a stream moved (the transaction then rolls back)."""
+        await events.append_many(conn, self._appends)
+        await checkpoints.save_many(conn, list(self._checkpoints.values()))
+        await timers.set_many(conn, list(self._timers.values()))
+        await outbox.enqueue_many(conn, self._outbox)
+        await self.flush_intents(conn)
+        self._appends, self._checkpoints, self._timers, self._outbox = [], {}, {}, []
 
 
 async def persist(conn: Conn, tenant_id: str, customer_id: str, version: int, decisions: list[Decision],
                   now: datetime) -> int:
-    """Append every decision's events after `version` and write their effects; returns the new version."""
-    new_events = [NewEvent(t, p) for d in decisions for t, p in d.events]
-    if not new_events:
-        return version
-    new_version = await events.append(conn, tenant_id, customer_id, version, new_events)
-    await checkpoints.save(conn, tenant_id, customer_id, new_version, decisions[-1].state)
-    for decision in decisions:
-        await _effects(conn, tenant_id, customer_id, decision, now)
+    """Append one customer's decisions after `version` and write their effects; returns the new version."""
+    writes = Writes(now)
+    new_version = writes.add(tenant_id, customer_id, version, decisions)
+    await writes.flush(conn)
     return new_version
 
 
-async def _effects(conn: Conn, tenant_id: str, customer_id: str, decision: Decision, now: datetime) -> None:
-    for timer in decision.timers:
-        if timer.due_at is None:
-            await timers.cancel(conn, tenant_id, customer_id, timer.key)
-        else:
-            payload = {**timer.payload, "invoice_id": timer.key.split(":", 1)[1]}
-            await timers.schedule(conn, tenant_id, customer_id, timer.key, timer.due_at, payload)
-    for cmd in decision.outbox:
-        await outbox.enqueue(conn, tenant_id, cmd.topic, cmd.idempotency_key,
-                             cmd.payload, stream_id=customer_id, available_at=now)
-    for charge in decision.charges:
-        await record_intent(conn, tenant_id, customer_id, charge, now)
+def intent(tenant_id: str, customer_id: str, charge: ChargeRequest, now: datetime) -> attempts.Attempt:
+    """The attempt's intent row, committed before the provider call (invariant I3)."""
+    return attempts.Attempt(
+        tenant_id, charge.idempotency_key, customer_id, charge.invoice_id, charge.attempt_no,
+        provider_of(customer_id), "intent", charge.amount, charge.currency, charge.card.get("card_fingerprint"),
+        charge.card.get("card_brand"), now)
 
 
 async def record_intent(conn: Conn, tenant_id: str, customer_id: str, charge: ChargeRequest,
                         now: datetime) -> None:
-    """The attempt's intent, committed before the provider call (invariant I3)."""
-    await attempts.record(conn, attempts.Attempt(
-        tenant_id, charge.idempotency_key, customer_id, charge.invoice_id, charge.attempt_no,
-        provider_of(customer_id), "intent", charge.amount, charge.currency, charge.card.get("card_fingerprint"),
-        charge.card.get("card_brand"), now))
+    await attempts.record(conn, intent(tenant_id, customer_id, charge, now))
 
 
 async def record_outcome(conn: Conn, tenant_id: str, key: str, status: str, outcome: dict[str, Any]) -> None:
     await attempts.settle(conn, tenant_id, key, status, outcome)
-

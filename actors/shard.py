@@ -20,11 +20,11 @@ import structlog
 
 from actors.clock import make_clock
 from actors.contexts import TenantContexts
+from actors.delivery_apply import DeliveryClaims, DeliveryDecider
 from actors.domain.case import customer_status, evolve
-from actors.domain.decide import decide_attempt_result, decide_details_fetched, decide_inbound, decide_timer
+from actors.domain.decide import decide_attempt_result, decide_details_fetched, decide_timer
 from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
 from actors.domain.machine import OPEN
-from actors.executors.runtime import record_provider_attempts
 from actors.home import Committed, CustomerHome, Decider, Key
 from actors.metrics import EngineMetrics
 from actors.persist import record_outcome
@@ -32,7 +32,7 @@ from actors.placement import NAMESPACE, shard_name
 from actors.provider_calls import ProviderCalls
 from actors.provider_keys import ProviderKeys
 from settings.logging import configure_logging
-from store import ConcurrencyConflict, Conn, Database, StoreError, StoreUnavailable, deliveries, timers
+from store import ConcurrencyConflict, Conn, Database, StoreError, StoreUnavailable, timers
 
 log = structlog.get_logger("payrisk.shard")
 
@@ -85,7 +85,7 @@ class CustomerShard:
     async def _apply_one(self, item: dict[str, Any]) -> str:
         structlog.contextvars.bind_contextvars(tenant=item["tenant_id"], customer=item["customer_id"],
                                                delivery=item["delivery_id"], request_id=item.get("request_id"))
-        outcome = await self._decide((item["tenant_id"], item["customer_id"]), _DeliveryDecider(item))
+        outcome = await self._decide((item["tenant_id"], item["customer_id"]), DeliveryDecider(item))
         if outcome == "applied":
             self.applied += 1
             self._metrics.delivery_applied(waited=item.get("waited"))
@@ -95,8 +95,9 @@ class CustomerShard:
         groups: dict[Key, list[dict[str, Any]]] = {}
         for item in items:
             groups.setdefault((item["tenant_id"], item["customer_id"]), []).append(item)
-        written = await self.home.decide_many({key: [_DeliveryDecider(i) for i in group]
-                                               for key, group in groups.items()})
+        claims = DeliveryClaims(items)  # every delivery of the batch claimed with one statement
+        written = await self.home.decide_many({key: [DeliveryDecider(i, claims) for i in group]
+                                               for key, group in groups.items()}, prepare=claims.claim)
         outcomes: dict[int, str] = {}
         for committed in written:
             for item, applied in zip(groups[committed.key], committed.applied, strict=True):
@@ -299,28 +300,6 @@ class CustomerShard:
             self._contexts.keys = keys
             self._calls = ProviderCalls(self.config, keys, self._database, classifier=self._classifier,
                                         crash=self._maybe_crash)
-
-
-class _DeliveryDecider:
-    """Decide one delivery's events, unless it was applied already (then None); marks it applied."""
-
-    def __init__(self, item: dict[str, Any]) -> None:
-        self.item = item
-
-    async def __call__(self, conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
-        item = self.item
-        status = await deliveries.lock_for_apply(conn, item["delivery_id"])
-        if status is None or status in deliveries.FINAL:
-            return None
-        decisions = []
-        for event in item["events"]:
-            decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
-            state = decisions[-1].state
-        await record_provider_attempts(conn, item["tenant_id"], item["customer_id"], item["events"],
-                                       state.get("cases"))
-        # webhook stored → applied to the checkpoint, for the metric
-        item["waited"] = await deliveries.mark_applied(conn, item["delivery_id"])
-        return decisions
 
 
 def _outcome(item: dict[str, Any], result: str | BaseException) -> str:

@@ -3,7 +3,8 @@ the attempts a provider's own retry feature made. The per-card network retry bud
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +43,22 @@ async def record(conn: Conn, attempt: Attempt) -> bool:
          attempt.provider, attempt.status, attempt.amount, attempt.currency, attempt.card_fingerprint,
          attempt.card_brand, attempt.intended_at, attempt.completed_at, attempt.origin))
     return cur.rowcount == 1
+
+
+_COLUMNS = ("tenant_id, idempotency_key, customer_id, invoice_id, attempt_no, provider, status, amount, currency,"
+            " card_fingerprint, card_brand, intended_at, completed_at, origin")
+_TYPES = ("text", "text", "text", "text", "int4", "text", "text", "int8", "text", "text", "text", "timestamptz",
+          "timestamptz", "text")
+
+
+async def record_many(conn: Conn, rows: Sequence[Attempt]) -> None:
+    """`record` for a batch in one statement: a row whose key (or invoice and attempt number) exists is not
+    written again."""
+    if not rows:
+        return
+    arrays = ", ".join(f"%b::{t}[]" for t in _TYPES)
+    await conn.execute(f"INSERT INTO attempts ({_COLUMNS}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
+                       [list(column) for column in zip(*(astuple(r) for r in rows), strict=True)])
 
 
 async def settle(conn: Conn, tenant_id: str, key: str, status: str, outcome: dict[str, Any]) -> None:

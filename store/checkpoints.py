@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from store.db import Conn
+from store.jsonb import dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,29 @@ async def save(conn: Conn, tenant_id: str, stream_id: str, version: int, state: 
         " updated_at = now()",
         (tenant_id, stream_id, version, Jsonb(state)),
     )
+
+
+async def save_many(conn: Conn, rows: Sequence[tuple[str, str, int, dict[str, Any]]]) -> None:
+    """Write each `(tenant, stream, version, state)` in one statement (a batch: one row per customer)."""
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO checkpoints (tenant_id, stream_id, version, state, updated_at)"
+        " SELECT t, s, v, st::jsonb, now() FROM unnest(%b::text[], %b::text[], %b::int4[], %b::text[])"
+        " AS r(t, s, v, st)"
+        " ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = excluded.version, state = excluded.state,"
+        " updated_at = now()",
+        ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [dumps(r[3]) for r in rows]))
+
+
+async def load_many(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Checkpoint]:
+    """The checkpoints of these (tenant, stream) keys that exist, in one statement."""
+    if not keys:
+        return {}
+    cur = await conn.execute(
+        "SELECT c.tenant_id, c.stream_id, c.version, c.state FROM unnest(%b::text[], %b::text[]) AS k(t, s)"
+        " JOIN checkpoints c ON c.tenant_id = k.t AND c.stream_id = k.s", ([k[0] for k in keys], [k[1] for k in keys]))
+    return {(r["tenant_id"], r["stream_id"]): Checkpoint(r["version"], r["state"]) for r in await cur.fetchall()}
 
 
 async def load(conn: Conn, tenant_id: str, stream_id: str) -> Checkpoint | None:

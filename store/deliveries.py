@@ -151,6 +151,24 @@ async def lock_for_apply(conn: Conn, delivery_id: int) -> DeliveryStatus | None:
     return DeliveryStatus(row["status"]) if row else None
 
 
+async def claim_for_apply(conn: Conn, delivery_ids: Sequence[int]) -> dict[int, float]:
+    """Mark applied, in this transaction, the deliveries among `delivery_ids` not yet final (one statement for a
+    batch); returns each claimed one's seconds from receipt (the webhook → checkpoint metric).
+
+    At most once: rows are locked in id order and their status re-checked once a lock is granted, so a delivery
+    another transaction is applying is claimed here only if that one rolls back. The caller decides the claimed
+    deliveries in the same transaction; a rollback un-claims them."""
+    if not delivery_ids:
+        return {}
+    cur = await conn.execute(
+        "UPDATE deliveries d SET status = 'applied', applied_at = now() FROM ("
+        " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s) AND status IN ('received', 'dispatched')"
+        " ORDER BY delivery_id FOR UPDATE) c WHERE d.delivery_id = c.delivery_id"
+        " RETURNING d.delivery_id, extract(epoch FROM clock_timestamp() - d.received_at)::float8 AS waited",
+        (list(delivery_ids),))
+    return {int(r["delivery_id"]): float(r["waited"]) for r in await cur.fetchall()}
+
+
 async def mark_applied(conn: Conn, delivery_id: int) -> float | None:
     """Applied in this transaction; the seconds from receipt to now (for the webhook → checkpoint metric)."""
     cur = await conn.execute(

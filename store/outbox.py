@@ -9,6 +9,7 @@ not claimed while another email to the same customer is leased, so two workers n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from store.db import Conn, Database
+from store.jsonb import dumps
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -44,6 +46,29 @@ async def enqueue(conn: Conn, tenant_id: str, topic: str, idempotency_key: str, 
         (tenant_id, topic, idempotency_key, stream_id, Jsonb(payload), available_at),
     )
     return cur.rowcount == 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewSideEffect:
+    tenant_id: str
+    topic: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    stream_id: str | None
+    available_at: datetime
+
+
+async def enqueue_many(conn: Conn, rows: Sequence[NewSideEffect]) -> None:
+    """`enqueue` for a batch in one statement; a row whose idempotency key exists already is not added."""
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO outbox (tenant_id, topic, idempotency_key, stream_id, payload, available_at)"
+        " SELECT te, tp, k, s, p::jsonb, a FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+        " %b::timestamptz[]) AS r(te, tp, k, s, p, a)"
+        " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+        ([r.tenant_id for r in rows], [r.topic for r in rows], [r.idempotency_key for r in rows],
+         [r.stream_id for r in rows], [dumps(r.payload) for r in rows], [r.available_at for r in rows]))
 
 
 _CLAIM = """

@@ -6,6 +6,7 @@ claimer that dies loses its lease after `lease_seconds` whatever the simulated t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from store.db import Conn
+from store.jsonb import dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,37 @@ async def cancel(conn: Conn, tenant_id: str, stream_id: str, timer_key: str) -> 
         " AND fired_at IS NULL AND cancelled_at IS NULL",
         (tenant_id, stream_id, timer_key),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TimerSet:
+    """A stream's timer `timer_key` after a batch: pending at `due_at` with `payload`, or cancelled (`due_at` None)."""
+
+    tenant_id: str
+    stream_id: str
+    timer_key: str
+    due_at: datetime | None
+    payload: dict[str, Any]
+
+
+async def set_many(conn: Conn, timers: Sequence[TimerSet]) -> None:
+    """Apply a batch's final timer settings in two statements: every named pending timer is cancelled, then the
+    scheduled ones inserted — what `schedule` / `cancel` one by one leave pending, without the superseded rows."""
+    if not timers:
+        return
+    await conn.execute(
+        "UPDATE timers t SET cancelled_at = now() FROM unnest(%b::text[], %b::text[], %b::text[]) AS c(te, s, k)"
+        " WHERE t.tenant_id = c.te AND t.stream_id = c.s AND t.timer_key = c.k"
+        " AND t.fired_at IS NULL AND t.cancelled_at IS NULL",
+        ([t.tenant_id for t in timers], [t.stream_id for t in timers], [t.timer_key for t in timers]))
+    due = [t for t in timers if t.due_at is not None]
+    if due:
+        await conn.execute(
+            "INSERT INTO timers (tenant_id, stream_id, timer_key, due_at, payload)"
+            " SELECT te, s, k, d, p::jsonb FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[],"
+            " %b::text[]) AS r(te, s, k, d, p)",
+            ([t.tenant_id for t in due], [t.stream_id for t in due], [t.timer_key for t in due],
+             [t.due_at for t in due], [dumps(t.payload) for t in due]))
 
 
 async def claim_due(conn: Conn, now: datetime, worker: str, limit: int = 100,
