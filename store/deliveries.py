@@ -126,12 +126,14 @@ async def waiting(conn: Conn, grace_seconds: float, limit: int, redispatch_after
 
 
 async def set_status(conn: Conn, delivery_id: int, status: DeliveryStatus, reason: str | None = None,
-                     customer_id: str | None = None) -> None:
+                     customer_id: str | None = None, *, replayed: bool = False) -> None:
     """Settle a delivery the sweeper or a replay found unusable (`quarantined` with the reason), empty
-    (`ignored`), or usable again (`received`, with the customer it now names)."""
+    (`ignored`), or usable again (`received`, with the customer it now names). `replayed`: an operator sent it
+    back, so its count of failed applies starts again."""
     await conn.execute(
-        "UPDATE deliveries SET status = %s, status_reason = %s, customer_id = coalesce(%s, customer_id)"
-        " WHERE delivery_id = %s", (str(status), reason, customer_id, delivery_id))
+        "UPDATE deliveries SET status = %s, status_reason = %s, customer_id = coalesce(%s, customer_id),"
+        " apply_failures = CASE WHEN %s THEN 0 ELSE apply_failures END WHERE delivery_id = %s",
+        (str(status), reason, customer_id, replayed, delivery_id))
 
 
 async def quarantined_for_update(conn: Conn, tenant_id: str, delivery_id: int | None = None
@@ -189,6 +191,16 @@ async def page(conn: Conn, tenant_id: str, status: DeliveryStatus | None, after:
         f"SELECT {_COLUMNS} FROM deliveries WHERE tenant_id = %s AND (%s::text IS NULL OR status = %s)"
         " AND delivery_id > %s ORDER BY delivery_id LIMIT %s",
         (tenant_id, status and str(status), status and str(status), after, limit))
+    return list(await cur.fetchall())
+
+
+async def page_with_errors(conn: Conn, tenant_id: str, status: DeliveryStatus, after: int, limit: int
+                           ) -> list[dict[str, Any]]:
+    """The tenant's deliveries of one status with their apply errors (the dashboard's list), keyset by id."""
+    cur = await conn.execute(
+        "SELECT delivery_id, provider, provider_event_id, event_type, customer_id, received_at, status,"
+        " status_reason, last_error, apply_failures FROM deliveries WHERE tenant_id = %s AND status = %s"
+        " AND delivery_id > %s ORDER BY delivery_id LIMIT %s", (tenant_id, str(status), after, limit))
     return list(await cur.fetchall())
 
 

@@ -63,3 +63,34 @@ async def tenants_with_incidents(conn: Conn, tenant: str | None) -> set[str]:
         (list(INCIDENT_EVENTS), tenant, tenant),
     )
     return {row["tenant_id"] for row in await cur.fetchall()}
+
+
+async def recent_findings(conn: Conn, tenant: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Spikes and incidents, newest first (`events_by_type` index)."""
+    cur = await conn.execute(
+        "SELECT stream_id, event_type, recorded_at, payload FROM events WHERE tenant_id = %s"
+        " AND event_type = ANY(%s) ORDER BY recorded_at DESC LIMIT %s",
+        (tenant, ["SpikeDetected", *INCIDENT_EVENTS], limit))
+    return list(await cur.fetchall())
+
+
+async def paused_retries(conn: Conn, tenant: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Retries held by an incident, newest first, with the customer's next attempt after the hold (if any)."""
+    cur = await conn.execute(
+        "SELECT p.stream_id AS customer_id, p.recorded_at, p.payload, nxt.recorded_at AS resumed_at"
+        " FROM (SELECT stream_id, version, recorded_at, payload FROM events WHERE tenant_id = %(t)s"
+        "       AND event_type = 'RetryPaused' ORDER BY recorded_at DESC LIMIT %(n)s) p"
+        " LEFT JOIN LATERAL (SELECT recorded_at FROM events e WHERE e.tenant_id = %(t)s"
+        "   AND e.stream_id = p.stream_id AND e.version > p.version AND e.event_type = 'AttemptStarted'"
+        "   AND e.payload->>'invoice_id' = p.payload->>'invoice_id' ORDER BY e.version LIMIT 1) nxt ON true"
+        " ORDER BY p.recorded_at DESC", {"t": tenant, "n": limit})
+    return list(await cur.fetchall())
+
+
+async def operator_pauses(conn: Conn, tenant: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Dunning paused or resumed by operators, newest first."""
+    cur = await conn.execute(
+        "SELECT stream_id AS customer_id, recorded_at, payload FROM events WHERE tenant_id = %s"
+        " AND event_type = 'OperatorActed' AND payload->>'action' IN ('pause', 'resume')"
+        " AND payload->>'outcome' = 'done' ORDER BY recorded_at DESC LIMIT %s", (tenant, limit))
+    return list(await cur.fetchall())

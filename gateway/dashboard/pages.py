@@ -194,7 +194,7 @@ async def deliveries(request: Request) -> Response:
     after = int(params["after"]) if params.get("after", "").isdigit() else 0
     tenant = await _tenant(request)
     async with request.app.state.platform.db.connection() as conn:
-        rows = await queries.deliveries(conn, tenant, status, after, 100)
+        rows = await queries.delivery_page(conn, tenant, status, after, 100)
     return page(request, "deliveries.html", tenant=tenant, wanted=status, statuses=_DELIVERY_STATUSES, rows=rows,
                 next_after=rows[-1]["delivery_id"] if len(rows) == 100 else None,
                 result=request.query_params.get("result"))

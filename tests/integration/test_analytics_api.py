@@ -372,7 +372,7 @@ async def test_a_soft_decline_burst_raises_one_spike_alert_and_steady_failures_n
 
 
 def test_recoveries_are_credited_to_the_card_update_that_preceded_them(database_url: str) -> None:
-    from gateway.analytics import SUMMARY_SQL
+    from store.analytics import SUMMARY_SQL
 
     tenant = f"credit{uuid.uuid4().hex[:6]}"
     with psycopg.connect(database_url) as conn:

@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from actors.domain import analytics as a
-from gateway import analytics
+from store import analytics
 from store.migrate import MIGRATIONS_DIR, yoyo_url
 
 _KEYS = "('total', '')" + "".join(f", ('{d}', f.{d})" for d in a.DIMENSIONS)

@@ -109,3 +109,10 @@ def test_daily_joins_the_cohort_and_the_activity_of_each_day() -> None:
     assert [(d["day"], d["cohort"]["cases"], d["activity"]["failures"]) for d in days] == [
         ("2025-03-01", 2, 3), ("2025-03-02", 0, 0)]  # fmt: skip
     assert days[0]["cohort"]["recovery_rate"] == 0.5 and days[1]["activity"]["recovered_amount"] == 2000
+
+
+def test_the_read_model_breaks_down_by_the_dimensions_the_core_defines() -> None:
+    from actors.domain.analytics import DIMENSIONS
+    from store.analytics import DIMENSIONS as STORED
+
+    assert STORED == DIMENSIONS
