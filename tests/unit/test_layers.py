@@ -97,3 +97,30 @@ def test_the_rules_catch_each_kind_of_violation() -> None:
     assert violations("strategies.planner", {"simulator.core"})  # only the shell's tools drive the simulator
     assert violations("simulator.core", {"store.db"})
     assert violations("strategies.planner", {"actors.domain.case"})  # the seam goes one way only
+
+
+SQL_WORDS = ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "CREATE ", "ALTER ")
+
+
+def sql_literals(path: Path) -> list[str]:
+    """String constants that read as SQL statements (a query written outside the store)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value.lstrip("( \n")  # SQL keywords as this codebase writes them: upper case
+            if text.startswith(SQL_WORDS) and (" FROM " in text or " INTO " in text or " SET " in text
+                                               or text.startswith(("CREATE ", "ALTER "))):
+                found.append(node.value.strip()[:60])
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if not module_of(p).startswith(("store", "migrations"))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_sql_statement_lives_in_the_store(path: Path) -> None:
+    assert sql_literals(path) == []
+
+
+def test_the_sql_check_sees_a_query(tmp_path: Path) -> None:
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text('Q = "SELECT status FROM deliveries WHERE delivery_id = %s"\nW = "select the best time"\n')
+    assert sql_literals(sneaky) == ["SELECT status FROM deliveries WHERE delivery_id = %s"]
