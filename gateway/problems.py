@@ -47,16 +47,6 @@ async def handle_problem(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status, exc.slug, exc.title, exc.detail, request.url.path, headers, **exc.extra)
 
 
-async def handle_not_found(request: Request, exc: Exception) -> Response:
-    return problem_response(404, "not-found", "Not Found", f"no route for {request.method} {request.url.path}",
-                            request.url.path)
-
-
-async def handle_method_not_allowed(request: Request, exc: Exception) -> Response:
-    return problem_response(405, "method-not-allowed", "Method Not Allowed",
-                            f"{request.method} is not allowed on {request.url.path}", request.url.path)
-
-
 async def handle_unavailable(request: Request, exc: Exception) -> Response:
     """PostgreSQL is down or too slow: nothing was acknowledged, so say 503 and when to come back (fast)."""
     log.warning("request.store_unavailable", path=request.url.path, error=str(exc)[:200])
