@@ -14,7 +14,7 @@ counts for the candidate while its case would still have been open. The shipped 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -47,7 +47,8 @@ class Totals:
 
 @dataclass(slots=True)
 class RecordedAttempt:
-    at: datetime
+    at: datetime  # when it started: the scheduler fires a due timer at its next pass, so maybe after `planned_at`
+    planned_at: datetime | None = None
     succeeded: bool | None = None
     decline: Json = field(default_factory=dict)
     result_at: datetime | None = None
@@ -90,25 +91,44 @@ def recorded(events: Sequence[Event], start: int, invoice: str) -> Recorded:
     starts: list[RecordedAttempt] = []
     counts = {"emails": 0, "tail_retries": 0, "tail_emails": 0, "recovered": 0}
     customer_at: datetime | None = None
+    planned: datetime | None = None
     for kind, p in events[start:]:
         mine, tail = p.get("invoice_id") == invoice, customer_at is not None
-        if kind == "AttemptStarted" and mine:
-            counts["tail_retries"] += tail
+        if kind == "RetryScheduled" and mine:
+            planned = _at(p.get("at"))
+        elif kind in _ATTEMPT_EVENTS and mine:
+            counts["tail_retries"] += tail and kind == "AttemptStarted"
             if not tail:
-                starts.append(RecordedAttempt(_at(p["at"]) or datetime.min.replace(tzinfo=UTC)))
-        elif kind in ("AttemptSucceeded", "AttemptFailed") and mine and starts and not tail:
-            starts[-1].succeeded, starts[-1].decline = kind == "AttemptSucceeded", p.get("decline") or {}
-        elif kind == "FailureClassified" and mine and starts and starts[-1].result_at is None and not tail:
-            starts[-1].result_at, starts[-1].classification = _at(p.get("at")), p.get("classification")
+                _attempt_event(starts, kind, p, planned)
         elif kind == "NotificationRequested" and mine and _is_dunning_email(p):
             counts["tail_emails" if tail else "emails"] += 1
         elif kind == "InvoiceRecovered" and mine:
             counts["recovered"] = int(p.get("amount") or 0)
-            if p.get("via") != "retry" and customer_at is None:
-                customer_at = _at(p.get("at"))
+            customer_at = customer_at or (_at(p.get("at")) if p.get("via") != "retry" else None)
         elif kind == "PaymentMethodUpdated" and customer_at is None:
             customer_at = _at(p.get("at"))
     return Recorded(tuple(starts), via_customer_at=customer_at, **counts)
+
+
+_ATTEMPT_EVENTS = ("AttemptStarted", "AttemptSucceeded", "AttemptFailed", "FailureClassified")
+#: events whose `at` is when something happened (a plan's `at` is when it is due)
+_HAPPENED = frozenset({"PaymentFailed", "FailureClassified", "AttemptStarted", "InvoiceRecovered", "DetailsFetched"})
+
+
+def _attempt_event(starts: list[RecordedAttempt], kind: str, p: Json, planned: datetime | None) -> None:
+    """An attempt starts, is answered, and its decline classified (the classification the next plan used)."""
+    if kind == "AttemptStarted":
+        starts.append(RecordedAttempt(_at(p["at"]) or datetime.min.replace(tzinfo=UTC), planned))
+    elif kind in ("AttemptSucceeded", "AttemptFailed") and starts:
+        starts[-1].succeeded, starts[-1].decline = kind == "AttemptSucceeded", p.get("decline") or {}
+    elif kind == "FailureClassified" and starts and starts[-1].result_at is None:
+        starts[-1].result_at, starts[-1].classification = _at(p.get("at")), p.get("classification")
+
+
+def record_end(streams: Iterable[Sequence[Event]], default: datetime) -> datetime:
+    """When the record stops: the last thing that happened in it (a case's later timers never fired)."""
+    times = [_at(p.get("at")) for stream in streams for kind, p in stream if kind in _HAPPENED]
+    return max((t for t in times if t is not None), default=default)
 
 
 def _is_dunning_email(payload: Json) -> bool:
@@ -147,18 +167,28 @@ class CaseReplay:
     differs: bool = False
     out: Totals = field(default_factory=Totals)
 
-    def run(self, classified_at: datetime) -> None:
+    def run(self, classified_at: datetime, record_end: datetime) -> None:
+        """Follow the case's timers from its classification to the end of the record (or `HORIZON` after)."""
         decision = decide_timer(self.state, self.invoice, {"action": "classify"}, self._ctx(classified_at))
-        end = classified_at + HORIZON
+        end = min(classified_at + HORIZON, record_end)
         while (timer := self._apply(decision)) is not None and timer[0] <= end and self.survival > 0:
             at, payload = timer
             customer = self.record.via_customer_at
             if customer is not None and at >= customer:
                 break
+            at = self._when(at) if payload.get("action") == "retry" else at
             decision = decide_timer(self.state, self.invoice, payload, self._ctx(at))
             if decision.charges:
                 decision = self._attempt(at, decision)
         self._customer_credit()
+
+    def _when(self, due: datetime) -> datetime:
+        """A retry planned when the recorded one was ran when the record says it started (the scheduler's pass)."""
+        n = len(self.ours)
+        mine = self.record.starts[n] if not self.differs and n < len(self.record.starts) else None
+        if mine is not None and mine.planned_at is not None and abs((mine.planned_at - due).total_seconds()) < 1:
+            return mine.at
+        return due
 
     def _attempt(self, at: datetime, started: Decision) -> Decision:
         self.state = started.state
@@ -238,6 +268,7 @@ def replay(history: History, book: StrategyBook, since: datetime, until: datetim
     for row in history.rows:
         cards[row.card_fingerprint or ""].append(row)
     actual, candidate, differing = Totals(), Totals(), []
+    end = record_end(history.streams.values(), until)
     for customer, stream in sorted(history.streams.items()):
         for index, invoice in cases_in(stream, since, until):
             record = recorded(stream, index, invoice)
@@ -247,7 +278,7 @@ def replay(history: History, book: StrategyBook, since: datetime, until: datetim
             classified = stream[index][1]
             one = CaseReplay(planner, model, cards, state, invoice, record, classified["classification"],
                              str(classified.get("provider") or "stripe"))
-            one.run(_at(classified["at"]) or since)
+            one.run(_at(classified["at"]) or since, end)
             case = one.state["cases"][invoice]
             _add(actual, record, case)
             _merge(candidate, one.out)
