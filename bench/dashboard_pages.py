@@ -97,8 +97,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--writes", type=int, default=2000, help="checkpoint writes timed per half (0: none)")
+    parser.add_argument("--writes", type=int, default=2000, help="customers written per half (0: none)")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database (URL printed; no write timing)")
+    parser.add_argument("--database", help="time the pages on a database seeded and kept by an earlier run")
     args = parser.parse_args()
+    if args.database:  # e.g. two versions of the code on the same rows, in turns, under the same load
+        pages(args.database, args)
+        return
     name = f"payrisk_bench_dash_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -106,18 +111,27 @@ def main() -> None:
     try:
         run(url, args)
     finally:
-        with psycopg.connect(args.server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if args.keep:
+            print(f"kept: {url}")
+        else:
+            with psycopg.connect(args.server, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(url: str, args: argparse.Namespace) -> None:
     apply_migrations(url)
-    key = make_key(url, "default", ("admin",))
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SEED, {"n": args.cases})
         conn.execute("ANALYZE")
     print(f"seeded {args.cases:,} cases in {time.perf_counter() - started:.1f} s")
+    pages(url, args)
+    if args.writes and 4 * args.writes <= args.cases and not args.keep:  # it leaves the rollups behind
+        write_cost(url, args.writes)
+
+
+def pages(url: str, args: argparse.Namespace) -> None:
+    key = make_key(url, "default", ("admin",))
     settings = load_settings(environ={}, dotenv=None, database_url=url, redis_url=args.redis,
                              sweep_interval_seconds=3600)
     with ServerThread(create_app(settings)) as server, httpx.Client(
@@ -133,8 +147,6 @@ def run(url: str, args: argparse.Namespace) -> None:
                 size = len(response.content)
             print(f"| `{path}` ({label}) | {statistics.median(times) * 1000:,.0f} ms | {min(times) * 1000:,.0f} ms"
                   f" | {max(times) * 1000:,.0f} ms | {size:,} |")
-    if args.writes and 2 * args.writes <= args.cases:
-        write_cost(url, args.writes)
 
 
 # What keeping the daily rollups costs each write: a shard's transaction (one event, one checkpoint whose case changes
@@ -158,20 +170,31 @@ WHERE tenant_id = 'default' AND stream_id = %(customer)s
 
 
 def write_cost(url: str, writes: int, rounds: int = 10) -> None:
+    """One customer per transaction, then batches of 20 as a shard writes them (2 × 2 × `writes` customers)."""
+    for batch, first in ((1, 1), (20, 2 * writes + 1)):
+        times = _timed_writes(url, writes, rounds, batch, first)
+        print(f"\ncheckpoint writes, {batch} customer(s) per transaction ({writes:,} customers per half, {rounds}"
+              " alternating rounds), time per customer:")
+        for on, label in ((True, "rollup triggers on"), (False, "rollup triggers off")):
+            print(f"  {label}: median {statistics.median(times[on]) * 1000:.2f} ms,"
+                  f" p90 {statistics.quantiles(times[on], n=10)[-1] * 1000:.2f} ms")
+
+
+def _timed_writes(url: str, writes: int, rounds: int, batch: int, first: int) -> dict[bool, list[float]]:
     times: dict[bool, list[float]] = {True: [], False: []}
+    per_round = writes // rounds
     with psycopg.connect(url, autocommit=True) as conn:
-        for n in range(2 * writes):
-            on = (n // (writes // rounds)) % 2 == 0
-            if n % (writes // rounds) == 0:
+        for start in range(0, 2 * writes, batch):
+            on = (start // per_round) % 2 == 0
+            if start % per_round == 0:
                 _set_rollup_triggers(conn, on)
             t0 = time.perf_counter()
-            conn.execute(WRITE, {"customer": f"cus_{n + 1}", "invoice": f"in_{n + 1}"})
-            times[on].append(time.perf_counter() - t0)
+            with conn.transaction():
+                for n in range(first + start, first + start + batch):
+                    conn.execute(WRITE, {"customer": f"cus_{n}", "invoice": f"in_{n}"})
+            times[on].append((time.perf_counter() - t0) / batch)
         _set_rollup_triggers(conn, True)
-    print(f"\ncheckpoint writes, one transaction each ({writes:,} per half, {rounds} alternating rounds):")
-    for on, label in ((True, "rollup triggers on"), (False, "rollup triggers off")):
-        print(f"  {label}: median {statistics.median(times[on]) * 1000:.2f} ms,"
-              f" p90 {statistics.quantiles(times[on], n=10)[-1] * 1000:.2f} ms")
+    return times
 
 
 def _set_rollup_triggers(conn: psycopg.Connection[Any], on: bool) -> None:
