@@ -253,15 +253,17 @@ def database_before_the_rollups(server_url: str) -> Iterator[str]:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = server_url.rsplit("/", 1)[0] + f"/{name}"
-    backend = get_backend(yoyo_url(url))
-    migrations = read_migrations(str(MIGRATIONS_DIR))
-    earlier = migrations.__class__([m for m in migrations if m.id < "0040"], migrations.post_apply)
-    with backend.lock():
-        backend.apply_migrations(backend.to_apply(earlier))
-    backend.connection.close()
-    yield url
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:  # dropped even when migrating it fails
+        backend = get_backend(yoyo_url(url))
+        migrations = read_migrations(str(MIGRATIONS_DIR))
+        earlier = migrations.__class__([m for m in migrations if m.id < "0040"], migrations.post_apply)
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(earlier))
+        backend.connection.close()
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_the_migration_counts_the_cases_and_events_already_there(database_before_the_rollups: str) -> None:
