@@ -3,10 +3,11 @@ Starlette or the adapters around it; the gateway reaches Ray only through gatewa
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.unit.test_layers import imports
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE = [*sorted((ROOT / "actors" / "domain").rglob("*.py")), *sorted((ROOT / "strategies").rglob("*.py"))]
@@ -14,16 +15,6 @@ FORBIDDEN = ("ray", "psycopg", "psycopg_pool", "redis", "starlette", "uvicorn", 
              "gateway", "payrisk", "simulator", "store", "actors.shard", "actors.scheduler", "actors.executor",
              "actors.persist", "actors.system", "actors.notifier", "actors.monitor", "actors.outbox_worker",
              "actors.classifier", "actors.planning", "actors.clock", "actors.metrics")
-
-
-def imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
 
 
 @pytest.mark.parametrize("path", PURE, ids=lambda p: str(p.relative_to(ROOT)))
