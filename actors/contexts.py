@@ -17,6 +17,7 @@ from actors.domain.decisions import Context
 from actors.executors.runtime import provider_context
 from actors.planning import ContextFactory, make_context_factory, tenant_classifier
 from actors.provider_keys import ProviderKeys
+from actors.timing import TenantTiming
 from store import Conn, attempts, incidents, tenant_records
 
 #: how far back the network retry budget looks
@@ -36,6 +37,8 @@ class TenantContexts:
     def __init__(self, config: dict[str, Any], keys: ProviderKeys, *, ttl: float = 5.0,
                  factory: ContextFactory | None = None) -> None:
         self._factory = factory or make_context_factory(config)
+        self._timing = TenantTiming(ttl=float(config.get("timing_refit_seconds", 600.0))) \
+            if config.get("planner", "strategies") == "strategies" else None
         self.keys = keys
         self._ttl = ttl
         self._tenants: dict[str, tuple[float, TenantState]] = {}
@@ -46,6 +49,8 @@ class TenantContexts:
         await tenant_classifier(conn, tenant_id)  # the tenant's stored overrides, refreshed every few seconds
         ctx = await self._factory(tenant_id, now, history, tenant.paused, tenant.retry_mode, tenant.branding)
         ctx = dataclasses.replace(ctx, fetch_details=bool(await self.keys.for_tenant(conn, tenant_id)))
+        if self._timing is not None:  # the strategies planner, with the tenant's own learned retry timing
+            ctx = dataclasses.replace(ctx, planner=await self._timing.planner(conn, tenant_id, now))
         return dataclasses.replace(ctx, **provider_context(ctx, state["customer_id"]))
 
     async def tenant(self, conn: Conn, tenant_id: str) -> TenantState:

@@ -22,9 +22,10 @@ from actors.domain.case import empty_state, evolve
 from actors.domain.decide import decide_attempt_result, decide_timer
 from actors.domain.decisions import Context, Decision, Json
 from actors.domain.strategy_planner import StrategyPlanner
+from actors.timing import outcome_model
 from store.history import FirstFailure, LedgerAttempt
 from strategies.calendar import default_countries
-from strategies.learned import Observation, Slot, TimingModel, default_prior, fit
+from strategies.learned import Slot, TimingModel
 from strategies.loader import StrategyBook
 
 HORIZON = timedelta(days=60)  # a replayed case follows its timers this long after its first failure
@@ -133,22 +134,6 @@ def record_end(streams: Iterable[Sequence[Event]], default: datetime) -> datetim
 
 def _is_dunning_email(payload: Json) -> bool:
     return payload.get("topic") == "email" and payload.get("template") != "recovered"
-
-
-# -- the outcome model ---------------------------------------------------------------------------------------------
-def outcome_model(rows: Sequence[LedgerAttempt], failures: Sequence[FirstFailure]) -> TimingModel:
-    """Our settled attempts against their invoice's first failure: reason × days since × local hour × attempts."""
-    first = {f.invoice_id: f for f in failures}
-    observations = []
-    for row in rows:
-        f = first.get(row.invoice_id)
-        if f is None or row.origin != "payrisk" or row.status not in ("succeeded", "failed"):
-            continue
-        local = row.intended_at.astimezone(default_countries().of(f.card_country).zone())
-        slot = Slot(f.reason, None, (row.intended_at - f.at).total_seconds() / 86400, local.hour, local.day,
-                    row.attempt_no)
-        observations.append(Observation(slot, row.status == "succeeded"))
-    return fit(default_prior(), observations)
 
 
 # -- replaying one case --------------------------------------------------------------------------------------------

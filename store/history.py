@@ -47,20 +47,23 @@ async def streams_with_failures(conn: Conn, tenant_id: str, since: datetime,
     return streams
 
 
-async def ledger(conn: Conn, tenant_id: str) -> list[LedgerAttempt]:
-    """The tenant's whole attempts ledger, oldest first."""
+async def ledger(conn: Conn, tenant_id: str, since: datetime | None = None) -> list[LedgerAttempt]:
+    """The tenant's attempts ledger (since `since`, else whole), oldest first."""
     cur = await conn.execute(
         "SELECT invoice_id, attempt_no, origin, status, card_fingerprint, intended_at FROM attempts"
-        " WHERE tenant_id = %s ORDER BY intended_at, idempotency_key", (tenant_id,))
+        " WHERE tenant_id = %s AND (%s::timestamptz IS NULL OR intended_at >= %s)"
+        " ORDER BY intended_at, idempotency_key", (tenant_id, since, since))
     return [LedgerAttempt(**row) for row in await cur.fetchall()]
 
 
-async def first_failures(conn: Conn, tenant_id: str) -> list[FirstFailure]:
-    """Each invoice's first classified failure (its reason, card country and time)."""
+async def first_failures(conn: Conn, tenant_id: str, since: datetime | None = None) -> list[FirstFailure]:
+    """Each invoice's first classified failure (its reason, card country and time), of those recorded since
+    `since` (else all)."""
     cur = await conn.execute(
         "SELECT DISTINCT ON (payload->>'invoice_id') payload->>'invoice_id' AS invoice_id,"
         " payload->'classification'->>'reason' AS reason, payload->'card'->>'card_country' AS card_country,"
         " (payload->>'at')::timestamptz AS at FROM events WHERE tenant_id = %s AND event_type = 'FailureClassified'"
-        " ORDER BY payload->>'invoice_id', position", (tenant_id,))
+        " AND (%s::timestamptz IS NULL OR recorded_at >= %s)"
+        " ORDER BY payload->>'invoice_id', position", (tenant_id, since, since))
     return [FirstFailure(row["invoice_id"], row["reason"] or "unknown_code", row["card_country"], row["at"])
             for row in await cur.fetchall()]
