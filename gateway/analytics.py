@@ -71,6 +71,11 @@ async def daily_of(db: Any, tenant: str, window: a.Window) -> list[dict[str, Any
     return a.shape_daily(*await store_analytics.daily_rows(db, args))
 
 
+async def holdout_of(db: Any, tenant: str, window: a.Window) -> list[dict[str, Any]]:
+    """What `/api/analytics/holdout` answers in `currencies`."""
+    return a.holdout_uplift_from_sums(await store_analytics.arm_sums(db, _window_args(tenant, window)))
+
+
 async def cases_of(db: Any, tenant: str, f: a.CaseFilters) -> tuple[list[dict[str, Any]], str | None]:
     """One page of `/api/cases` and the cursor of the next (None: the last page)."""
     after = f.after or (None, None, None)
@@ -107,6 +112,15 @@ async def daily(request: Request) -> Response:
     return _json({**_window_json(tenant, window), "days": days})
 
 
+async def holdout(request: Request) -> Response:
+    """What the recovery earned over the no-retry-policy line: the policy's recovery rate against the holdout
+    arm's (cases planned by the baseline, a stable random share per tenant), per currency, with 95 % intervals."""
+    window = _parsed_window(request)
+    tenant = await _tenant(request)
+    return _json({**_window_json(tenant, window),
+                  "currencies": await holdout_of(request.app.state.platform.db, tenant, window)})
+
+
 async def list_cases(request: Request) -> Response:
     """One row per invoice case, filtered, ordered by first failure; page with `after=<next_after>`."""
     try:
@@ -123,4 +137,5 @@ ROUTES = [
     Route("/api/cases", list_cases, methods=["GET"]),
     Route("/api/analytics/summary", summary, methods=["GET"]),
     Route("/api/analytics/daily", daily, methods=["GET"]),
+    Route("/api/analytics/holdout", holdout, methods=["GET"]),
 ]

@@ -177,3 +177,23 @@ async def daily_rows(db: Database, args: dict[str, Any]) -> tuple[list[dict[str,
 async def case_rows(db: Database, args: dict[str, Any]) -> list[dict[str, Any]]:
     """One keyset page of cases (`limit`, the filters and the `after_*` cursor in `args`)."""
     return await _query(db, CASES_SQL, args)
+
+
+ARM_SUMS_SQL = """
+SELECT currency, CASE WHEN segment = 'holdout' THEN 'holdout' ELSE 'treatment' END AS arm, count(*) AS n,
+       sum(amount_due)::float8 AS sx, sum(coalesce(recovered_amount, 0))::float8 AS sy,
+       sum(amount_due::float8 * amount_due)::float8 AS sxx,
+       sum(amount_due::float8 * coalesce(recovered_amount, 0))::float8 AS sxy,
+       sum(coalesce(recovered_amount, 0)::float8 * coalesce(recovered_amount, 0))::float8 AS syy
+FROM case_facts
+WHERE tenant_id = %(tenant)s AND segment IS NOT NULL AND amount_due > 0
+  AND (%(start)s::timestamptz IS NULL OR first_failed_at >= %(start)s)
+  AND (%(end)s::timestamptz IS NULL OR first_failed_at < %(end)s)
+GROUP BY 1, 2
+"""
+
+
+async def arm_sums(db: Database, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per currency and arm (`holdout`: cases planned by the holdout baseline, else `treatment`), the sums an
+    uplift and its interval need: n, Σx, Σy, Σx², Σxy, Σy² (x = amount due, y = recovered)."""
+    return await _query(db, ARM_SUMS_SQL, args)

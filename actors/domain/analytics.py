@@ -244,3 +244,38 @@ def _uplift(currency: str, arms: dict[str, list[tuple[int, int]]]) -> Row:
             "uplift_ci95": [round(diff - half, 4), round(diff + half, 4)],
             "incremental_revenue": round(diff * base), "incremental_ci95": [round((diff - half) * base),
                                                                           round((diff + half) * base)]}
+
+
+def holdout_uplift_from_sums(rows: list[Row]) -> list[Row]:
+    """`holdout_uplift` from per-(currency, arm) sums (`n`, `sx`, `sy`, `sxx`, `sxy`, `syy`; x = amount due,
+    y = recovered), as the database aggregates them: the same figures without reading every case."""
+    by_currency: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        by_currency.setdefault(str(row["currency"]), {})[str(row["arm"])] = row
+    return [_uplift_sums(currency, arms) for currency, arms in sorted(by_currency.items())]
+
+
+def _arm_sums(row: Row | None) -> tuple[Row, float]:
+    if not row or not row["sx"]:
+        return {"cases": int(row["n"]) if row else 0, "at_risk": 0, "recovered": 0, "rate": 0.0}, 0.0
+    sx, sy = float(row["sx"]), float(row["sy"])
+    rate = sy / sx
+    # Σ(y − r·x)² = Σy² − 2r·Σxy + r²·Σx², never below 0 (rounding)
+    spread = max(0.0, float(row["syy"]) - 2 * rate * float(row["sxy"]) + rate * rate * float(row["sxx"]))
+    figures = {"cases": int(row["n"]), "at_risk": round(sx), "recovered": round(sy), "rate": round(rate, 4)}
+    return figures, spread / sx**2
+
+
+def _uplift_sums(currency: str, arms: dict[str, Row]) -> Row:
+    treated, var_t = _arm_sums(arms.get("treatment"))
+    held, var_h = _arm_sums(arms.get("holdout"))
+    if not held["at_risk"] or not treated["at_risk"]:
+        return {"currency": currency, "treatment": treated, "holdout": held, "uplift": None, "uplift_ci95": None,
+                "incremental_revenue": None, "incremental_ci95": None}
+    diff = treated["recovered"] / treated["at_risk"] - held["recovered"] / held["at_risk"]
+    half = Z95 * (var_t + var_h) ** 0.5
+    base = treated["at_risk"]
+    return {"currency": currency, "treatment": treated, "holdout": held, "uplift": round(diff, 4),
+            "uplift_ci95": [round(diff - half, 4), round(diff + half, 4)],
+            "incremental_revenue": round(diff * base), "incremental_ci95": [round((diff - half) * base),
+                                                                          round((diff + half) * base)]}

@@ -74,8 +74,9 @@ async def overview(request: Request) -> Response:
     tenant, db = await _tenant(request), request.app.state.platform.db
     summary = await analytics.summary_of(db, tenant, window)
     days = await analytics.daily_of(db, tenant, window)
+    holdout = [h for h in await analytics.holdout_of(db, tenant, window) if h["uplift"] is not None]
     return page(request, "overview.html", tenant=tenant, params=params, summary=summary, days=days,
-                charts=_chart_series(days), earned=_earned(summary), dimensions=a.DIMENSIONS[:-1])
+                charts=_chart_series(days), earned=_earned(summary), holdout=holdout, dimensions=a.DIMENSIONS[:-1])
 
 
 def _chart_series(days: list[dict[str, Any]]) -> dict[str, dict[str, list[Any]]]:

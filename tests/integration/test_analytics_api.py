@@ -387,3 +387,26 @@ def test_recoveries_are_credited_to_the_card_update_that_preceded_them(database_
                                           "lost": ["exhausted"]}).fetchall()
     credited = {r[2]: r[3] for r in rows if r[1] == "recovered_by"}
     assert credited == {"card_update": 1, "retry": 1, "provider": 1}
+
+
+def test_the_holdout_endpoint_compares_the_policy_with_its_holdout_arm(gateway: str, database_url: str) -> None:
+    tenant = new_tenant(database_url)
+    treated = [Case(f"t{n}", f"in_t{n}", 1000, "usd", DAY1 + n * HOUR, outcome="recovered" if n % 2 else "open",
+                    attempts=1, recovered_after=HOUR) for n in range(8)]  # 4 of 8 recovered
+    held = [Case(f"h{n}", f"in_h{n}", 1000, "usd", DAY1 + n * HOUR, segment="holdout",
+                 outcome="recovered" if n == 0 else "open", attempts=1, recovered_after=HOUR)
+            for n in range(4)]  # 1 of 4 recovered
+    seed(database_url, tenant, [*treated, *held, Case("e1", "in_e1", 500, "eur", DAY1)])
+    answer = get(gateway, "/api/analytics/holdout", tenant=tenant, **WINDOW)
+    assert answer.status_code == 200, answer.text
+    usd, eur = answer.json()["currencies"][1], answer.json()["currencies"][0]
+    assert (usd["currency"], usd["treatment"]["rate"], usd["holdout"]["rate"]) == ("usd", 0.5, 0.25)
+    assert usd["uplift"] == 0.25 and usd["incremental_revenue"] == 2000  # 0.25 × 8,000 at risk in the policy's arm
+    low, high = usd["uplift_ci95"]
+    assert low < 0.25 < high
+    assert eur["uplift"] is None  # no holdout case in eur: no comparison is made up
+    page = get(gateway, "/dashboard", tenant=tenant, **WINDOW)
+    assert page.status_code == 200, page.text[:300]
+    assert 'id="holdout-incremental-usd"' in page.text
+    assert "20.00" in page.text.split('id="holdout-incremental-usd"')[1][:40]
+    assert 'id="holdout-incremental-eur"' not in page.text

@@ -116,3 +116,23 @@ def test_the_read_model_breaks_down_by_the_dimensions_the_core_defines() -> None
     from store.analytics import DIMENSIONS as STORED
 
     assert STORED == DIMENSIONS
+
+
+def test_the_uplift_from_database_sums_equals_the_uplift_from_every_case() -> None:
+    import random
+
+    from actors.domain.analytics import holdout_uplift, holdout_uplift_from_sums
+
+    rng = random.Random(5)
+    cases = [{"arm": "holdout" if rng.random() < 0.1 else "treatment", "currency": rng.choice(["usd", "eur"]),
+              "amount_due": (x := rng.randint(100, 50_000)), "recovered_amount": x if rng.random() < 0.5 else 0}
+             for _ in range(4000)]
+    sums: dict[tuple[str, str], dict[str, float]] = {}
+    for c in cases:
+        s = sums.setdefault((c["currency"], c["arm"]), {"n": 0, "sx": 0, "sy": 0, "sxx": 0, "sxy": 0, "syy": 0})
+        x, y = c["amount_due"], c["recovered_amount"]
+        for key, value in (("n", 1), ("sx", x), ("sy", y), ("sxx", x * x), ("sxy", x * y), ("syy", y * y)):
+            s[key] += value
+    rows = [{"currency": cur, "arm": arm, **s} for (cur, arm), s in sums.items()]
+    assert holdout_uplift_from_sums(rows) == holdout_uplift(cases)
+    assert holdout_uplift_from_sums([r for r in rows if r["arm"] == "treatment"])[0]["uplift"] is None
