@@ -3,6 +3,7 @@ tenant's own quiet hours and alert channels), and the final provider actions wit
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +38,8 @@ class OutboxWorker(PeriodicActor):
 
             settings = NotifierSettings.from_config(self.config.get("notifier", {}))
             pool = notifier_pool(int(self.config.get("notifiers", 1)), settings, self._tenant_settings())
+            # the named notifiers may have been created by an earlier platform process: give them our settings
+            await asyncio.gather(*(n.configure.remote(settings, self._tenant_settings()) for n in pool))
             self._deliverer = ActorDeliverer(pool, settings.policy.longest_window)
         return db, self._deliverer
 

@@ -52,6 +52,16 @@ class NotifierActor:
         results = await self._ensure_sender().deliver_many(rows, now, recent)
         return [result.model_dump(mode="json") for result in results]
 
+    async def configure(self, settings: NotifierSettings, tenants: Mapping[str, Any] | None = None) -> None:
+        """Take the caller's settings. A named notifier outlives the platform process that created it (Ray keeps
+        it): the next outbox worker hands it the settings it was started with, so a changed SMTP_URL, alert
+        channel or database is used at once, not the first creator's."""
+        if settings == self._settings and (dict(tenants) if tenants and tenants.get("database_url") else None) \
+                == self._tenant_config:
+            return
+        await self.close()
+        self.__init__(settings, tenants)  # type: ignore[misc]  # the same state as a fresh actor
+
     async def ping(self) -> str:
         return "pong"
 

@@ -156,6 +156,26 @@ async def test_rows_a_dead_notifier_could_not_take_are_given_back_at_once(databa
     assert row == (None, None)
 
 
+async def test_a_notifier_left_by_an_earlier_platform_takes_the_new_settings(ray_session: None) -> None:
+    """Named notifiers outlive the process that created them; the next outbox worker's settings replace theirs."""
+    from datetime import UTC, datetime
+
+    from actors.notifier.actor import RemoteNotifier
+    from actors.notifier.sender import NotifierSettings
+
+    stale = NotifierSettings.from_config({"slack_webhook_url": "http://127.0.0.1:9/gone"})  # nobody listens there
+    notifier = RemoteNotifier.options(namespace="payrisk-tests", max_restarts=0).remote(stale)
+    row = {"outbox_id": 1, "tenant_id": "default", "topic": "alert", "idempotency_key": f"a-{uuid.uuid4().hex[:6]}",
+           "stream_id": None, "payload": {"kind": "engineering", "title": "t", "text": "x"}, "attempts": 0}
+    try:
+        before = await notifier.deliver_batch.remote([row], datetime.now(UTC).isoformat(), {})
+        await notifier.configure.remote(NotifierSettings.from_config({}))  # the installation has no channel now
+        after = await notifier.deliver_batch.remote([row], datetime.now(UTC).isoformat(), {})
+    finally:
+        ray.kill(notifier, no_restart=True)
+    assert before[0]["status"] == "failed" and after[0]["status"] == "no_channel"
+
+
 class _Failing(PeriodicActor):
     """A loop whose every pass fails (as against a database that never comes back)."""
 
