@@ -216,34 +216,15 @@ def holdout_uplift(cases: list[Row]) -> list[Row]:
     estimator; its variance by the delta method, Σ(yᵢ − r·xᵢ)² / (Σx)²); the uplift is the difference of the
     rates, and the incremental revenue that difference times the treatment arm's revenue at risk.
     """
-    by_currency: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    sums: dict[tuple[str, str], Row] = {}
     for case in cases:
         arm = "holdout" if case.get("arm") == "holdout" else "treatment"
-        pairs = by_currency.setdefault(str(case["currency"]), {"treatment": [], "holdout": []})[arm]
-        pairs.append((int(case["amount_due"]), int(case.get("recovered_amount") or 0)))
-    return [_uplift(currency, arms) for currency, arms in sorted(by_currency.items())]
-
-
-def _arm(pairs: list[tuple[int, int]]) -> tuple[Row, float]:
-    at_risk, recovered = sum(x for x, _ in pairs), sum(y for _, y in pairs)
-    rate = recovered / at_risk if at_risk else 0.0
-    variance = sum((y - rate * x) ** 2 for x, y in pairs) / at_risk**2 if at_risk else 0.0
-    return {"cases": len(pairs), "at_risk": at_risk, "recovered": recovered, "rate": round(rate, 4)}, variance
-
-
-def _uplift(currency: str, arms: dict[str, list[tuple[int, int]]]) -> Row:
-    treated, var_t = _arm(arms["treatment"])
-    held, var_h = _arm(arms["holdout"])
-    if not held["cases"] or not treated["cases"]:
-        return {"currency": currency, "treatment": treated, "holdout": held, "uplift": None, "uplift_ci95": None,
-                "incremental_revenue": None, "incremental_ci95": None}
-    diff = treated["recovered"] / treated["at_risk"] - held["recovered"] / held["at_risk"]
-    half = Z95 * (var_t + var_h) ** 0.5
-    base = treated["at_risk"]
-    return {"currency": currency, "treatment": treated, "holdout": held, "uplift": round(diff, 4),
-            "uplift_ci95": [round(diff - half, 4), round(diff + half, 4)],
-            "incremental_revenue": round(diff * base), "incremental_ci95": [round((diff - half) * base),
-                                                                          round((diff + half) * base)]}
+        x, y = int(case["amount_due"]), int(case.get("recovered_amount") or 0)
+        row = sums.setdefault((str(case["currency"]), arm), {"currency": str(case["currency"]), "arm": arm, "n": 0,
+                                                              "sx": 0, "sy": 0, "sxx": 0, "sxy": 0, "syy": 0})
+        for key, value in (("n", 1), ("sx", x), ("sy", y), ("sxx", x * x), ("sxy", x * y), ("syy", y * y)):
+            row[key] += value
+    return holdout_uplift_from_sums(list(sums.values()))
 
 
 def holdout_uplift_from_sums(rows: list[Row]) -> list[Row]:
