@@ -7,7 +7,6 @@ a simulated clock passed to every `run_once`.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +24,7 @@ from actors.notifier import dispatch
 from actors.notifier.dispatch import run_once
 from actors.notifier.sender import NO_CHANNEL_REASON, NotifierSettings, Sender
 from store import Database
-from store.migrate import apply_migrations
+from tests.support.databases import empty_outbox, own_database
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 T0 = datetime(2025, 3, 4, 14, tzinfo=UTC)
@@ -33,24 +32,14 @@ T0 = datetime(2025, 3, 4, 14, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def notifier_database() -> Iterator[str]:
-    name = f"payrisk_nochan_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    apply_migrations(url)
-    yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_database(ADMIN_URL, "payrisk_nochan") as url:
+        yield url
 
 
 @pytest.fixture
 async def pool(notifier_database: str) -> AsyncIterator[Database]:
-    pool = Database(notifier_database, max_size=4)
-    await pool.open()
-    async with pool.connection() as conn:
-        await conn.execute("TRUNCATE outbox, notifications")
-    yield pool
-    await pool.close()
+    async with empty_outbox(notifier_database) as pool:
+        yield pool
 
 
 @pytest.fixture

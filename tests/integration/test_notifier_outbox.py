@@ -11,7 +11,6 @@ import hmac
 import json
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +29,7 @@ from actors.notifier.sender import NotifierSettings, Sender
 from actors.notifier.signature import SIGNATURE_HEADER, verify_signature
 from store import Database
 from store import outbox as store_outbox
-from store.migrate import apply_migrations
+from tests.support.databases import empty_outbox, own_database
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LINK = "https://invoice.stripe.com/i/acct_1/test_YWNjdF8x"
@@ -41,24 +40,14 @@ SECRET = "whsec_test_notifier"
 @pytest.fixture(scope="module")
 def notifier_database() -> Iterator[str]:
     """A uniquely named database with every migration applied by the real runner; dropped afterwards."""
-    name = f"payrisk_notifier_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    apply_migrations(url)
-    yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_database(ADMIN_URL, "payrisk_notifier") as url:
+        yield url
 
 
 @pytest.fixture
 async def pool(notifier_database: str) -> AsyncIterator[Database]:
-    pool = Database(notifier_database, max_size=4)
-    await pool.open()
-    async with pool.connection() as conn:
-        await conn.execute("TRUNCATE outbox, notifications")
-    yield pool
-    await pool.close()
+    async with empty_outbox(notifier_database) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import structlog
 from psycopg.types.json import Jsonb
@@ -24,9 +23,9 @@ from actors.notifier.sender import NotifierSettings, Sender
 from actors.notifier.signature import SIGNATURE_HEADER, SignatureError, verify_signature
 from actors.notifier.tenant_source import TenantSettingsSource
 from store import Database, tenant_records, tenant_secrets
-from store.migrate import apply_migrations
 from store.secrets import Keyring
 from tests.integration.test_notifier_outbox import Receiver, email, engineering_alert, wait_for
+from tests.support.databases import empty_outbox, own_database
 
 MASTER = "notifier-tenants-master-" + "n" * 32
 INSTALLATION_SECRET = "whsec_installation_alerts"
@@ -36,24 +35,14 @@ T0 = datetime(2025, 3, 4, 14, tzinfo=UTC)  # 15:00 in Paris: outside the install
 @pytest.fixture(scope="module")
 def tenants_database(server_url: str) -> Iterator[str]:
     """A database of this module's own (the dispatcher claims every due row, whoever wrote it)."""
-    name = f"payrisk_ntenants_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server_url.rsplit("/", 1)[0] + f"/{name}"
-    apply_migrations(url)
-    yield url
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_database(server_url, "payrisk_ntenants") as url:
+        yield url
 
 
 @pytest.fixture
 async def pool(tenants_database: str) -> AsyncIterator[Database]:
-    pool = Database(tenants_database, max_size=4)
-    await pool.open()
-    async with pool.connection() as conn:
-        await conn.execute("TRUNCATE outbox, notifications")
-    yield pool
-    await pool.close()
+    async with empty_outbox(tenants_database) as pool:
+        yield pool
 
 
 @pytest.fixture
