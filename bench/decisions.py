@@ -85,11 +85,13 @@ def ray_nodes(nodes: int) -> Iterator[list[str]]:
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "resources": {names[0]: 100}, "include_dashboard": False, "_temp_dir": temp,
+        "num_cpus": 2, "resources": {names[0]: 100}, "include_dashboard": False, "temp_dir": temp,
         "node_ip_address": "127.0.0.1"})
     for name in names[1:]:
         cluster.add_node(num_cpus=2, resources={name: 100}, node_ip_address="127.0.0.1")
-    ray.init(address=cluster.address, log_to_driver=False)
+    # ray.init(address=…) would rewrite 127.0.0.1 to the machine's address; this cluster listens on loopback only
+    ray._private.services.resolve_ip_for_localhost = lambda host: host
+    ray.init(address=cluster.address, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         yield names
     finally:
