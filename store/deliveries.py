@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import orjson
-from psycopg.types.json import Jsonb
-
 from store.db import Conn, Database
+from store.jsonb import dumps
 
 
 class DeliveryStatus(StrEnum):
@@ -50,29 +48,27 @@ class NewDelivery:
 
 _INSERT = (
     "INSERT INTO deliveries (tenant_id, provider, provider_event_id, event_type, customer_id, body, headers,"
-    " status, status_reason) VALUES (%s, %s, %s, %s, %s, %b, %s, %s, %s)"
-    " ON CONFLICT (tenant_id, provider, provider_event_id) DO NOTHING RETURNING delivery_id"
+    " status, status_reason) SELECT t, p, e, et, c, b, h::jsonb, st, r FROM unnest(%b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::text[], %b::bytea[], %b::text[], %b::text[], %b::text[]) AS d(t, p, e, et, c, b, h, st, r)"
+    " ON CONFLICT (tenant_id, provider, provider_event_id) DO NOTHING"
+    " RETURNING tenant_id, provider, provider_event_id, delivery_id"
 )
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 async def insert_many(db: Database, deliveries: Sequence[NewDelivery]) -> list[int | None]:
-    """Store deliveries in one transaction; each one's id, or None where (tenant, provider, event id) is stored
-    already (the unique constraint decides duplicates, I2)."""
-    rows = [(d.tenant_id, d.provider, d.provider_event_id, d.event_type, d.customer_id, d.body,
-             Jsonb(d.headers, dumps=_dumps), str(d.status), d.status_reason) for d in deliveries]
-    async with db.transaction() as conn, conn.cursor() as cur:
-        await cur.executemany(_INSERT, rows, returning=True)
-        ids: list[int | None] = []
-        while True:
-            row = await cur.fetchone()
-            ids.append(int(row["delivery_id"]) if row else None)
-            if not cur.nextset():
-                break
-    return ids
+    """Store deliveries in one transaction and one statement; each one's id, or None where (tenant, provider,
+    event id) is stored already (the unique constraint decides duplicates, I2) — including a second copy within
+    this batch: only the first of equal keys gets the id."""
+    columns = ([d.tenant_id for d in deliveries], [d.provider for d in deliveries],
+               [d.provider_event_id for d in deliveries], [d.event_type for d in deliveries],
+               [d.customer_id for d in deliveries], [d.body for d in deliveries],
+               [dumps(d.headers) for d in deliveries], [str(d.status) for d in deliveries],
+               [d.status_reason for d in deliveries])
+    async with db.transaction() as conn:
+        cur = await conn.execute(_INSERT, columns)
+        stored = {(r["tenant_id"], r["provider"], r["provider_event_id"]): int(r["delivery_id"])
+                  for r in await cur.fetchall()}
+    return [stored.pop((d.tenant_id, d.provider, d.provider_event_id), None) for d in deliveries]
 
 
 async def mark_dispatched(db: Database, delivery_ids: list[int]) -> None:

@@ -120,3 +120,17 @@ async def test_a_batch_append_refuses_a_stream_that_moved_and_writes_nothing(db:
     async with db.connection() as conn:
         assert await events.stream_version(conn, "default", a) == 0
         assert await events.stream_version(conn, "default", b) == 1
+
+
+async def test_a_flush_stores_each_event_once_and_a_second_copy_in_it_is_a_duplicate(db: Database) -> None:
+    tag = uuid.uuid4().hex[:8]
+
+    def delivery(event_id: str) -> NewDelivery:
+        return NewDelivery("default", "stripe", event_id, "invoice.payment_failed", f"cus_{tag}", b'{"id": "x"}',
+                           {"stripe-signature": "t=1,v1=ab"}, DeliveryStatus.RECEIVED, None)
+
+    first = await deliveries.insert_many(db, [delivery(f"evt_a{tag}"), delivery(f"evt_b{tag}"),
+                                              delivery(f"evt_a{tag}")])
+    assert first[0] is not None and first[1] is not None and first[2] is None
+    again = await deliveries.insert_many(db, [delivery(f"evt_b{tag}"), delivery(f"evt_c{tag}")])
+    assert again[0] is None and again[1] is not None
