@@ -43,6 +43,11 @@ class OutboxWorker(PeriodicActor):
             self._deliverer = ActorDeliverer(pool, settings.policy.longest_window)
         return db, self._deliverer
 
+    def on_tick_failed(self) -> None:
+        """The notifiers may be gone (they die with the outbox incarnation that created them, or with their node):
+        look the pool up, or create it, again on the next pass rather than call dead handles for ever."""
+        self._deliverer = None
+
     async def tick(self, limit: int = 50) -> int:
         """Deliver the outbox rows due now; returns how many rows were handled."""
         from actors.notifier.dispatch import run_once
