@@ -25,7 +25,10 @@ def test_a_ci_sized_chaos_run_breaks_no_invariant() -> None:
         [sys.executable, "-m", "payrisk.cli", "chaos", "--faults", ",".join(FAULTS), "--customers", "120",
          "--seed", "3", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=580)
     assert result.stdout.strip(), result.stderr[-3000:]
-    report = json.loads(result.stdout[result.stdout.rfind("\n{\n") + 1:])  # Ray's raylet may print before it
+    # Ray's raylet prints into the same stdout, before, after and even on the line just before the report
+    start = result.stdout.rfind('{\n  "violations"')
+    assert start >= 0, (result.returncode, result.stdout[-1500:], result.stderr[-3000:])
+    report, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
     broken = {f["fault"]: {**{k: v for k, v in f["violations"].items() if v}, **({"left": f["left"]} if "left" in f
                                                                                 else {})} for f in report["faults"]}
     assert report["violations"] == 0, ({k: v for k, v in broken.items() if v}, result.stderr[-2000:])
