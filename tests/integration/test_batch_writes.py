@@ -15,11 +15,10 @@ from actors.contexts import TenantContexts
 from actors.delivery_apply import DeliveryClaims, DeliveryDecider
 from actors.home import CustomerHome
 from actors.provider_keys import ProviderKeys
-from gateway.redispatch import normalize_stored
 from store import ConcurrencyConflict, Database, deliveries, events, timers
 from store.deliveries import DeliveryStatus, NewDelivery
 from store.events import Append, NewEvent
-from tests.support.stripe_events import envelope, invoice
+from tests.support.deliveries import stored_failure
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
@@ -44,16 +43,6 @@ def _home(db: Database, database_url: str) -> CustomerHome:
     return CustomerHome(database, now, TenantContexts(config, ProviderKeys(config)))
 
 
-async def _stored_failure(db: Database, tag: str) -> dict[str, Any]:
-    customer = f"cus_{tag}"
-    body = envelope(f"evt_{tag}", "invoice.payment_failed", invoice(f"in_{tag}", customer))
-    _, items = normalize_stored("stripe", body)
-    [delivery_id] = await deliveries.insert_many(db, [NewDelivery(
-        "default", "stripe", f"evt_{tag}", "invoice.payment_failed", customer, body, {}, DeliveryStatus.RECEIVED,
-        None)])
-    return {"tenant_id": "default", "delivery_id": delivery_id, "customer_id": customer, "events": items}
-
-
 async def _batch(home: CustomerHome, items: list[dict[str, Any]]) -> list[list[bool]]:
     claims = DeliveryClaims(items)
     written = await home.decide_many({("default", i["customer_id"]): [DeliveryDecider(i, claims)] for i in items},
@@ -64,7 +53,7 @@ async def _batch(home: CustomerHome, items: list[dict[str, Any]]) -> list[list[b
 async def test_a_batch_claims_every_delivery_once_and_a_repeat_applies_none(db: Database, database_url: str) -> None:
     home = _home(db, database_url)
     tag = uuid.uuid4().hex[:8]
-    items = [await _stored_failure(db, f"{n}{tag}") for n in range(5)]
+    items = [await stored_failure(db, f"{n}{tag}") for n in range(5)]
     assert await _batch(home, items) == [[True]] * 5
     assert await _batch(_home(db, database_url), items) == [[False]] * 5  # another home, the same deliveries
     async with db.connection() as conn:
@@ -75,7 +64,7 @@ async def test_a_batch_claims_every_delivery_once_and_a_repeat_applies_none(db: 
 
 async def test_a_lost_race_decides_again_and_the_delivery_is_still_claimed(db: Database, database_url: str) -> None:
     home = _home(db, database_url)
-    item = await _stored_failure(db, uuid.uuid4().hex[:8])
+    item = await stored_failure(db, uuid.uuid4().hex[:8])
     key = ("default", item["customer_id"])
     await home.read(key)  # the home holds the customer at version 0 …
     async with db.transaction() as conn:  # … when another writer appends: the first try rolls back
@@ -90,7 +79,7 @@ async def test_a_lost_race_decides_again_and_the_delivery_is_still_claimed(db: D
 
 async def test_ignored_and_quarantined_deliveries_are_never_claimed(db: Database) -> None:
     tag = uuid.uuid4().hex[:8]
-    a, b = await _stored_failure(db, f"a{tag}"), await _stored_failure(db, f"b{tag}")
+    a, b = await stored_failure(db, f"a{tag}"), await stored_failure(db, f"b{tag}")
     async with db.transaction() as conn:
         await deliveries.set_status(conn, a["delivery_id"], DeliveryStatus.IGNORED)
         await deliveries.set_status(conn, b["delivery_id"], DeliveryStatus.QUARANTINED, "unusable")

@@ -13,22 +13,11 @@ import ray
 from actors.placement import NAMESPACE
 from actors.shard import CustomerShard
 from actors.system import actor_config
-from gateway.redispatch import normalize_stored
 from settings import load_settings
 from store import Database, deliveries, events
-from store.deliveries import DeliveryStatus, NewDelivery
+from store.deliveries import DeliveryStatus
 from store.events import NewEvent
-from tests.support.stripe_events import envelope, invoice
-
-
-async def _store(db: Database, tag: str) -> dict[str, object]:
-    customer = f"cus_{tag}"
-    body = envelope(f"evt_{tag}", "invoice.payment_failed", invoice(f"in_{tag}", customer))
-    _, items = normalize_stored("stripe", body)
-    [delivery_id] = await deliveries.insert_many(db, [NewDelivery(
-        "default", "stripe", f"evt_{tag}", "invoice.payment_failed", customer, body, {}, DeliveryStatus.RECEIVED,
-        None)])
-    return {"tenant_id": "default", "delivery_id": delivery_id, "customer_id": customer, "events": items}
+from tests.support.deliveries import stored_failure
 
 
 def test_a_failed_batch_falls_back_to_one_delivery_at_a_time(database_url: str, ray_session: None) -> None:
@@ -41,7 +30,7 @@ def test_a_failed_batch_falls_back_to_one_delivery_at_a_time(database_url: str, 
         db = Database(database_url, max_size=2)
         await db.open()
         try:
-            a, b = await _store(db, f"a{tag}"), await _store(db, f"b{tag}")
+            a, b = await stored_failure(db, f"a{tag}"), await stored_failure(db, f"b{tag}")
             await shard.state_of.remote("default", b["customer_id"])  # the shard holds b at version 0 …
             async with db.transaction() as conn:  # … when another writer appends to b's stream
                 await events.append(conn, "default", str(b["customer_id"]), 0, [NewEvent("ProfileUpdated", {
