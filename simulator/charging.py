@@ -271,6 +271,7 @@ class Charging:
             return
         assert inv.first_failed_at is not None
         inv.next_payment_attempt = inv.first_failed_at + timedelta(days=self.smart_retry_days[inv.smart_retries_done])
+        self.billing.state.due.smart_retry(inv)
 
     def smart_retry(self, inv: Invoice) -> None:
         """Run the automatic retry that is due on `inv` (declines are expected and swallowed)."""

@@ -69,6 +69,9 @@ class SimulatorSettings(BaseModel):
     auto_deliver: bool = True  # a running server flushes due webhooks every `deliver_interval` seconds
     deliver_interval: float = 0.2
     faults: Faults = Faults()
+    #: Keep every event for `GET /v1/events` and `events`. Off for a simulator nobody reads events from (the
+    #: demo's baselines): with no webhook endpoint either, an event is then only its id, not rendered at all.
+    keep_events: bool = True
 
 
 class Simulator:
@@ -119,8 +122,10 @@ class Simulator:
     def emit(self, event_type: str, obj: Render, previous: Obj | None, req: RequestRef) -> None:
         """Record a Stripe event and queue one delivery per subscribed endpoint, each rendered now in the
         endpoint's version (and options)."""
-        event_id, created = self.ids.new("evt"), unix(self.clock.now())
+        event_id, created = self.ids.new("evt"), unix(self.clock.now())  # the id even unkept: ids stay aligned
         targets = [ep for ep in self.outbox.endpoints() if ep.receives(event_type)]
+        if not targets and not self.settings.keep_events:
+            return
         rendered: dict[str, Obj] = {}
 
         def envelope(version: str, data: Obj, prev: Obj | None) -> Obj:

@@ -44,6 +44,11 @@ class Ledger:
         with self._lock:
             self._entries.append(entry)
 
+    def since(self, index: int) -> list[LedgerEntry]:
+        """The entries appended after the first `index` (a reader that keeps its place reads only what is new)."""
+        with self._lock:
+            return self._entries[index:]
+
     def entries(self, invoice: str | None = None, payment_intent: str | None = None) -> list[LedgerEntry]:
         with self._lock:
             return [

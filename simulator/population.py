@@ -17,6 +17,7 @@ from simulator.billing import Billing
 from simulator.charging import Charging
 from simulator.clock import SimClock
 from simulator.records import Customer, Invoice, Subscription
+from simulator.state import BILLABLE
 
 T = TypeVar("T")
 _FIRST = ("ada", "grace", "alan", "edsger", "barbara", "ken", "margaret", "linus", "radia", "donald", "frances")
@@ -83,38 +84,34 @@ class Population:
 
     def next_due(self) -> datetime | None:
         """The earliest renewal or Smart Retry waiting on the clock."""
-        times = [s.current_period_end for s in self._billable()]
-        times += [i.next_payment_attempt for i in self._retrying() if i.next_payment_attempt is not None]
-        return min(times, default=None)
+        return self.billing.state.due.next_due(self.billing.state)
 
     def advance(self, to: datetime) -> int:
         """Run every renewal and Smart Retry due up to `to`, in time order, moving a simulated clock along;
-        returns how many ran. With a real clock only what is already due runs."""
+        returns how many ran. With a real clock only what is already due runs.
+
+        Within one due time, renewals run first, then Smart Retries, each by id. What is due comes from the
+        state's `DueIndex` (a heap), not from a scan of every subscription and invoice: at 10,000 customers the
+        scans made each simulated hour cost as much as the rest of the step."""
         clock = self.billing.clock
         limit = to if isinstance(clock, SimClock) else min(to, clock.now())
+        state = self.billing.state
         ran = 0
-        while (due := self.next_due()) is not None and due <= limit:
+        while (found := state.due.pop_due(state, limit)) is not None:
+            due, subs, retries = found
             if isinstance(clock, SimClock):
                 clock.set(due)
-            ran += self._run_due(due)
+            for sub in subs:
+                self.charging.renew(sub)
+            for inv in retries:
+                self.charging.smart_retry(inv)
+            ran += len(subs) + len(retries)
         if isinstance(clock, SimClock):
             clock.set(to)
         return ran
 
-    def _run_due(self, due: datetime) -> int:
-        subs = sorted((s for s in self._billable() if s.current_period_end <= due), key=lambda s: s.id)
-        retries = sorted(
-            (i for i in self._retrying() if i.next_payment_attempt and i.next_payment_attempt <= due),
-            key=lambda i: i.id,
-        )
-        for sub in subs:
-            self.charging.renew(sub)
-        for inv in retries:
-            self.charging.smart_retry(inv)
-        return len(subs) + len(retries)
-
     def _billable(self) -> list[Subscription]:
-        return [s for s in self.billing.state.subscriptions.values() if s.status in ("active", "past_due")]
+        return [s for s in self.billing.state.subscriptions.values() if s.status in BILLABLE]
 
     def _retrying(self) -> list[Invoice]:
         return [i for i in self.billing.state.invoices.values() if i.status == "open" and i.next_payment_attempt]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from simulator.records import (
     Charge,
@@ -26,3 +28,72 @@ class State:
     payment_intents: dict[str, PaymentIntent] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
     setup_intents: dict[str, SetupIntent] = field(default_factory=dict)
+    #: what waits on the clock (renewals, Smart Retries), earliest first; see `DueIndex`
+    due: DueIndex = field(default_factory=lambda: DueIndex())
+
+
+#: the kinds of `DueIndex` entries, in the order one due time runs them: renewals, then Smart Retries
+RENEWAL, SMART_RETRY = 0, 1
+
+
+class DueIndex:
+    """A heap of (due time, kind, id): every renewal and Smart Retry that may be waiting on the clock.
+
+    Whoever sets a subscription's `current_period_end` or status, or an invoice's `next_payment_attempt`, calls
+    `renewal` / `smart_retry` (billing.py, charging.py). An entry is a hint, checked against the record when
+    popped — a subscription canceled or rolled since, an invoice paid since, is skipped — so only additions need
+    telling. Finding what is due costs O(log n) instead of a scan of every subscription and invoice."""
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, str]] = []
+
+    def renewal(self, sub: Subscription) -> None:
+        heapq.heappush(self._heap, (sub.current_period_end, RENEWAL, sub.id))
+
+    def smart_retry(self, inv: Invoice) -> None:
+        if inv.next_payment_attempt is not None:
+            heapq.heappush(self._heap, (inv.next_payment_attempt, SMART_RETRY, inv.id))
+
+    def pop_due(self, state: State, limit: datetime) -> tuple[datetime, list[Subscription], list[Invoice]] | None:
+        """The earliest due time ≤ `limit` still current, with its subscriptions and invoices (each by id), taken
+        off the index; None when nothing is due by `limit`."""
+        heap = self._heap
+        while heap and heap[0][0] <= limit:
+            at = heap[0][0]
+            subs: dict[str, Subscription] = {}
+            invoices: dict[str, Invoice] = {}
+            while heap and heap[0][0] == at:
+                _, kind, key = heapq.heappop(heap)
+                if kind == RENEWAL:
+                    sub = state.subscriptions.get(key)
+                    if sub is not None and sub.current_period_end == at and sub.status in BILLABLE:
+                        subs[key] = sub
+                else:
+                    inv = state.invoices.get(key)
+                    if inv is not None and inv.next_payment_attempt == at and inv.status == "open":
+                        invoices[key] = inv
+            if subs or invoices:
+                return at, sorted(subs.values(), key=lambda s: s.id), sorted(invoices.values(), key=lambda i: i.id)
+        return None
+
+    def next_due(self, state: State) -> datetime | None:
+        """The earliest due time still current (stale entries are dropped on the way)."""
+        heap = self._heap
+        while heap:
+            at, kind, key = heap[0]
+            if kind == RENEWAL:
+                sub = state.subscriptions.get(key)
+                if sub is not None and sub.current_period_end == at and sub.status in BILLABLE:
+                    return at
+            else:
+                inv = state.invoices.get(key)
+                if inv is not None and inv.next_payment_attempt == at and inv.status == "open":
+                    return at
+            heapq.heappop(heap)
+        return None
+
+
+#: subscription statuses that renew
+BILLABLE = ("active", "past_due")

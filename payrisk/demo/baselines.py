@@ -41,7 +41,7 @@ def run_schedule(
     name: str, settings: SimulatorSettings, days: int, delays: Sequence[timedelta], step: timedelta
 ) -> Approach:
     """Simulate `days` of renewals; retry each failed invoice `delays` after its first failure."""
-    sim = paired_simulator(settings.model_copy(update={"webhook_url": None}))
+    sim = paired_simulator(settings.model_copy(update={"webhook_url": None, "keep_events": False}))
     end = sim.now() + timedelta(days=days)
     due: list[tuple[datetime, str, int]] = []  # (when, invoice, attempt number)
     seen = 0
@@ -52,12 +52,12 @@ def run_schedule(
             sim.advance(at)
             _retry(sim, invoice, n)
         sim.advance(to)
-        entries = sim.ledger_entries()
-        for entry in entries[seen:]:
+        entries = sim.ledger.since(seen)
+        for entry in entries:
             if entry.source == "automatic" and entry.outcome == "declined":
                 for n, delay in enumerate(delays, start=1):
                     heapq.heappush(due, (entry.at + delay, entry.invoice, n))
-        seen = len(entries)
+        seen += len(entries)
     return score(name, sim.ledger_entries(), is_hard)
 
 
