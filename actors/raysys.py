@@ -47,6 +47,11 @@ def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashbo
             _temp_dir=tempfile.mkdtemp(prefix="payrisk-ray-"),
             log_to_driver=False,
             job_config=job_config(job_name),
+            # Ray starts its workers at nice 15; the shards, scheduler and outbox are the platform's critical
+            # path and share the cores with the gateway and PostgreSQL (nice 0): at 15 they only got what those
+            # left, and fell behind under load (docs/BENCHMARKS.md). A cluster started with `ray start` takes
+            # RAY_worker_niceness=0 from its environment (ray_cluster.yaml, docs/DEPLOYMENT.md).
+            _system_config={"worker_niceness": 0},
         )
         make_private()
     node = ray._private.worker._global_node

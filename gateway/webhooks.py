@@ -9,7 +9,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.ingest import Delivery
+from gateway.ingest import Delivery, Stored
 from gateway.limits import nul_free
 from gateway.problems import ProblemError
 from gateway.providers import stripe as stripe_provider
@@ -36,12 +36,9 @@ async def stripe_webhook(request: Request) -> Response:
         platform.metrics.unverified(tenant_id, "stripe", exc.reason)
         log.warning("webhook.unverified", tenant=tenant_id, provider="stripe", reason=exc.reason)
         raise ProblemError(400, "invalid-signature", "Invalid signature", exc.reason) from None
-    delivery = _build_delivery(tenant_id, body, request)
+    delivery = stripe_delivery(tenant_id, body, {k: v for k, v in request.headers.items() if k in _KEPT_HEADERS})
     delivery.redis_namespace = tenant.redis_namespace
-    stored = await platform.ingest.submit(delivery)
-    platform.metrics.delivery("stripe", "duplicate" if stored.duplicate else delivery.status)
-    if not stored.duplicate and delivery.status == "received":
-        platform.dispatcher.submit(tenant_id, stored.delivery_id, delivery.customer_id, delivery.events)
+    stored = await store_and_hand_off(platform, delivery)
     return Response(orjson.dumps({
         "received": True, "duplicate": stored.duplicate, "status": delivery.status,
         "delivery_id": stored.delivery_id,
@@ -53,8 +50,19 @@ async def unknown_provider(request: Request) -> Response:
     raise ProblemError(404, "unknown-provider", "Unknown provider", f"no webhook endpoint for provider {provider!r}")
 
 
-def _build_delivery(tenant_id: str, body: bytes, request: Request) -> Delivery:
-    headers = {k: v for k, v in request.headers.items() if k in _KEPT_HEADERS}
+async def store_and_hand_off(platform: Platform, delivery: Delivery) -> Stored:
+    """Store `delivery` durably (group commit, deduplicated), then queue it for its customer's shard when it is
+    new and recovery uses it. Returns once it is committed."""
+    stored = await platform.ingest.submit(delivery)
+    platform.metrics.delivery(delivery.provider, "duplicate" if stored.duplicate else delivery.status)
+    if not stored.duplicate and delivery.status == "received":
+        platform.dispatcher.submit(delivery.tenant_id, stored.delivery_id, delivery.customer_id, delivery.events)
+    return stored
+
+
+def stripe_delivery(tenant_id: str, body: bytes, headers: dict[str, str]) -> Delivery:
+    """The delivery a verified Stripe webhook body makes: its status (received, ignored, quarantined) and the
+    normalized events. A body that is not a webhook event at all: ProblemError 400."""
     try:
         envelope = stripe_provider.parse_envelope(body)
     except stripe_provider.PayloadError as exc:

@@ -100,6 +100,9 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--model", choices=("default", "late_peak", "pay_cycle"), default="default",
                    help="the simulator's outcome model (default: default)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--http", action="store_true",
+                   help="deliver every webhook over HTTP, signed, as a provider would (slower); by default they are "
+                   "handed to the gateway's ingest in-process: stored and dispatched the same way, no HTTP")
     p.add_argument("--data-dir", help="embedded data directory when DATABASE_URL is not set")
     p.set_defaults(handler=_lazy("payrisk.demo", "cmd_demo"))
 

@@ -52,6 +52,23 @@ class Reader:
                          " GROUP BY 1", {"t": tenant})
         return {str(status): int(n) for status, n in rows}
 
+    def pending_deliveries(self, tenant: str) -> int:
+        """Deliveries stored but not applied yet (received or dispatched): read from the partial index of the
+        pending ones, so the cost follows the backlog, not the whole history."""
+        rows = self._all("SELECT count(*) FROM deliveries WHERE status IN ('received', 'dispatched')"
+                         " AND tenant_id = %(t)s", {"t": tenant})
+        return int(rows[0][0])
+
+    def work_due(self, now: datetime) -> tuple[bool, bool]:
+        """(a timer is due at `now`, an outbox row is due at `now`): what the scheduler's and the outbox's next
+        pass would find, read from their partial indexes (a leased row counts: its pass then finds nothing)."""
+        rows = self._all(
+            "SELECT EXISTS (SELECT 1 FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL"
+            "               AND due_at <= %(now)s),"
+            "       EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL"
+            "               AND available_at <= %(now)s)", {"now": now})
+        return bool(rows[0][0]), bool(rows[0][1])
+
     def events_recorded_twice(self) -> list[tuple[str, str, int]]:
         """(delivery id, event type, count) for each delivery whose event was recorded more than once."""
         return [(str(d), str(t), int(n)) for d, t, n in self._all(

@@ -6,6 +6,8 @@ as `failed` (retry at `retry_at`) or `dead` (permanent, or out of attempts).
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -156,16 +158,25 @@ class Sender:
         now: datetime,
         recent_by_customer: Mapping[str, Sequence[datetime]],
     ) -> list[DeliveryResult]:
-        """Deliver rows in order; an email sent in this batch counts toward the caps of the next ones."""
+        """Deliver rows; returns their results in the rows' order. One customer's rows go in order, and an email
+        sent in this batch counts toward the caps of that customer's next ones; different customers' rows go
+        concurrently (each email is an SMTP conversation of its own: in sequence, a batch took their sum)."""
         sent: dict[str, list[datetime]] = {key: list(times) for key, times in recent_by_customer.items()}
-        results = []
-        for row in rows:
+        by_customer: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):
             key = customer_key(str(row.get("tenant_id")), str(row.get("payload", {}).get("customer_id")))
-            result = await self.deliver(row, now, sent.get(key, []))
-            if result.status == "sent" and result.channel == "email":
-                sent.setdefault(key, []).append(now)
-            results.append(result)
-        return results
+            by_customer.setdefault(key, []).append(index)
+        results: list[DeliveryResult | None] = [None] * len(rows)
+
+        async def one_customer(key: str, indexes: list[int]) -> None:
+            for index in indexes:
+                result = await self.deliver(rows[index], now, sent.get(key, []))
+                if result.status == "sent" and result.channel == "email":
+                    sent.setdefault(key, []).append(now)
+                results[index] = result
+
+        await asyncio.gather(*(one_customer(key, indexes) for key, indexes in by_customer.items()))
+        return [result for result in results if result is not None]
 
     async def _guard(self, row: OutboxRow, now: datetime, attempt: Attempt) -> DeliveryResult:
         try:

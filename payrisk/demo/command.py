@@ -40,7 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     summary = run_demo(
         settings, args.customers, args.days, args.seed, out, keep=bool(getattr(args, "keep", False)),
-        model=getattr(args, "model", None) or "default",
+        model=getattr(args, "model", None) or "default", http=bool(getattr(args, "http", False)),
     )
     print(summary.model_dump_json() if args.json else render(summary), flush=True)
     return 0 if summary.checks.passed else 1
@@ -48,7 +48,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def run_demo(
     settings: Settings, customers: int, days: int, seed: int, out: TextIO, keep: bool = False,
-    model: str = "default",
+    model: str = "default", http: bool = False,
 ) -> Summary:
     run_id = secrets.token_hex(4)  # the simulator's id namespace and the run's database name
     sim_settings = SimulatorSettings(
@@ -67,7 +67,7 @@ def run_demo(
         flush=True,
     )
     paired = PairedModel(load_model(sim_settings.model), seed)
-    with DemoStack(settings, sim_settings, paired, run_id, keep) as stack:
+    with DemoStack(settings, sim_settings, paired, run_id, keep, http=http) as stack:
         assert stack.settings.database.url is not None
         reads = Reads(stack.settings.database.url)
         try:
@@ -95,6 +95,7 @@ def run_demo(
         database=stack.database if keep else None,
         start=sim_settings.start.isoformat(),
         step_hours=STEP.total_seconds() / 3600,
+        delivery="http" if http else "in-process",
         wall_seconds=round(time.monotonic() - began, 2),
         platform_seconds=round(platform_seconds, 2),
         customer_days_per_second=round(customers * days / platform_seconds, 1),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from payrisk.demo.network import AttemptRow
 from payrisk.demo.summary import Deliveries, Money
 from store.integrity import Reader
@@ -18,8 +20,11 @@ class Reads:
 
     def pending_deliveries(self) -> int:
         """Deliveries acknowledged but not yet applied (received or dispatched)."""
-        counts = self._reader.delivery_counts(TENANT)
-        return counts.get("received", 0) + counts.get("dispatched", 0)
+        return self._reader.pending_deliveries(TENANT)
+
+    def work_due(self, now: datetime) -> tuple[bool, bool]:
+        """(a platform timer is due, an outbox row is due) at `now`."""
+        return self._reader.work_due(now)
 
     def progress(self) -> tuple[int, int, int]:
         """(deliveries stored, invoices recovered, retry attempts) so far."""

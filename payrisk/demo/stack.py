@@ -9,6 +9,7 @@ catcher, alert webhooks are off.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
-from payrisk.demo.pump import WebhookPump
+from payrisk.demo.pump import DirectPump, WebhookPump
 from payrisk.errors import CliError
 from settings import Settings
 from simulator.core import Simulator, SimulatorSettings
@@ -41,8 +42,17 @@ class GatewayThread:
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
         )
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None  # the gateway's event loop, once it serves
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"demo-gateway-{port}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"demo-gateway-{port}", daemon=True)
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self._server.serve()
+
+        asyncio.run(serve())
 
     def start(self, timeout: float = 30.0) -> None:
         self._thread.start()
@@ -72,8 +82,11 @@ class DemoStack:
         model: OutcomeModel,
         run_id: str,
         keep: bool = False,
+        http: bool = False,
     ) -> None:
         self.settings, self.sim_settings, self.model = settings, sim_settings, model
+        self.http = http  # webhooks over HTTP, signed (WebhookPump); else handed to the gateway in-process
+        self.pump: WebhookPump | DirectPump | None = None
         self.database = f"payrisk_demo_{run_id}"
         self.keep = keep  # keep the database and the caught mail after the run
         self.maildir = Path()
@@ -143,8 +156,9 @@ class DemoStack:
         self.server = SimulatorServer(sim=Simulator(settings, model=self.model))
         self.server.start()
         self._stops.callback(self.server.stop)
-        self.pump = WebhookPump(self.server.sim, webhook_url, settings.webhook_secret)
-        self._stops.callback(self.pump.close)
+        if self.http:
+            self.pump = WebhookPump(self.server.sim, webhook_url, settings.webhook_secret)
+            self._stops.callback(self.pump.close)
 
     def _start_actors(self) -> None:
         import ray
@@ -184,6 +198,9 @@ class DemoStack:
         gateway = GatewayThread(create_app(self.settings), port)
         self._stops.callback(gateway.stop)
         gateway.start()
+        if not self.http:
+            assert gateway.loop is not None
+            self.pump = DirectPump(self.sim, gateway.app.state.platform, gateway.loop)
 
     # ------------------------------------------------------------------------------------------------- use
     def set_clock(self, at: datetime) -> None:
@@ -193,6 +210,7 @@ class DemoStack:
 
     def flush(self) -> int:
         """Deliver the simulator's pending webhooks to the gateway; returns how many were acknowledged."""
+        assert self.pump is not None, "start the stack first"
         return self.pump.flush()
 
 

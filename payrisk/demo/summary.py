@@ -108,6 +108,9 @@ class Run(BaseModel):
     database: str | None  # the run's database when kept (--keep), else None (dropped at the end)
     start: str  # simulated start (ISO)
     step_hours: float
+    #: how webhooks reached the gateway: "in-process" (stored and dispatched by the gateway's ingest, no HTTP)
+    #: or "http" (signed POSTs, `--http`)
+    delivery: str = "in-process"
     wall_seconds: float
     platform_seconds: float  # the platform part alone (baselines excluded)
     customer_days_per_second: float  # customers × days / platform_seconds
@@ -141,7 +144,7 @@ def render(summary: Summary) -> str:
         f"payrisk demo: {r.customers:,} customers × {r.days} days, seed {r.seed}, model {r.model}, "
         f"tenant {r.tenant}; {r.customer_actions:,} dunning emails acted on",
         f"  {r.wall_seconds:,.1f} s wall ({r.platform_seconds:,.1f} s platform, "
-        f"{r.customer_days_per_second:,.0f} customer-days/s)",
+        f"{r.customer_days_per_second:,.0f} customer-days/s; webhooks {r.delivery})",
         "",
         f"{'':<26}{'failed':>8}{'recovered':>11}{'rate':>8}{'retries':>9}{'after stop':>12}",
         *(

@@ -1,6 +1,7 @@
 """`payrisk demo` end to end in a subprocess: real PostgreSQL and Redis (the test servers), a local Ray of its
-own, the simulator and the gateway over HTTP. A small population keeps it short; the numbers are checked for
-integrity and for the platform doing at least as well as not retrying at all."""
+own, the simulator and the gateway — webhooks handed to the gateway's ingest in-process (the default) and, with
+`--http`, signed POSTs over HTTP. A small population keeps it short; the numbers are checked for integrity and for
+the platform doing at least as well as not retrying at all."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def demo(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["in-process", "http"])
+def demo(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> dict[str, Any]:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -39,6 +41,7 @@ def demo(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFac
             "--seed",
             "7",
             "--json",
+            *(["--http"] if request.param == "http" else []),
         ],
         cwd=ROOT,
         env=env,
@@ -49,7 +52,9 @@ def demo(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFac
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, "--json prints exactly one JSON object on stdout"
-    return {"summary": json.loads(lines[0]), "progress": done.stderr, "database_url": database_url}
+    summary = json.loads(lines[0])
+    assert summary["run"]["delivery"] == request.param
+    return {"summary": summary, "progress": done.stderr, "database_url": database_url}
 
 
 def test_the_demo_prints_one_summary_with_every_approach_and_the_checks(demo: dict[str, Any]) -> None:
