@@ -1,0 +1,67 @@
+"""The simulation's speed: `payrisk demo` at a population and a number of days, timed, with its integrity checks.
+
+    .venv/bin/python -m bench.demo --customers 10000 --days 30           # the issue's goal: < 60 s wall
+    .venv/bin/python -m bench.demo --customers 100000 --days 30          # goal: < 10 min wall
+    .venv/bin/python -m bench.demo --customers 10000 --days 30 --http    # every webhook over HTTP, signed
+
+Runs the real command in a subprocess (its own database on DATABASE_URL's server, or the embedded one; a local
+Ray of its own), with `--json`, and prints one line: wall seconds (the whole command, baselines included), the
+platform's part, customer-days per second, deliveries, the checks' verdict, and the load average before and after
+(the machine is shared: read every number beside it). `--out FILE` also writes the summary and the timings as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def run(customers: int, days: int, seed: int, http: bool, model: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "payrisk.cli", "demo", "--customers", str(customers), "--days", str(days),
+               "--seed", str(seed), "--model", model, "--json", *(["--http"] if http else [])]
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - started
+    if done.returncode not in (0, 1):  # 1: a check failed, still a summary to report
+        raise SystemExit(f"payrisk demo exited {done.returncode}: {done.stderr.strip().splitlines()[-1:]}")
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"command": " ".join(command[2:]), "wall_seconds": round(wall, 1), "summary": summary,
+            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def line(result: dict[str, Any]) -> str:
+    s, r = result["summary"], result["summary"]["run"]
+    d = s["checks"]["deliveries"]
+    return (f"{r['customers']:,} customers × {r['days']} days ({r['delivery']}): {result['wall_seconds']:,.1f} s wall, "
+            f"{r['platform_seconds']:,.1f} s platform, {r['customer_days_per_second']:,.0f} customer-days/s, "
+            f"{d['stored']:,} deliveries, checks {'passed' if s['checks']['passed'] else 'FAILED'}; "
+            f"recovered {s['platform']['recovered']:,} of {s['platform']['failed']:,} "
+            f"(8-in-14: {s['fixed_8_in_14']['recovered']:,}); load {result['load_before'][0]} → "
+            f"{result['load_after'][0]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--http", action="store_true", help="webhooks over HTTP, signed (the slower, full path)")
+    parser.add_argument("--out", type=Path, help="also write the result as JSON here")
+    args = parser.parse_args(argv)
+    result = run(args.customers, args.days, args.seed, args.http, args.model)
+    print(line(result), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["summary"]["checks"]["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
