@@ -48,12 +48,13 @@ class OutboxWorker(PeriodicActor):
         look the pool up, or create it, again on the next pass rather than call dead handles for ever."""
         self._deliverer = None
 
-    async def tick(self, limit: int = 50) -> int:
-        """Deliver the outbox rows due now; returns how many rows were handled."""
+    async def tick(self, limit: int = 50, at: str | None = None) -> int:
+        """Deliver the outbox rows due now (or at `at`, ISO 8601: a driver of simulated time that lets the pass
+        run while it moves its clock on); returns how many rows were handled."""
         from actors.notifier.dispatch import run_once
 
         db, deliverer = await self._ready()
-        now = await self._clock.now()
+        now = datetime.fromisoformat(at) if at is not None else await self._clock.now()
         handled = await run_once(db, deliverer, now, WORKER, limit)
         handled += await self._provider_actions(db, now, limit)
         self.handled += handled

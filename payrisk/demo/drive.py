@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 import ray
 
@@ -38,6 +38,7 @@ class Driver:
         self.apply_timeout = apply_timeout
         self.acknowledged = 0  # webhook deliveries the gateway answered 2xx, counted on the simulator's side
         self.outbox_errors: list[str] = []  # failed outbox ticks (emails and provider actions not sent)
+        self._outbox: tuple[Any, datetime] | None = None  # the outbox pass under way, and its time
 
     def run(self, days: int, step: timedelta) -> None:
         start = self.stack.sim.now()
@@ -49,39 +50,47 @@ class Driver:
                     at = min(at + step, day_end)
                     self.step(at)
                 bar.advance(1, self._report(day, days, before, self._counts(), time.monotonic() - wall))
-
-    def step(self, to: datetime) -> None:
-        """Everything that happens up to `to`, until the platform has nothing left to do at `to`. The scheduler
-        and the outbox are asked to run only when a timer or a message is due (one indexed read says so): most
-        simulated hours have neither, and each pass is a few round trips through Ray and PostgreSQL."""
-        system = self.stack.system
-        self.stack.sim.advance(to)
-        self.stack.set_clock(to)
-        if self.mail is not None:
-            self.mail.act_until(to)
-        self.deliver()
-        timers_due, outbox_due = self.reads.work_due(to)
-        while timers_due or outbox_due:
-            # the scheduler and the outbox pass side by side, as their loops run in a live installation
-            fired = system.scheduler.tick.remote() if timers_due else None
-            sent = self.outbox_pass() if outbox_due else False
-            fired_any = fired is not None and ray.get(fired) > 0
-            self.deliver()  # the retries' webhooks; their decisions may ask for timers and emails due now
-            if not fired_any and not sent:
-                break  # what is due is leased to an earlier pass: the next step takes it
-            timers_due, outbox_due = self.reads.work_due(to)
+        self.finish_outbox()  # the last step's emails
         if self.mail is not None:
             self.mail.read()
 
-    def outbox_pass(self) -> bool:
-        """One pass of the outbox (emails, alerts, provider actions due now); True when it took a full batch (there
-        may be more). A failing pass is recorded and reported, not fatal: the recovery itself (retries, their
-        outcomes) does not depend on the emails."""
+    def step(self, to: datetime) -> None:
+        """Everything that happens up to `to`, until the platform has nothing left to do at `to`.
+
+        The scheduler is asked to run only when a timer is due (one indexed read says so), and its retries' webhooks
+        are delivered before anything else happens at `to`. The outbox's pass at `to` is started last and runs on
+        while the next step's renewals are delivered: it sends as of `to` (its own clock argument), and each email
+        carries that time, which is when its reader acts from. The emails are read at the next step."""
+        system = self.stack.system
+        self.stack.sim.advance(to)
+        self.stack.set_clock(to)
+        self.deliver()
+        self.finish_outbox()
+        if self.mail is not None:
+            self.mail.read()
+            before = self.mail.actions
+            self.mail.act_until(to)
+            if self.mail.actions != before:
+                self.deliver()  # the new cards and payments
+        timers_due, outbox_due = self.reads.work_due(to)
+        while timers_due and ray.get(system.scheduler.tick.remote()) > 0:
+            self.deliver()  # the retries' webhooks; their decisions may ask for timers and emails due now
+            timers_due, outbox_due = self.reads.work_due(to)
+        if outbox_due:
+            self._outbox = (system.outbox.tick.remote(limit=OUTBOX_BATCH, at=to.isoformat()), to)
+
+    def finish_outbox(self) -> None:
+        """Wait for the outbox pass started by the last step (and take what a full batch left, at the same time).
+        A failing pass is recorded and reported, not fatal: the recovery itself (retries, their outcomes) does not
+        depend on the emails."""
+        if self._outbox is None:
+            return
+        (ref, at), self._outbox = self._outbox, None
         try:
-            return bool(ray.get(self.stack.system.outbox.tick.remote(limit=OUTBOX_BATCH)) >= OUTBOX_BATCH)
+            while ray.get(ref) >= OUTBOX_BATCH:  # a full pass: there may be more due at `at`
+                ref = self.stack.system.outbox.tick.remote(limit=OUTBOX_BATCH, at=at.isoformat())
         except ray.exceptions.RayTaskError as exc:
             self.outbox_errors.append(str(exc.cause if exc.cause is not None else exc).splitlines()[-1][:300])
-            return False
 
     def deliver(self) -> None:
         """Deliver the simulator's webhooks until none is left; wait until each one is applied."""

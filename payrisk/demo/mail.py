@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 
 from simulator.core import Simulator
 from simulator.customer_actions import act, seen
@@ -31,6 +32,17 @@ def dunning_email(message: EmailMessage) -> tuple[str, str] | None:
     if len(parts) >= 4 and parts[0] == "email" and parts[3] in DUNNING:
         return parts[2], parts[3]
     return None
+
+
+def sent_at(message: EmailMessage) -> datetime | None:
+    """When the email was sent: its `Date` header (the platform's clock when it sent it); None without one."""
+    value = message.get("Date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
 
 
 class MailReaders:
@@ -52,7 +64,7 @@ class MailReaders:
         for message in caught[self.read_count:]:
             found = dunning_email(message)
             if found is not None:
-                self._react(*found)
+                self._react(*found, sent_at(message) or self.sim.now())
         self.read_count = len(caught)
 
     def act_until(self, to: datetime) -> None:
@@ -61,15 +73,15 @@ class MailReaders:
             _, _, invoice, action = heapq.heappop(self.due)
             self.actions += act(self.sim, invoice, action)
 
-    def _react(self, invoice: str, template: str) -> None:
+    def _react(self, invoice: str, template: str, sent: datetime) -> None:
         self.per_invoice[invoice] += 1
         nth = self.per_invoice[invoice]
-        email = seen(self.sim, invoice, template, nth)
+        email = seen(self.sim, invoice, template, nth, sent)
         if email is None:
             return
         customer = self.sim.billing.invoice(invoice).customer
         rng = reaction_rng(self.seed, customer, self.ordinal(customer, invoice), template, nth)
         reaction = react(self.config, email, rng)
         if reaction is not None:
-            at = self.sim.now() + reaction.after
+            at = sent + reaction.after
             heapq.heappush(self.due, (at, next(self._order), invoice, reaction.action))
