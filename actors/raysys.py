@@ -18,7 +18,7 @@ def job_config(name: str) -> Any:
 
 
 def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashboard: bool = True,
-              num_cpus: int | None = None, job_name: str = "payrisk") -> dict[str, Any]:
+              num_cpus: int | None = None, job_name: str = "payrisk", worker_niceness: int = 0) -> dict[str, Any]:
     """Join `address`, or start a local Ray with its own temp dir. Returns ray.init's context.
 
     A local Ray's node address, dashboard and metrics agent are on 127.0.0.1. Ray 2.x's gRPC servers (GCS, raylet,
@@ -49,9 +49,9 @@ def start_ray(address: str | None, *, dashboard_port: int = 8265, include_dashbo
             job_config=job_config(job_name),
             # Ray starts its workers at nice 15; the shards, scheduler and outbox are the platform's critical
             # path and share the cores with the gateway and PostgreSQL (nice 0): at 15 they only got what those
-            # left, and fell behind under load (docs/BENCHMARKS.md). A cluster started with `ray start` takes
-            # RAY_worker_niceness=0 from its environment (ray_cluster.yaml, docs/DEPLOYMENT.md).
-            _system_config={"worker_niceness": 0},
+            # left and fell behind under load (PAYRISK_RAY_WORKER_NICENESS, docs/BENCHMARKS.md). A cluster started
+            # with `ray start` takes RAY_worker_niceness from its environment (ray_cluster.yaml, DEPLOYMENT.md).
+            _system_config={"worker_niceness": worker_niceness},
         )
         make_private()
     node = ray._private.worker._global_node

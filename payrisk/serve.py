@@ -58,7 +58,8 @@ class Stack:
             if value:  # the Ray dashboard's Metrics tab embeds our Grafana and queries our Prometheus
                 os.environ[variable] = value
         info = start_ray(self.settings.ray.address, dashboard_port=self.settings.ray.dashboard_port,
-                         include_dashboard=include_dashboard, job_name="payrisk-up")
+                         include_dashboard=include_dashboard, job_name="payrisk-up",
+                         worker_niceness=self.settings.ray.worker_niceness)
         self._ray_started = self.settings.ray.address is None
         if not self.settings.smtp.url:
             self.settings = self.settings.replace(smtp_url=self._start_mail_catcher())

@@ -90,6 +90,10 @@ class RaySettings(Group):
     virtual_shards: int = _env("PAYRISK_VIRTUAL_SHARDS", 256, ge=1, le=65536)
     classifiers: int = _env("PAYRISK_CLASSIFIERS", 1, ge=1, le=64)
     notifiers: int = _env("PAYRISK_NOTIFIERS", 1, ge=1, le=64)
+    #: the nice value of the Ray workers a local Ray starts (Ray's own default is 15): 0 gives the shards the
+    #: gateway's priority (decisions keep up, the 2xx waits longer under saturation); higher favours the 2xx and
+    #: lets decisions fall behind (docs/BENCHMARKS.md, "Worker priority")
+    worker_niceness: int = _env("PAYRISK_RAY_WORKER_NICENESS", 0, ge=0, le=19)
     grafana_host: str | None = _env("RAY_GRAFANA_HOST")
     prometheus_host: str | None = _env("RAY_PROMETHEUS_HOST")
 

@@ -142,7 +142,7 @@ class DemoStack:
         for name in _SCRUBBED_ENV:
             os.environ.pop(name, None)
         started = not ray.is_initialized()
-        start_ray(None, include_dashboard=False)
+        start_ray(None, include_dashboard=False, worker_niceness=self.settings.ray.worker_niceness)
         if started:
             self._stops.callback(ray.shutdown)
 
