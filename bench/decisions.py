@@ -208,8 +208,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500, help="deliveries applied before the clock starts")
     parser.add_argument("--profile", type=Path, help="write the shards' py-spy collapsed stacks here (+ .txt)")
     parser.add_argument("--ceiling-seconds", type=int, default=10, help="pgbench run length; 0 skips it")
+    parser.add_argument("--worker-niceness", type=int, default=0,
+                        help="nice value of the Ray workers (payrisk's default 0; Ray's own default is 15)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ["RAY_worker_niceness"] = str(args.worker_niceness)  # read by the raylets this process starts
+    print(f"Ray worker niceness: {args.worker_niceness}", flush=True)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     print("| nodes | shards | deliveries | seconds | decisions/s | batch p50 / p99 | applied; not applied |")
     print("|---:|---:|---:|---:|---:|---:|---|")
