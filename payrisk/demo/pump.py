@@ -45,6 +45,14 @@ def by_customer(items: Iterable[Pending]) -> list[deque[Pending]]:
     return list(groups.values())
 
 
+def take_pending(sim: Simulator) -> list[Pending]:
+    """The simulator's pending deliveries, taken under its lock (the API emits events under it: none is lost)."""
+    with sim.lock:
+        items = sim.outbox.pending()
+        sim.outbox.clear()
+    return items
+
+
 class WebhookPump:
     def __init__(
         self, sim: Simulator, url: str, secret: str, concurrency: int = 24, attempts: int = 3
@@ -64,12 +72,8 @@ class WebhookPump:
 
     def flush(self) -> int:
         """Deliver every pending webhook; returns how many the gateway acknowledged (2xx)."""
-        with self.sim.lock:
-            items = self.sim.outbox.pending()
-            self.sim.outbox.clear()
-        if not items:
-            return 0
-        return self._loop.run_until_complete(self._deliver(by_customer(items)))
+        items = take_pending(self.sim)
+        return self._loop.run_until_complete(self._deliver(by_customer(items))) if items else 0
 
     async def _deliver(self, groups: list[deque[Pending]]) -> int:
         queue: deque[deque[Pending]] = deque(groups)
@@ -127,9 +131,7 @@ class DirectPump:
 
     def flush(self) -> int:
         """Store and hand off every pending webhook; returns how many were stored (new or duplicate)."""
-        with self.sim.lock:
-            items = self.sim.outbox.pending()
-            self.sim.outbox.clear()
+        items = take_pending(self.sim)
         if not items:
             return 0
         done: Future[int] = asyncio.run_coroutine_threadsafe(self._deliver(items), self.loop)
