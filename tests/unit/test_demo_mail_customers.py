@@ -78,3 +78,23 @@ def test_a_customer_whose_subscription_was_canceled_does_not_act() -> None:
     assert subscription is not None
     sim.billing.cancel_subscription(subscription)
     assert seen(sim, invoice, "final_notice", 1) is None and not act(sim, invoice, "pay_invoice")
+
+
+def test_a_reaction_counts_from_when_the_email_was_sent_not_from_when_it_was_read() -> None:
+    """The demo reads the mail of an outbox pass one step later: the reader acts from the email's `Date`."""
+    from email.utils import format_datetime
+
+    def queued(sent_hours_ago: int | None) -> list[object]:
+        sim, invoice = declined_invoice()
+        message = email(f"email:default:{invoice}:action_required:1")
+        if sent_hours_ago is not None:
+            message["Date"] = format_datetime(sim.now() - timedelta(hours=sent_hours_ago))
+        eager = load_reaction().model_copy(update={"act_probability": {"action_required": 1.0}, "repeat_decay": 1.0})
+        readers = MailReaders(sim, lambda: [message], seed=6, ordinal=lambda _c, _i: 0, config=eager)
+        readers.read()
+        return [at for at, *_ in readers.due]
+
+    read_now, sent_earlier = queued(None), queued(1)  # seed 6: this reader acts at either hour
+    assert read_now and sent_earlier
+    assert sent_earlier[0] == read_now[0] - timedelta(hours=1)  # type: ignore[operator]
+    assert dunning_email(email("email:default:in_1:payment_failed:1")) == ("in_1", "payment_failed")
