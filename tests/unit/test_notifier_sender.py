@@ -120,3 +120,24 @@ async def test_webhook_answers_decide_between_done_retry_and_dead(status: int, o
     result = await sender.deliver(alert_row(), NOW, [])
     await sender.aclose()
     assert result.status == outcome
+
+
+async def test_a_batch_sends_customers_side_by_side_and_one_customers_emails_in_order(tmp_path: Any) -> None:
+    """Different customers' emails go concurrently (real SMTP catcher); the results keep the rows' order, and a
+    customer's third email in the batch meets the frequency cap (2 a day) its first two sends filled."""
+    from actors.notifier.catcher import start_catcher
+
+    catcher = start_catcher(0, tmp_path / "mail")
+    sender = Sender(NotifierSettings(smtp_url=SecretStr(catcher.smtp_url), policy=POLICY))
+    try:
+        rows = [{**email_row(customer_id=customer, to=f"{customer}@example.com"), "outbox_id": n,
+                 "idempotency_key": f"email:in_{n}:1"}
+                for n, customer in ((1, "cus_a"), (2, "cus_b"), (3, "cus_a"), (4, "cus_c"), (5, "cus_a"))]
+        results = await sender.deliver_many(rows, NOW, {})
+    finally:
+        await sender.aclose()
+        catcher.stop()
+    assert [r.outbox_id for r in results] == [1, 2, 3, 4, 5]
+    assert [r.status for r in results] == ["sent", "sent", "sent", "sent", "deferred"]
+    assert sorted(str(m["To"]) for m in catcher.messages) == ["cus_a@example.com", "cus_a@example.com",
+                                                              "cus_b@example.com", "cus_c@example.com"]
