@@ -1,10 +1,10 @@
 """Driving the platform through simulated time, one step at a time, and reporting each simulated day.
 
-A step to time `to`: the simulator runs the renewals due → the platform clock moves to `to` → customers who
-read a dunning email act if their reaction is due (`payrisk.demo.mail`) → the simulator's webhooks go to the
-gateway, and we wait until every acknowledged delivery is applied → the scheduler fires the due timers until
-none is left (each retry calls the simulator, whose webhooks are delivered again) → the outbox sends what the
-decisions asked for, and the customers read the mail it sent.
+A step to time `to`: the simulator runs the renewals due → the platform clock moves to `to` → the simulator's
+webhooks go to the gateway, and we wait until every stored delivery is applied → the outbox pass started by the
+previous step is collected and the customers read the mail it sent; those whose reaction is due act → the
+scheduler fires the due timers until none is left (each retry calls the simulator, whose webhooks are delivered
+again) → the outbox's pass at `to` starts, and runs on during the next step (see `Driver.step`).
 """
 
 from __future__ import annotations
