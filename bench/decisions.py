@@ -212,7 +212,8 @@ def main() -> None:
                         help="nice value of the Ray workers (payrisk's default 0; Ray's own default is 15)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ["RAY_worker_niceness"] = str(args.worker_niceness)  # read by the raylets this process starts
+    # read by the raylets this process starts (Ray's own spelling: RAY_<config name>)
+    os.environ["RAY_worker_niceness"] = str(args.worker_niceness)  # noqa: SIM112
     print(f"Ray worker niceness: {args.worker_niceness}", flush=True)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     print("| nodes | shards | deliveries | seconds | decisions/s | batch p50 / p99 | applied; not applied |")

@@ -7,7 +7,6 @@ as `failed` (retry at `retry_at`) or `dead` (permanent, or out of attempts).
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol

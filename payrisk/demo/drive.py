@@ -21,7 +21,6 @@ from payrisk.demo.stack import DemoStack
 from payrisk.errors import CliError
 from payrisk.progress import progress_bar
 
-
 #: rows one outbox pass takes (emails and provider actions each); a pass that takes fewer took everything due
 OUTBOX_BATCH = 200
 
