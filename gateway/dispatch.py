@@ -112,7 +112,9 @@ class Dispatcher:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            self._alarm = None
+            if self._alarm is not None:  # this pass takes everything buffered: an alarm still set is not needed
+                self._alarm.cancel()
+                self._alarm = None
             if self._to_mark:
                 if time.monotonic() >= self._next_mark:
                     self._next_mark = time.monotonic() + 0.1  # one status write per 100 ms, not one per batch

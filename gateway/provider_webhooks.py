@@ -19,7 +19,7 @@ from gateway.problems import ProblemError
 from gateway.providers import registry
 from gateway.providers.base import PayloadError, SignatureError
 from gateway.providers.credentials import ProviderCredentials
-from gateway.webhooks import _event_json, _printable, _read_body
+from gateway.webhooks import _event_json, _printable, _read_body, store_and_hand_off
 
 if TYPE_CHECKING:
     from gateway.platform import Platform
@@ -50,10 +50,7 @@ async def provider_webhook(request: Request) -> Response:
     for event in events:
         delivery = _delivery(tenant_id, name, event, body, headers)
         delivery.redis_namespace = tenant.redis_namespace
-        stored = await platform.ingest.submit(delivery)
-        platform.metrics.delivery(name, "duplicate" if stored.duplicate else delivery.status)
-        if not stored.duplicate and delivery.status == "received":
-            platform.dispatcher.submit(tenant_id, stored.delivery_id, delivery.customer_id, delivery.events)
+        stored = await store_and_hand_off(platform, delivery)
         receipts.append({"id": event.id, "duplicate": stored.duplicate, "status": delivery.status,
                          "delivery_id": stored.delivery_id})
     if provider.accepted is not None:

@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from simulator.billing import Billing
 from simulator.charging import Charging
 from simulator.clock import SimClock
-from simulator.records import Customer, Invoice, Subscription
-from simulator.state import BILLABLE
+from simulator.records import Customer
 
 T = TypeVar("T")
 _FIRST = ("ada", "grace", "alan", "edsger", "barbara", "ken", "margaret", "linus", "radia", "donald", "frances")
@@ -109,9 +108,3 @@ class Population:
         if isinstance(clock, SimClock):
             clock.set(to)
         return ran
-
-    def _billable(self) -> list[Subscription]:
-        return [s for s in self.billing.state.subscriptions.values() if s.status in BILLABLE]
-
-    def _retrying(self) -> list[Invoice]:
-        return [i for i in self.billing.state.invoices.values() if i.status == "open" and i.next_payment_attempt]

@@ -17,21 +17,8 @@ from simulator.records import (
     Subscription,
 )
 
-
-@dataclass(slots=True)
-class State:
-    customers: dict[str, Customer] = field(default_factory=dict)
-    payment_methods: dict[str, PaymentMethod] = field(default_factory=dict)
-    subscriptions: dict[str, Subscription] = field(default_factory=dict)
-    invoices: dict[str, Invoice] = field(default_factory=dict)
-    invoice_items: dict[str, InvoiceItem] = field(default_factory=dict)
-    payment_intents: dict[str, PaymentIntent] = field(default_factory=dict)
-    charges: dict[str, Charge] = field(default_factory=dict)
-    setup_intents: dict[str, SetupIntent] = field(default_factory=dict)
-    #: what waits on the clock (renewals, Smart Retries), earliest first; see `DueIndex`
-    due: DueIndex = field(default_factory=lambda: DueIndex())
-
-
+#: subscription statuses that renew
+BILLABLE = ("active", "past_due")
 #: the kinds of `DueIndex` entries, in the order one due time runs them: renewals, then Smart Retries
 RENEWAL, SMART_RETRY = 0, 1
 
@@ -65,15 +52,11 @@ class DueIndex:
             subs: dict[str, Subscription] = {}
             invoices: dict[str, Invoice] = {}
             while heap and heap[0][0] == at:
-                _, kind, key = heapq.heappop(heap)
-                if kind == RENEWAL:
-                    sub = state.subscriptions.get(key)
-                    if sub is not None and sub.current_period_end == at and sub.status in BILLABLE:
-                        subs[key] = sub
-                else:
-                    inv = state.invoices.get(key)
-                    if inv is not None and inv.next_payment_attempt == at and inv.status == "open":
-                        invoices[key] = inv
+                record = _current(state, *heapq.heappop(heap))
+                if isinstance(record, Subscription):
+                    subs[record.id] = record
+                elif record is not None:
+                    invoices[record.id] = record
             if subs or invoices:
                 return at, sorted(subs.values(), key=lambda s: s.id), sorted(invoices.values(), key=lambda i: i.id)
         return None
@@ -82,18 +65,31 @@ class DueIndex:
         """The earliest due time still current (stale entries are dropped on the way)."""
         heap = self._heap
         while heap:
-            at, kind, key = heap[0]
-            if kind == RENEWAL:
-                sub = state.subscriptions.get(key)
-                if sub is not None and sub.current_period_end == at and sub.status in BILLABLE:
-                    return at
-            else:
-                inv = state.invoices.get(key)
-                if inv is not None and inv.next_payment_attempt == at and inv.status == "open":
-                    return at
+            if _current(state, *heap[0]) is not None:
+                return heap[0][0]
             heapq.heappop(heap)
         return None
 
 
-#: subscription statuses that renew
-BILLABLE = ("active", "past_due")
+def _current(state: State, at: datetime, kind: int, key: str) -> Subscription | Invoice | None:
+    """The record an index entry names when it is still due at `at`; None for a stale entry."""
+    if kind == RENEWAL:
+        sub = state.subscriptions.get(key)
+        return sub if sub is not None and sub.current_period_end == at and sub.status in BILLABLE else None
+    inv = state.invoices.get(key)
+    return inv if inv is not None and inv.next_payment_attempt == at and inv.status == "open" else None
+
+
+@dataclass(slots=True)
+class State:
+    customers: dict[str, Customer] = field(default_factory=dict)
+    payment_methods: dict[str, PaymentMethod] = field(default_factory=dict)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    invoice_items: dict[str, InvoiceItem] = field(default_factory=dict)
+    payment_intents: dict[str, PaymentIntent] = field(default_factory=dict)
+    charges: dict[str, Charge] = field(default_factory=dict)
+    setup_intents: dict[str, SetupIntent] = field(default_factory=dict)
+    #: what waits on the clock (renewals, Smart Retries), earliest first; see `DueIndex`
+    due: DueIndex = field(default_factory=DueIndex)
+

@@ -126,9 +126,6 @@ class DirectPump:
         self.batch = 200  # deliveries queued at once: within the group commit's batch (256)
         self._namespace: str | None = None
 
-    def close(self) -> None:
-        pass
-
     def flush(self) -> int:
         """Store and hand off every pending webhook; returns how many were stored (new or duplicate)."""
         items = take_pending(self.sim)
@@ -145,7 +142,7 @@ class DirectPump:
             self._namespace = tenant.redis_namespace
         # every delivery of the step in emission order (each customer's in order), a commit batch at a time:
         # queued together, they share one group-commit transaction instead of one round per webhook of a customer
-        from gateway.webhooks import stripe_delivery, store_and_hand_off
+        from gateway.webhooks import store_and_hand_off, stripe_delivery
 
         headers: dict[str, Any] = {"content-type": "application/json; charset=utf-8"}
         items = sorted(pending, key=lambda p: p.seq)

@@ -11,11 +11,21 @@ import pytest
 
 from simulator.core import Simulator, SimulatorSettings
 from simulator.population import Population
+from simulator.records import Invoice, Subscription
+from simulator.state import BILLABLE
+
+
+def _billable(population: Population) -> list[Subscription]:
+    return [s for s in population.billing.state.subscriptions.values() if s.status in BILLABLE]
+
+
+def _retrying(population: Population) -> list[Invoice]:
+    return [i for i in population.billing.state.invoices.values() if i.status == "open" and i.next_payment_attempt]
 
 
 def _scan_next_due(population: Population) -> datetime | None:
-    times = [s.current_period_end for s in population._billable()]
-    times += [i.next_payment_attempt for i in population._retrying() if i.next_payment_attempt is not None]
+    times = [s.current_period_end for s in _billable(population)]
+    times += [i.next_payment_attempt for i in _retrying(population) if i.next_payment_attempt is not None]
     return min(times, default=None)
 
 
@@ -25,8 +35,8 @@ def _rescan_advance(population: Population, to: datetime) -> int:
     ran = 0
     while (due := _scan_next_due(population)) is not None and due <= to:
         clock.set(due)  # type: ignore[attr-defined]
-        subs = sorted((s for s in population._billable() if s.current_period_end <= due), key=lambda s: s.id)
-        retries = sorted((i for i in population._retrying()
+        subs = sorted((s for s in _billable(population) if s.current_period_end <= due), key=lambda s: s.id)
+        retries = sorted((i for i in _retrying(population)
                           if i.next_payment_attempt and i.next_payment_attempt <= due), key=lambda i: i.id)
         for sub in subs:
             population.charging.renew(sub)
@@ -37,8 +47,10 @@ def _rescan_advance(population: Population, to: datetime) -> int:
     return ran
 
 
-def _run(step: timedelta, days: int, seed: int, smart: bool, reference: bool) -> tuple[list[int], list[dict[str, object]],
-                                                                             list[str]]:
+Run = tuple[list[int], list[dict[str, object]], list[str]]  # (ran per step, ledger, event ids)
+
+
+def _run(step: timedelta, days: int, seed: int, smart: bool, reference: bool) -> Run:
     sim = Simulator(SimulatorSettings(seed=seed, customers=300, auto_deliver=False, smart_retries=smart))
     start, ran = sim.now(), []
     at = start
