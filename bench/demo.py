@@ -44,7 +44,13 @@ def line(result: dict[str, Any]) -> str:
             f"{d['stored']:,} deliveries, checks {'passed' if s['checks']['passed'] else 'FAILED'}; "
             f"recovered {s['platform']['recovered']:,} of {s['platform']['failed']:,} "
             f"(8-in-14: {s['fixed_8_in_14']['recovered']:,}); load {result['load_before'][0]} → "
-            f"{result['load_after'][0]}")
+            f"{result['load_after'][0]}" + _phases(r.get("phases") or {}))
+
+
+def _phases(phases: dict[str, float]) -> str:
+    """`; phases store 30.1 s, apply 28.0 s, …`, largest first (the driver's wall time by step phase)."""
+    ordered = sorted(phases.items(), key=lambda kv: -kv[1])
+    return "; phases " + ", ".join(f"{k} {v:.1f} s" for k, v in ordered) if phases else ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,6 +104,7 @@ def run_demo(
         wall_seconds=round(time.monotonic() - began, 2),
         platform_seconds=round(platform_seconds, 2),
         customer_days_per_second=round(customers * days / platform_seconds, 1),
+        phases={name: round(seconds, 2) for name, seconds in sorted(driver.phases.items())},
     )
     return Summary(run=run, platform=platform, no_retry=no_retry, fixed_schedule=fixed, fixed_8_in_14=eight,
                    checks=checks)

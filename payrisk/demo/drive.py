@@ -10,6 +10,9 @@ again) → the outbox's pass at `to` starts, and runs on during the next step (s
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
@@ -38,6 +41,16 @@ class Driver:
         self.acknowledged = 0  # webhook deliveries the gateway answered 2xx, counted on the simulator's side
         self.outbox_errors: list[str] = []  # failed outbox ticks (emails and provider actions not sent)
         self._outbox: tuple[Any, datetime] | None = None  # the outbox pass under way, and its time
+        #: wall seconds spent in each part of the steps (the driver waits for each in turn): where a run's time went
+        self.phases: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] += time.perf_counter() - began
 
     def run(self, days: int, step: timedelta) -> None:
         start = self.stack.sim.now()
@@ -61,20 +74,30 @@ class Driver:
         while the next step's renewals are delivered: it sends as of `to` (its own clock argument), and each email
         carries that time, which is when its reader acts from. The emails are read at the next step."""
         system = self.stack.system
-        self.stack.sim.advance(to)
-        self.stack.set_clock(to)
+        with self._phase("simulator"):
+            self.stack.sim.advance(to)
+        with self._phase("clock"):
+            self.stack.set_clock(to)
         self.deliver()
-        self.finish_outbox()
+        with self._phase("outbox"):
+            self.finish_outbox()
         if self.mail is not None:
-            self.mail.read()
-            before = self.mail.actions
-            self.mail.act_until(to)
+            with self._phase("customers"):
+                self.mail.read()
+                before = self.mail.actions
+                self.mail.act_until(to)
             if self.mail.actions != before:
                 self.deliver()  # the new cards and payments
-        timers_due, outbox_due = self.reads.work_due(to)
-        while timers_due and ray.get(system.scheduler.tick.remote()) > 0:
-            self.deliver()  # the retries' webhooks; their decisions may ask for timers and emails due now
+        with self._phase("reads"):
             timers_due, outbox_due = self.reads.work_due(to)
+        while timers_due:
+            with self._phase("scheduler"):
+                fired = ray.get(system.scheduler.tick.remote())
+            if not fired:
+                break
+            self.deliver()  # the retries' webhooks; their decisions may ask for timers and emails due now
+            with self._phase("reads"):
+                timers_due, outbox_due = self.reads.work_due(to)
         if outbox_due:
             self._outbox = (system.outbox.tick.remote(limit=OUTBOX_BATCH, at=to.isoformat()), to)
 
@@ -93,9 +116,14 @@ class Driver:
 
     def deliver(self) -> None:
         """Deliver the simulator's webhooks until none is left; wait until each one is applied."""
-        while (accepted := self.stack.flush()) > 0:
+        while True:
+            with self._phase("store"):
+                accepted = self.stack.flush()
+            if accepted == 0:
+                return
             self.acknowledged += accepted
-            self._wait_applied()
+            with self._phase("apply"):
+                self._wait_applied()
 
     def _wait_applied(self) -> None:
         """Poll the pending count (a read of the partial index of pending deliveries, well under a millisecond)

@@ -114,6 +114,9 @@ class Run(BaseModel):
     wall_seconds: float
     platform_seconds: float  # the platform part alone (baselines excluded)
     customer_days_per_second: float  # customers × days / platform_seconds
+    #: wall seconds of the platform part by step phase (simulator, clock, store, apply, outbox, customers, reads,
+    #: scheduler): where the time went, for tuning and benchmarks
+    phases: dict[str, float] = Field(default_factory=dict)
 
 
 class Summary(BaseModel):
