@@ -50,6 +50,7 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[None]] = set()  # hand-offs waiting for their shard's answer
         self._classifiers: Any = None
         self._to_mark: list[int] = []
         self._next_mark = 0.0
@@ -91,6 +92,24 @@ class Dispatcher:
         else:
             self._wake_in(self._flush)
 
+    def flush_now(self) -> None:
+        """Send what is buffered now, without waiting `flush_ms` for more (the caller's burst is complete)."""
+        if any(self._buffers.values()):
+            self._wakeup.set()
+
+    async def settled(self) -> None:
+        """Returns once everything queued so far was sent and its shard answered: the decisions of a burst just
+        handed off are committed (a hand-off that failed is sent again later, or by the sweeper: a caller that
+        must know reads the deliveries' status)."""
+        while True:
+            if any(self._buffers.values()):
+                self._wakeup.set()
+                await asyncio.sleep(0)  # the flush loop takes them
+            elif self._sending:
+                await asyncio.wait(set(self._sending))
+            else:
+                return
+
     def _wake_in(self, delay: float) -> None:
         """Wake the flush loop within `delay` seconds (an earlier alarm already set stands)."""
         try:
@@ -124,12 +143,14 @@ class Dispatcher:
                     self._wake_in(self._next_mark - time.monotonic())
             for index in [i for i, b in self._buffers.items() if b]:
                 batch, self._buffers[index] = self._buffers[index], []
-                self._spawn(self._send(index, batch))
+                self._sending.add(task := self._spawn(self._send(index, batch)))
+                task.add_done_callback(self._sending.discard)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
+        return task
 
     async def _send(self, index: int, batch: list[dict[str, Any]]) -> None:
         handle = self._handles.get(index)

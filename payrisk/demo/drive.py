@@ -126,8 +126,10 @@ class Driver:
                 self._wait_applied()
 
     def _wait_applied(self) -> None:
-        """Poll the pending count (a read of the partial index of pending deliveries, well under a millisecond)
-        every 2 ms: the shards apply a step's batch in a few tens of milliseconds."""
+        """Wait for the shards' answers to the hand-offs (in-process), then read the pending count (the partial
+        index of pending deliveries, well under a millisecond) and, while some are left (over HTTP, or a hand-off
+        being retried), read it again every 2 ms."""
+        self.stack.settle()
         deadline = time.monotonic() + self.apply_timeout
         while self.reads.pending_deliveries() > 0:
             if time.monotonic() > deadline:

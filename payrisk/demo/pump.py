@@ -134,6 +134,11 @@ class DirectPump:
         done: Future[int] = asyncio.run_coroutine_threadsafe(self._deliver(items), self.loop)
         return done.result()
 
+    def settle(self) -> None:
+        """Wait until the shards answered every hand-off of the deliveries stored so far (their decisions are
+        committed, or the hand-off failed and is retried: the caller still reads the deliveries' status)."""
+        asyncio.run_coroutine_threadsafe(self.platform.dispatcher.settled(), self.loop).result()
+
     async def _deliver(self, pending: list[Pending]) -> int:
         if self._namespace is None:
             tenant = await self.platform.tenants.get(self.tenant)
@@ -141,8 +146,8 @@ class DirectPump:
                 raise WebhookDeliveryError(f"tenant {self.tenant!r} does not exist")
             self._namespace = tenant.redis_namespace
         # every delivery of the step in emission order (each customer's in order), a commit batch at a time:
-        # queued together, they share one group-commit transaction instead of one round per webhook of a customer
-        from gateway.webhooks import store_and_hand_off, stripe_delivery
+        # stored together as one burst, they share one group-commit transaction instead of one round per webhook
+        from gateway.webhooks import store_and_hand_off_many, stripe_delivery
 
         headers: dict[str, Any] = {"content-type": "application/json; charset=utf-8"}
         items = sorted(pending, key=lambda p: p.seq)
@@ -152,5 +157,5 @@ class DirectPump:
                 delivery = stripe_delivery(self.tenant, item.body, headers)
                 delivery.redis_namespace = self._namespace or ""
                 deliveries.append(delivery)
-            await asyncio.gather(*(store_and_hand_off(self.platform, d) for d in deliveries))
+            await store_and_hand_off_many(self.platform, deliveries)
         return len(items)
