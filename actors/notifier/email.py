@@ -1,5 +1,5 @@
-"""Dunning emails: SMTP settings from `SMTP_URL`, Jinja2 rendering (HTML + text), sending with aiosmtplib; and the
-plain-text alert email of a tenant that gave an alert address."""
+"""Dunning emails: SMTP settings from `SMTP_URL`, Jinja2 rendering (HTML + text), sending with aiosmtplib over
+pooled connections (`smtp_pool.py`); and the plain-text alert email of a tenant that gave an alert address."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from actors.notifier.errors import DeliveryError, NotifierConfigError
 from actors.notifier.messages import AlertPayload, EmailPayload, format_amount, format_local_time, subject_for
 from actors.notifier.policy import zone_for
+from actors.notifier.smtp_pool import SmtpPool
 
 TEMPLATES = Path(__file__).parent / "templates"
 _DEFAULT_PORTS = {("smtps", False): 465, ("smtp", True): 587, ("smtp", False): 25}
@@ -163,20 +164,13 @@ def build_alert_message(
     return message
 
 
-async def send_message(settings: SmtpSettings, message: EmailMessage) -> None:
-    """Submit `message`; DeliveryError (permanent for 5xx mailbox/content refusals) on failure."""
-    password = settings.password.get_secret_value() if settings.password else None
+async def send_message(settings: SmtpSettings, message: EmailMessage, pool: SmtpPool | None = None) -> None:
+    """Submit `message`; DeliveryError (permanent for 5xx mailbox/content refusals) on failure.
+
+    With `pool`, over one of its open connections to that server (see `SmtpPool.send` for the one retry);
+    without, over a connection of its own, closed after the message."""
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=settings.host,
-            port=settings.port,
-            username=settings.username,
-            password=password,
-            use_tls=settings.use_tls,
-            start_tls=settings.start_tls,
-            timeout=settings.timeout,
-        )
+        await (pool or SmtpPool(max_idle=0)).send(settings, message)
     except aiosmtplib.SMTPRecipientsRefused as error:
         permanent = all(refusal.code >= 500 for refusal in error.recipients)
         raise DeliveryError(f"SMTP refused the recipient: {error}", permanent=permanent) from error

@@ -19,6 +19,7 @@ from actors.notifier.email import SmtpSettings, build_alert_message, build_messa
 from actors.notifier.errors import DeliveryError, NotifierConfigError
 from actors.notifier.messages import AlertPayload, EmailPayload, OutboxRow
 from actors.notifier.policy import SendPolicy, backoff_delay, is_dead, message_id_for, next_send_time
+from actors.notifier.smtp_pool import SmtpPool
 from actors.notifier.tenants import AlertTargets, TenantNotifications, alert_targets, tenant_policy
 
 Status = Literal["sent", "no_channel", "deferred", "failed", "dead"]
@@ -121,6 +122,7 @@ class Sender:
         self.settings = settings
         self._http = http or httpx.AsyncClient(timeout=settings.http_timeout)
         self._tenants = tenants
+        self._smtp = SmtpPool()  # consecutive emails reuse their connections to the mail server
 
     @property
     def lookback(self) -> timedelta:
@@ -128,7 +130,10 @@ class Sender:
         return self.settings.policy.longest_window
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        try:
+            await self._http.aclose()
+        finally:
+            await self._smtp.aclose()
 
     async def deliver(
         self, row: Mapping[str, Any], now: datetime, recent_sends: Sequence[datetime]
@@ -159,7 +164,8 @@ class Sender:
     ) -> list[DeliveryResult]:
         """Deliver rows; returns their results in the rows' order. One customer's rows go in order, and an email
         sent in this batch counts toward the caps of that customer's next ones; different customers' rows go
-        concurrently (each email is an SMTP conversation of its own: in sequence, a batch took their sum)."""
+        concurrently (each email is an SMTP conversation: in sequence, a batch took their sum); the SMTP pool
+        keeps their connections open for the next batch."""
         sent: dict[str, list[datetime]] = {key: list(times) for key, times in recent_by_customer.items()}
         by_customer: dict[str, list[int]] = {}
         for index, row in enumerate(rows):
@@ -206,7 +212,7 @@ class Sender:
         message = build_message(
             payload, mail_from=address, message_id=message_id, key=row.idempotency_key, now=now
         )
-        await send_message(smtp, message)
+        await send_message(smtp, message, self._smtp)
         return DeliveryResult(
             outbox_id=row.outbox_id,
             status="sent",
@@ -265,7 +271,7 @@ class Sender:
         message_id = message_id_for(row.global_key, address.rpartition("@")[2])
         message = build_alert_message(alert, tenant_id=row.tenant_id, to=to, mail_from=address,
                                       message_id=message_id, key=row.idempotency_key, now=now)
-        await send_message(smtp, message)
+        await send_message(smtp, message, self._smtp)
 
 def _short(error: ValidationError) -> str:
     first = error.errors()[0]
