@@ -49,8 +49,10 @@ def line(result: dict[str, Any]) -> str:
 
 def _phases(phases: dict[str, float]) -> str:
     """`; phases store 30.1 s, apply 28.0 s, …`, largest first (the driver's wall time by step phase)."""
-    ordered = sorted(phases.items(), key=lambda kv: -kv[1])
-    return "; phases " + ", ".join(f"{k} {v:.1f} s" for k, v in ordered) if phases else ""
+    times = sorted(((k, v) for k, v in phases.items() if not k.startswith("n_")), key=lambda kv: -kv[1])
+    return "; phases " + ", ".join(
+        f"{k} {v:.1f} s" + (f" ({phases['n_' + k]:.0f}×)" if "n_" + k in phases else "") for k, v in times
+    ) if phases else ""
 
 
 def main(argv: list[str] | None = None) -> int:

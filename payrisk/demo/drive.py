@@ -51,6 +51,7 @@ class Driver:
             yield
         finally:
             self.phases[name] += time.perf_counter() - began
+            self.phases["n_" + name] += 1
 
     def run(self, days: int, step: timedelta) -> None:
         start = self.stack.sim.now()
@@ -74,10 +75,11 @@ class Driver:
         while the next step's renewals are delivered: it sends as of `to` (its own clock argument), and each email
         carries that time, which is when its reader acts from. The emails are read at the next step."""
         system = self.stack.system
+        moved = self.stack.move_clock(to)  # the platform's clock moves while the simulator runs the hour
         with self._phase("simulator"):
             self.stack.sim.advance(to)
         with self._phase("clock"):
-            self.stack.set_clock(to)
+            moved.wait()
         self.deliver()
         with self._phase("outbox"):
             self.finish_outbox()

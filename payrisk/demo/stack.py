@@ -15,6 +15,7 @@ import os
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +68,18 @@ class GatewayThread:
         self._thread.join(timeout=15)
 
 
+class ClockMove:
+    """A clock move under way (the clock actor's answer to `set`)."""
+
+    def __init__(self, ref: Any) -> None:
+        self._ref = ref
+
+    def wait(self) -> None:
+        import ray
+
+        ray.get(self._ref)
+
+
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
@@ -111,25 +124,32 @@ class DemoStack:
         self._stops.close()
 
     def _start(self) -> None:
-        self._start_database()
-        self._start_ray()
+        # storage (embedded PostgreSQL, the run's database, its migrations) and Ray start side by side: each is
+        # mostly waiting for its own processes; the database's stops still run after Ray's, as if started first
+        database_stops = self._stops.enter_context(contextlib.ExitStack())
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-storage") as pool:
+            database = pool.submit(self._start_database, database_stops)
+            try:
+                self._start_ray()
+            finally:
+                database.result()
         gateway_port = free_port()
         self._start_simulator(f"http://127.0.0.1:{gateway_port}/webhooks/stripe")
         self._start_actors()
         self._start_gateway(gateway_port)
 
-    def _start_database(self) -> None:
+    def _start_database(self, stops: contextlib.ExitStack) -> None:
         from payrisk.serve import Stack
         from store.migrate import apply_migrations
 
         storage = Stack(self.settings)
-        self._stops.callback(storage.stop)
+        stops.callback(storage.stop)
         settings = storage.start_storage()
         assert settings.database.url is not None
         server_url = settings.database.url
         _create_database(server_url, self.database)
         if not self.keep:
-            self._stops.callback(_drop_database, server_url, self.database)
+            stops.callback(_drop_database, server_url, self.database)
         url = with_database(server_url, self.database)
         apply_migrations(url)
         self.settings = settings.replace(database_url=url)
@@ -203,10 +223,9 @@ class DemoStack:
             self.pump = DirectPump(self.sim, gateway.app.state.platform, gateway.loop)
 
     # ------------------------------------------------------------------------------------------------- use
-    def set_clock(self, at: datetime) -> None:
-        import ray
-
-        ray.get(self.clock.set.remote(at.isoformat()))
+    def move_clock(self, at: datetime) -> ClockMove:
+        """Start moving the platform's clock to `at`; `wait()` on the answer before the platform acts at `at`."""
+        return ClockMove(self.clock.set.remote(at.isoformat()))
 
     def flush(self) -> int:
         """Deliver the simulator's pending webhooks to the gateway; returns how many were acknowledged."""

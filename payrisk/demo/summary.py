@@ -115,7 +115,8 @@ class Run(BaseModel):
     platform_seconds: float  # the platform part alone (baselines excluded)
     customer_days_per_second: float  # customers × days / platform_seconds
     #: wall seconds of the platform part by step phase (simulator, clock, store, apply, outbox, customers, reads,
-    #: scheduler): where the time went, for tuning and benchmarks
+    #: scheduler; `n_…`: how many times each ran), and outside it (startup, checks, shutdown, baselines_left: the
+    #: wait for the baselines after the platform was done): where the time went, for tuning and benchmarks
     phases: dict[str, float] = Field(default_factory=dict)
 
 
