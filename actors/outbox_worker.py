@@ -55,8 +55,9 @@ class OutboxWorker(PeriodicActor):
 
         db, deliverer = await self._ready()
         now = datetime.fromisoformat(at) if at is not None else await self._clock.now()
-        handled = await run_once(db, deliverer, now, WORKER, limit)
-        handled += await self._provider_actions(db, now, limit)
+        emails, actions = await asyncio.gather(run_once(db, deliverer, now, WORKER, limit),
+                                               self._provider_actions(db, now, limit))  # independent rows
+        handled = emails + actions
         self.handled += handled
         return handled
 

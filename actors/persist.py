@@ -63,7 +63,8 @@ class Writes:
 
         In pipeline mode: the statements go out together and PostgreSQL's answers are read once at the end (the
         version check is read before the inserts), so a flush costs two round trips instead of one per statement —
-        a decision's latency on a busy machine is mostly round trips. An error still fails the transaction."""
+        a decision's latency on a busy machine is mostly round trips. An error still fails the transaction. (None of
+        these statements reads a row count, which pipeline mode gives only after the sync.)"""
         async with conn.pipeline():
             await events.append_many(conn, self._appends)
             await checkpoints.save_many(conn, list(self._checkpoints.values()))

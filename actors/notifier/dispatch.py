@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import structlog
 
 from actors.notifier.sender import NO_CHANNEL_REASON, DeliveryResult, customer_key
-from store import Database, notifications, outbox
+from store import Database, StoreError, notifications, outbox
 from store.outbox import DEFAULT_LEASE
 
 TOPICS = ("email", "alert")
@@ -56,10 +56,38 @@ async def run_once(
         # lease's end — what a dying notifier may have sent is the same case as a lease that runs out
         await outbox.release(db, [row["outbox_id"] for row in rows], worker_id)
         raise
-    by_id = {row["outbox_id"]: row for row in rows}
-    for result in results:
-        await record(db, by_id[result.outbox_id], result, now, worker_id)
+    await record_all(db, {row["outbox_id"]: row for row in rows}, results, now, worker_id)
     return len(results)
+
+
+async def record_all(
+    db: Database,
+    by_id: Mapping[int, Mapping[str, Any]],
+    results: Sequence[DeliveryResult],
+    now: datetime,
+    worker_id: str,
+) -> None:
+    """Every outcome of a pass in one transaction (one commit, not one per row); when that transaction fails, each
+    outcome in its own, so that one row the database refuses never leaves the others' sends unrecorded (an
+    unrecorded send goes out again when its lease ends)."""
+    try:
+        async with db.transaction() as conn:  # not pipelined: `bury` reads its row count
+            for result in results:
+                await _record_in(conn, by_id[result.outbox_id], result, now, worker_id)
+    except StoreError as exc:
+        log.warning("outbox.record_batch_failed", rows=len(results), error=str(exc)[:200])
+        failed: StoreError | None = None
+        for result in results:
+            try:
+                await record(db, by_id[result.outbox_id], result, now, worker_id)
+            except StoreError as one:  # this row stays claimed (sent again at its lease's end); the rest go on
+                failed = failed or one
+        if failed is not None:
+            raise failed from None
+        return
+    for result in results:
+        if result.status == "no_channel":
+            _no_channel(by_id[result.outbox_id], result)
 
 
 async def recent_sends(
@@ -85,20 +113,26 @@ async def record(
     is, counted, and logged at warning once per process.
     """
     async with db.transaction() as conn:
-        if result.status in ("sent", "no_channel"):
-            await notifications.record(
-                conn, row["tenant_id"], row["idempotency_key"], customer_id=result.customer_id,
-                channel=result.channel or row["topic"], template=result.template, recipient=result.recipient,
-                now=now, detail={**result.detail, "outbox_id": row["outbox_id"]}, status=result.status)
-            note = NO_CHANNEL_REASON if result.status == "no_channel" else None
-            await outbox.mark_sent(conn, row["outbox_id"], now, note)
-        elif result.status == "dead":
-            await _record_dead(conn, row, result, now, worker_id)
-        else:  # a deferral (quiet hours, a cap) is not a failure
-            await outbox.reschedule(conn, row["outbox_id"], worker_id, result.retry_at or now, result.error,
-                                    failed=result.status == "failed")
+        await _record_in(conn, row, result, now, worker_id)
     if result.status == "no_channel":
         _no_channel(row, result)
+
+
+async def _record_in(conn: Any, row: Mapping[str, Any], result: DeliveryResult, now: datetime,
+                     worker_id: str) -> None:
+    """The writes of one outcome, in the caller's transaction."""
+    if result.status in ("sent", "no_channel"):
+        await notifications.record(
+            conn, row["tenant_id"], row["idempotency_key"], customer_id=result.customer_id,
+            channel=result.channel or row["topic"], template=result.template, recipient=result.recipient,
+            now=now, detail={**result.detail, "outbox_id": row["outbox_id"]}, status=result.status)
+        note = NO_CHANNEL_REASON if result.status == "no_channel" else None
+        await outbox.mark_sent(conn, row["outbox_id"], now, note)
+    elif result.status == "dead":
+        await _record_dead(conn, row, result, now, worker_id)
+    else:  # a deferral (quiet hours, a cap) is not a failure
+        await outbox.reschedule(conn, row["outbox_id"], worker_id, result.retry_at or now, result.error,
+                                failed=result.status == "failed")
 
 
 def _no_channel(row: Mapping[str, Any], result: DeliveryResult) -> None:

@@ -27,7 +27,7 @@ from actors.notifier.dispatch import TOPICS, run_once
 from actors.notifier.policy import SendPolicy, message_id_for
 from actors.notifier.sender import NotifierSettings, Sender
 from actors.notifier.signature import SIGNATURE_HEADER, verify_signature
-from store import Database
+from store import Database, StoreError
 from store import outbox as store_outbox
 from tests.support.databases import empty_outbox, own_database
 
@@ -402,3 +402,32 @@ async def test_concurrent_workers_send_every_queued_mail_exactly_once(
     wait_for(lambda: len(catcher.messages) >= 24)
     assert len(catcher.messages) == 24
     assert len({m["Message-ID"] for m in catcher.messages}) == 24
+
+
+async def test_outcomes_are_recorded_together_and_one_the_database_refuses_leaves_the_others_recorded(
+    pool: Database, catcher: CatcherHandle, senders: list[Sender]
+) -> None:
+    sender = make(senders, settings_for(catcher.smtp_url))
+    async with pool.connection() as conn:  # the database refuses one row's record (as a failing constraint would)
+        await conn.execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.idempotency_key LIKE '%poison%' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+            " RETURN NEW; END $$")
+        await conn.execute("CREATE TRIGGER refuse_poison BEFORE INSERT ON notifications FOR EACH ROW"
+                           " EXECUTE FUNCTION refuse_poison()")
+    try:
+        for customer in ("cus_a", "cus_poison", "cus_b"):
+            await enqueue(pool, f"email:{customer}", "email", email(customer, "payment_failed"))
+        with pytest.raises(StoreError, match="refused by the test"):
+            await run_once(pool, sender, T0, "w1")
+        for key in ("email:cus_a", "email:cus_b"):  # sent and recorded: never sent again
+            row = await outbox(pool, key)
+            assert row["sent_at"] == T0 and row["claimed_by"] is None
+        poison = await outbox(pool, "email:cus_poison")  # unrecorded: still claimed, sent again after the lease
+        assert poison["sent_at"] is None and poison["claimed_by"] == "w1"
+        trail = await scalar(pool, "SELECT array_agg(recipient ORDER BY recipient) FROM notifications")
+        assert trail == ["cus_a@example.com", "cus_b@example.com"]
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute("DROP TRIGGER refuse_poison ON notifications")
+            await conn.execute("DROP FUNCTION refuse_poison()")
