@@ -25,8 +25,9 @@ from bench import bodies, database, loadwrk, openloop, procs
 
 
 @contextmanager
-def gateway(database_url: str, workers: int, data_dir: Path, log: Path) -> Iterator[int]:
-    """`payrisk up --no-dashboard` on a free port against the local PostgreSQL and Redis; yields the port."""
+def gateway(database_url: str, workers: int, data_dir: Path, log: Path, decisions: bool = True) -> Iterator[int]:
+    """`payrisk up --no-dashboard` on a free port against the local PostgreSQL and Redis; yields the port.
+    `decisions=False`: the same gateway without Ray (`bench.ingest_gateway`): durable ingest alone."""
     port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not k.startswith("PAYRISK_")}
     env.update(
@@ -48,7 +49,7 @@ def gateway(database_url: str, workers: int, data_dir: Path, log: Path) -> Itera
         str(port),
         "--workers",
         str(workers),
-    ]
+    ] if decisions else [procs.PYTHON, "-m", "bench.ingest_gateway", str(port), str(workers)]
     with procs.serving(argv, f"http://127.0.0.1:{port}/readyz", env=env, log=log, timeout=300) as proc:
         yield port if proc else port
 
@@ -155,8 +156,9 @@ def wait_drained(database_url: str, cap_seconds: float) -> dict[str, float]:
 class IngestBench:
     """All ingest runs against one gateway configuration (worker count)."""
 
-    def __init__(self, database_url: str, port: int, workdir: Path, drain_cap: float) -> None:
+    def __init__(self, database_url: str, port: int, workdir: Path, drain_cap: float, decisions: bool = True) -> None:
         self.database_url, self.port, self.workdir, self.drain_cap = database_url, port, workdir, drain_cap
+        self.decisions = decisions  # False: nothing applies the deliveries (no drain to wait for, no end to end)
         self.serial = 0
 
     def _lines(self, count: int, duplicates: float) -> tuple[str, Path]:
@@ -183,7 +185,7 @@ class IngestBench:
             "max_ms": lat["max"] / 1000,
             "socket_errors": sum(v for k, v in summary["errors"].items() if k != "status"),
             **check,
-            **wait_drained(self.database_url, self.drain_cap),
+            **(wait_drained(self.database_url, self.drain_cap) if self.decisions else {}),
         }
 
     def fixed_rate(self, rate: int, duplicates: float, seconds: int) -> dict[str, Any]:
@@ -192,8 +194,8 @@ class IngestBench:
         result = openloop.run("127.0.0.1", self.port, path.read_bytes().splitlines(), rate)
         path.unlink()
         check = check_open_loop(self.database_url, run, ids, result)
-        drained = wait_drained(self.database_url, self.drain_cap)
-        e2e = end_to_end(self.database_url, run)
+        drained = wait_drained(self.database_url, self.drain_cap) if self.decisions else {}
+        e2e = end_to_end(self.database_url, run) if self.decisions else {}
         return {
             "rate": rate,
             "achieved_rps": len(result.outcomes) / result.seconds,
@@ -219,13 +221,15 @@ def measure(
     rates: tuple[int, ...] = (500, 1000, 2000),
     drain_cap: float = 60.0,
     log_dir: Path | None = None,
+    decisions: bool = True,
 ) -> dict[str, Any]:
-    """Saturation (unique, 20 % duplicates) and fixed-rate runs, `repeats` each, medians."""
+    """Saturation (unique, 20 % duplicates) and fixed-rate runs, `repeats` each, medians. `decisions=False`:
+    the gateway without Ray (durable ingest alone)."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="payrisk-ingest-") as tmp:
         log = (log_dir or Path(tmp)) / f"gateway-{workers}w.log"
-        with gateway(database_url, workers, Path(tmp) / "data", log) as port:
-            bench = IngestBench(database_url, port, Path(tmp), drain_cap)
+        with gateway(database_url, workers, Path(tmp) / "data", log, decisions) as port:
+            bench = IngestBench(database_url, port, Path(tmp), drain_cap, decisions)
             bench.fixed_rate(200, 0.0, 3)  # warm-up: connections, shard activation, caches
             for label, dup in (("unique", 0.0), ("dup20", 0.2)):
                 results[f"saturation_{label}"] = medians(

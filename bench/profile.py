@@ -79,13 +79,15 @@ def summarize(collapsed: Path, top: int = 25) -> str:
     return "\n".join(out) + "\n"
 
 
-def profile_gateway(database_url: str, out_dir: Path, seconds: int = 12) -> str:
-    """Run the gateway (1 worker: one process holds the whole ingest path), load it with wrk, sample it."""
+def profile_gateway(database_url: str, out_dir: Path, seconds: int = 12, decisions: bool = True) -> str:
+    """Run the gateway (1 worker: one process holds the whole ingest path), load it with wrk, sample it.
+    `decisions=False`: the gateway without Ray (durable ingest alone), its files named `ingest-alone-profile.*`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    collapsed = out_dir / "ingest-profile.collapsed.txt"
+    name = "ingest-profile" if decisions else "ingest-alone-profile"
+    collapsed = out_dir / f"{name}.collapsed.txt"
     with (
         tempfile.TemporaryDirectory(prefix="payrisk-profile-") as tmp,
-        ingest.gateway(database_url, 1, Path(tmp) / "data", Path(tmp) / "gateway.log") as port,
+        ingest.gateway(database_url, 1, Path(tmp) / "data", Path(tmp) / "gateway.log", decisions) as port,
     ):
         pid = _listener_pid(port)
         bench = ingest.IngestBench(database_url, port, Path(tmp), drain_cap=0.0)
@@ -116,7 +118,7 @@ def profile_gateway(database_url: str, out_dir: Path, seconds: int = 12) -> str:
         )
         load.join()
     summary = summarize(collapsed)
-    (out_dir / "ingest-profile.txt").write_text(summary)
+    (out_dir / f"{name}.txt").write_text(summary)
     return summary
 
 

@@ -89,9 +89,14 @@ def ingest_md(ingest: dict[str, Any]) -> str:
                 f"| {workers} | {label} | {rps:,.0f} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms |"
                 f" {r['max_ms']:.0f} ms | {r['non_2xx']:.0f} / {r.get('socket_errors', 0):.0f} |"
                 f" {acked:,.0f}; {r['acked_missing']:.0f}; {r['stored_twice']:.0f} |"
-                f" {r['drain_s']:.0f} s | {e2e} |"
+                f" {_drain(r)} | {e2e} |"
             )
     return "## Ingest through `payrisk up --no-dashboard`\n\n" + "\n".join(rows) + "\n"
+
+
+def _drain(r: dict[str, Any]) -> str:
+    """Seconds the decisions needed after the run; "—" for the gateway alone (nothing applies deliveries)."""
+    return f"{r['drain_s']:.0f} s" if "drain_s" in r else "—"
 
 
 def ratios_md(ceilings: dict[str, Any], ingest: dict[str, Any]) -> str:

@@ -50,31 +50,36 @@ def run_ceilings(args: argparse.Namespace, database_url: str) -> None:
 
 def run_ingest(args: argparse.Namespace, database_url: str) -> None:
     data: dict[str, Any] = {}
+    name = "ingest-alone" if args.without_decisions else "ingest"  # kept apart: both are read beside the ceilings
     for workers in args.workers:
         data[str(workers)] = ingest.measure(
-            database_url, workers, repeats=args.repeats, seconds=args.seconds, drain_cap=args.drain_cap
+            database_url, workers, repeats=args.repeats, seconds=args.seconds, drain_cap=args.drain_cap,
+            decisions=not args.without_decisions,
         )
-        _save("ingest", data, report.ingest_md(data))  # keep what is measured if a later step fails
+        _save(name, data, report.ingest_md(data))  # keep what is measured if a later step fails
     removed = database.delete_redis_keys("payrisk:dlv:*")
     print(f"  removed {removed} Redis idempotency keys written by the runs", flush=True)
     markdown = report.ingest_md(data)
     ceil = _load("ceilings")
     if ceil:
         markdown += "\n" + report.ratios_md(ceil, data) + "\n" + report.goals_md(ceil, data)
-    _save("ingest", data, markdown)
+    _save(name, data, markdown)
 
 
 def run_profile(args: argparse.Namespace, database_url: str) -> None:
-    summary = profile.profile_gateway(database_url, RESULTS, seconds=min(args.seconds, 20))
+    alone = args.without_decisions
+    summary = profile.profile_gateway(database_url, RESULTS, seconds=min(args.seconds, 20), decisions=not alone)
     database.delete_redis_keys("payrisk:dlv:*")
+    name = "ingest-alone-profile" if alone else "ingest-profile"
     _save(
-        "profile",
+        "profile-alone" if alone else "profile",
         {"summary": summary},
-        "## Profile of the ingest path (1 worker, wrk -t2 -c64)\n\n```\n"
+        f"## Profile of the ingest path{' (gateway alone, no Ray)' if alone else ''} (1 worker, wrk -t2 -c64)"
+        "\n\n```\n"
         + summary.split("## top 25 innermost")[0].strip()
         + "\n```\n\nFull summary:"
-        " `bench/results/ingest-profile.txt`;"
-        " collapsed stacks: `bench/results/ingest-profile.collapsed.txt`.\n",
+        f" `bench/results/{name}.txt`;"
+        f" collapsed stacks: `bench/results/{name}.collapsed.txt`.\n",
     )
 
 
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         default=45.0,
         help="seconds to let the actors finish a run's backlog before the next run",
     )
+    parser.add_argument("--without-decisions", action="store_true",
+                        help="ingest, profile: the gateway without Ray (durable ingest alone, nothing handed off)")
     parser.add_argument("--doc", action="store_true", help="(re)write docs/bench-ingest.md afterwards")
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 30:
