@@ -99,9 +99,10 @@ class GroupCommitter:
         """Durable once this returns. Not committed within `answer_timeout` (PostgreSQL slow, the queue long):
         StoreUnavailable, so the sender hears 503 in time; should it commit later, its retry is a duplicate."""
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        await self._queue.put((delivery, future))
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self._answer_timeout)
+        self._queue.put_nowait((delivery, future))
+        try:  # a timeout cancels the future: its flush then skips the answer (it stays stored if it commits)
+            async with asyncio.timeout(self._answer_timeout):
+                return await future
         except TimeoutError:
             raise StoreUnavailable(f"not committed within {self._answer_timeout:g} s") from None
 
@@ -115,8 +116,8 @@ class GroupCommitter:
             self._queue.put_nowait((delivery, future))
         self._burst = True
         try:
-            return await asyncio.wait_for(asyncio.gather(*(asyncio.shield(f) for f in futures)),
-                                          self._answer_timeout)
+            async with asyncio.timeout(self._answer_timeout):
+                return await asyncio.gather(*futures)
         except TimeoutError:
             raise StoreUnavailable(f"not committed within {self._answer_timeout:g} s") from None
 

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.ingest import Delivery, GroupCommitter
-from store import Database
+from store import Database, StoreUnavailable
 
 
 def _delivery(event_id: str, namespace: str) -> Delivery:
@@ -95,3 +95,29 @@ async def test_with_redis_unreachable_a_retry_is_still_a_duplicate_by_the_databa
     assert all(s.duplicate for s in again)
     assert committer.redis_errors >= 2  # claims and marks failed, and nothing was lost or stored twice
     assert len(_rows(database_url, ids)) == 5
+
+
+async def test_an_answer_that_does_not_come_in_time_is_unavailable_and_the_late_commit_makes_a_retry_a_duplicate(
+    database: Database, database_url: str
+) -> None:
+    committer = GroupCommitter(database, None, window_ms=1, answer_timeout=0.3, commit_timeout=30)
+    committer.start()
+    event_id = f"evt_gc_{uuid.uuid4().hex[:12]}"
+    blocker = await psycopg.AsyncConnection.connect(database_url)
+    try:
+        await blocker.execute("LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE")  # PostgreSQL slow: inserts wait
+        with pytest.raises(StoreUnavailable, match="not committed within"):
+            await committer.submit(_delivery(event_id, "ns"))
+        with pytest.raises(StoreUnavailable, match="not committed within"):
+            await committer.submit_many([_delivery(f"{event_id}_b", "ns")])
+        await blocker.rollback()  # PostgreSQL answers again: the waiting inserts commit
+        for _ in range(100):
+            if len(_rows(database_url, [event_id, f"{event_id}_b"])) == 2:
+                break
+            await asyncio.sleep(0.05)
+        again = await committer.submit(_delivery(event_id, "ns"))
+    finally:
+        await blocker.close()
+        await committer.stop()
+    assert len(_rows(database_url, [event_id, f"{event_id}_b"])) == 2  # stored once each, though unanswered
+    assert again.duplicate
