@@ -126,3 +126,36 @@ async def test_a_stored_delivery_with_a_nul_is_quarantined_by_the_sweeper_not_re
         await db.close()
     status, reason, _ = _status(database_url, delivery)
     assert status == "quarantined" and reason is not None and "NUL" in reason
+
+
+async def test_flush_now_sends_without_waiting_for_more_and_settled_returns_once_the_shards_applied(
+        settings: Settings, system: ActorSystem, database_url: str) -> None:
+    def handed(count: int) -> list[tuple[int, str, list[dict[str, Any]]]]:
+        out = []
+        for _ in range(count):
+            customer = f"cus_{uuid.uuid4().hex[:8]}"
+            event_id, body = _failure(customer)
+            out.append((_store(database_url, body, event_id, customer), customer, normalize_stored("stripe", body)[1]))
+        return out
+
+    db = Database(database_url, max_size=2)
+    await db.open()
+    quiet = settings.replace(sweep_interval_seconds=3600, sweep_grace_seconds=3600)
+    dispatcher = Dispatcher(db, quiet, GatewayMetrics(), flush_ms=60_000)  # a batch would wait a minute for more
+    dispatcher.start()
+    try:
+        await asyncio.to_thread(dispatcher.refresh_handles)
+        first = handed(3)
+        for delivery_id, customer, events in first:
+            dispatcher.submit("default", delivery_id, customer, events)
+        dispatcher.flush_now()  # the burst is complete: sent now, not a minute later
+        assert await _until(lambda: all(_status(database_url, d)[0] == "applied" for d, _, _ in first), 20.0)
+        second = handed(5)
+        for delivery_id, customer, events in second:
+            dispatcher.submit("default", delivery_id, customer, events)
+        await asyncio.wait_for(dispatcher.settled(), 20.0)
+        # settled means answered: every delivery is applied at this moment, without polling for it
+        assert [_status(database_url, d)[0] for d, _, _ in second] == ["applied"] * 5
+    finally:
+        await dispatcher.stop()
+        await db.close()
