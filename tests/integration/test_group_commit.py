@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -22,14 +21,6 @@ def _delivery(event_id: str, namespace: str) -> Delivery:
                     "received", redis_namespace=namespace)
 
 
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url, max_size=3)
-    await db.open()
-    yield db
-    await db.close()
-
-
 def _rows(database_url: str, event_ids: list[str]) -> list[tuple[str, int]]:
     with psycopg.connect(database_url) as conn:
         return [(e, int(d)) for e, d in conn.execute(
@@ -38,11 +29,11 @@ def _rows(database_url: str, event_ids: list[str]) -> list[tuple[str, int]]:
 
 
 async def test_a_committed_delivery_sent_again_is_a_duplicate_from_redis_and_stored_once(
-    database: Database, database_url: str, redis_url: str
+    db: Database, database_url: str, redis_url: str
 ) -> None:
     redis = aioredis.Redis.from_url(redis_url)
     namespace = f"gc-{uuid.uuid4().hex[:8]}"
-    committer = GroupCommitter(database, redis, window_ms=2)
+    committer = GroupCommitter(db, redis, window_ms=2)
     committer.start()
     try:
         ids = [f"evt_gc_{uuid.uuid4().hex[:12]}" for _ in range(30)]
@@ -62,8 +53,8 @@ async def test_a_committed_delivery_sent_again_is_a_duplicate_from_redis_and_sto
     assert [d for _, d in rows] == [s.delivery_id for s in first]
 
 
-async def test_a_burst_does_not_wait_out_the_window_a_single_delivery_does(database: Database) -> None:
-    committer = GroupCommitter(database, None, window_ms=300)  # a window far longer than a commit
+async def test_a_burst_does_not_wait_out_the_window_a_single_delivery_does(db: Database) -> None:
+    committer = GroupCommitter(db, None, window_ms=300)  # a window far longer than a commit
     committer.start()
     try:
         began = time.monotonic()
@@ -79,10 +70,10 @@ async def test_a_burst_does_not_wait_out_the_window_a_single_delivery_does(datab
 
 
 async def test_with_redis_unreachable_a_retry_is_still_a_duplicate_by_the_database(
-    database: Database, database_url: str
+    db: Database, database_url: str
 ) -> None:
     redis = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
-    committer = GroupCommitter(database, redis, window_ms=1)
+    committer = GroupCommitter(db, redis, window_ms=1)
     committer.start()
     try:
         ids = [f"evt_gc_{uuid.uuid4().hex[:12]}" for _ in range(5)]
@@ -98,9 +89,9 @@ async def test_with_redis_unreachable_a_retry_is_still_a_duplicate_by_the_databa
 
 
 async def test_an_answer_that_does_not_come_in_time_is_unavailable_and_the_late_commit_makes_a_retry_a_duplicate(
-    database: Database, database_url: str
+    db: Database, database_url: str
 ) -> None:
-    committer = GroupCommitter(database, None, window_ms=1, answer_timeout=0.3, commit_timeout=30)
+    committer = GroupCommitter(db, None, window_ms=1, answer_timeout=0.3, commit_timeout=30)
     committer.start()
     event_id = f"evt_gc_{uuid.uuid4().hex[:12]}"
     blocker = await psycopg.AsyncConnection.connect(database_url)
