@@ -147,5 +147,6 @@ def make_clock(mode: str, namespace: str = NAMESPACE) -> Clock:
 
 
 def start_sim_clock(start: datetime, namespace: str = NAMESPACE) -> Any:
+    # `now` and `set` are idempotent (`set` never goes back): a call caught by a restart is sent again
     return SimClockActor.options(name=CLOCK_ACTOR, namespace=namespace, get_if_exists=True,
-                                 max_restarts=-1).remote(start.isoformat())
+                                 max_restarts=-1, max_task_retries=-1).remote(start.isoformat())
