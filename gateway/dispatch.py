@@ -17,6 +17,7 @@ import structlog
 
 from actors.placement import NAMESPACE, shard_index, shard_name
 from actors.raysys import join_ray, ray_alive
+from gateway.telemetry import REQUEST_ID
 from settings import Settings
 from store import Database, StoreError, deliveries
 
@@ -83,7 +84,7 @@ class Dispatcher:
         index = shard_index(tenant_id, customer_id, self._settings.ray.shards, self._settings.ray.virtual_shards)
         item: dict[str, Any] = {"tenant_id": tenant_id, "delivery_id": delivery_id, "customer_id": customer_id,
                                 "events": events}
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        request_id = REQUEST_ID.get()
         if request_id:  # the webhook's request id (gateway/telemetry.py) follows it into the shard's log lines
             item["request_id"] = request_id
         self._buffers[index].append(item)

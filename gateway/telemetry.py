@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -82,7 +85,7 @@ class RequestTelemetry:
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        with request_context(request_id):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
@@ -90,3 +93,21 @@ class RequestTelemetry:
                 labels = (method if method in METHODS else "OTHER", route_of(scope), str(status))
                 REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - started)
                 REQUESTS.labels(*labels).inc()
+
+
+#: the request id of the request being answered (None outside one): read by the hand-off (gateway/dispatch.py)
+REQUEST_ID: ContextVar[str | None] = ContextVar("payrisk_request_id", default=None)
+
+
+@contextmanager
+def request_context(request_id: str) -> Iterator[None]:
+    """`request_id` in the log context (structlog) and in `REQUEST_ID` while a request is answered, set and reset
+    by token: structlog's `bound_contextvars` copies the whole context to save and restore, and reading it back
+    with `get_contextvars` copies it again — per request and per hand-off."""
+    tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+    own = REQUEST_ID.set(request_id)
+    try:
+        yield
+    finally:
+        REQUEST_ID.reset(own)
+        structlog.contextvars.reset_contextvars(**tokens)

@@ -7,7 +7,7 @@ import structlog
 
 from gateway.dispatch import Dispatcher
 from gateway.metrics import GatewayMetrics
-from gateway.telemetry import request_id_of
+from gateway.telemetry import request_context, request_id_of
 from settings import load_settings
 from store import Database
 
@@ -33,8 +33,10 @@ def test_a_hand_off_carries_the_request_id_bound_while_the_webhook_was_answered(
     settings = load_settings(environ={}, dotenv=None, database_url="postgresql://nobody@127.0.0.1:1/x",
                              redis_url="redis://127.0.0.1:1/0")
     dispatcher = Dispatcher(Database(settings.database.url or ""), settings, GatewayMetrics())
-    with structlog.contextvars.bound_contextvars(request_id="req-7"):
+    with request_context("req-7"):  # as RequestTelemetry binds it while the webhook is answered
+        assert structlog.contextvars.get_contextvars()["request_id"] == "req-7"  # and for the log lines
         dispatcher.submit("default", 11, "cus_a", [])
+    assert "request_id" not in structlog.contextvars.get_contextvars()  # reset afterwards
     dispatcher.submit("default", 12, "cus_a", [])  # no request (the sweeper's re-dispatch): no id
     items = [item for buffer in dispatcher._buffers.values() for item in buffer]  # noqa: SLF001
     assert [(i["delivery_id"], i.get("request_id")) for i in items] == [(11, "req-7"), (12, None)]
