@@ -251,7 +251,7 @@ class Billing(Cards):
             subscription=sub.id if sub else None,
             description=description,
         )
-        self.state.invoices[inv.id] = inv
+        self.state.add_invoice(inv)
         if sub is not None:
             sub.latest_invoice = inv.id
         self.emit("invoice.created", self.rendered(inv), None, req)

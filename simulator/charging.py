@@ -281,7 +281,7 @@ class Charging:
             self.pay(inv.id, {}, AUTOMATIC, source="smart_retry")
 
     def _open_invoices(self, sub: Subscription) -> list[Invoice]:
-        return [i for i in self.billing.state.invoices.values() if i.subscription == sub.id and i.status == "open"]
+        return [i for i in self.billing.state.invoices_of(sub.id) if i.status == "open"]
 
     def _emit_all(self, req: RequestRef, *events: tuple[str, Render]) -> None:
         for kind, obj in events:

@@ -92,4 +92,15 @@ class State:
     setup_intents: dict[str, SetupIntent] = field(default_factory=dict)
     #: what waits on the clock (renewals, Smart Retries), earliest first; see `DueIndex`
     due: DueIndex = field(default_factory=DueIndex)
+    #: subscription id → its invoices' ids, in creation order (an invoice's subscription never changes)
+    subscription_invoices: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_invoice(self, inv: Invoice) -> None:
+        self.invoices[inv.id] = inv
+        if inv.subscription is not None:
+            self.subscription_invoices.setdefault(inv.subscription, []).append(inv.id)
+
+    def invoices_of(self, subscription_id: str) -> list[Invoice]:
+        """The subscription's invoices, oldest first (without scanning every invoice)."""
+        return [self.invoices[i] for i in self.subscription_invoices.get(subscription_id, ())]
 

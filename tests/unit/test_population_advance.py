@@ -59,6 +59,10 @@ def _run(step: timedelta, days: int, seed: int, smart: bool, reference: bool) ->
         with sim.lock:
             ran.append(_rescan_advance(sim.population, at) if reference else sim.population.advance(at))
         assert sim.population.next_due() == _scan_next_due(sim.population)
+    state = sim.state
+    for sub_id in state.subscriptions:  # the per-subscription index holds what a scan of every invoice finds
+        assert [i.id for i in state.invoices_of(sub_id)] == [
+            i.id for i in state.invoices.values() if i.subscription == sub_id]
     ledger = [e.model_dump() for e in sim.ledger_entries()]
     return ran, ledger, [f"{e['type']}:{e['id']}" for e in sim.events]
 
