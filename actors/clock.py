@@ -34,6 +34,8 @@ class RealClock:
 
 
 _SLOT = struct.Struct("<q")  # microseconds since the epoch (UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class SharedTime:
@@ -62,7 +64,7 @@ class SharedTime:
             return None
 
     def write(self, at: datetime) -> None:
-        micros = _micros(at)
+        micros = (at - _EPOCH) // _MICROSECOND
         _SLOT.pack_into(self._memory, 0, micros)
         _SLOT.pack_into(self._memory, 8, micros)
 
@@ -73,12 +75,7 @@ class SharedTime:
         while True:
             second, first = _SLOT.unpack_from(self._memory, 8)[0], _SLOT.unpack_from(self._memory, 0)[0]
             if first == second:
-                return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=first)
-
-
-def _micros(at: datetime) -> int:
-    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+                return _EPOCH + first * _MICROSECOND
 
 
 @ray.remote(num_cpus=0)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -21,6 +22,7 @@ from store import deliveries as store_deliveries
 from store.deliveries import DeliveryStatus, NewDelivery
 
 _PENDING, _COMMITTED = b"p", b"c"
+T = TypeVar("T")
 
 #: one call per flush for every key of the batch (a pipeline of N `SET`s costs redis-py ~30 µs of Python per
 #: command; the script's reply is one array). `SET … NX GET` answers the previous value: "c" = committed before.
@@ -100,11 +102,7 @@ class GroupCommitter:
         StoreUnavailable, so the sender hears 503 in time; should it commit later, its retry is a duplicate."""
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((delivery, future))
-        try:  # a timeout cancels the future: its flush then skips the answer (it stays stored if it commits)
-            async with asyncio.timeout(self._answer_timeout):
-                return await future
-        except TimeoutError:
-            raise StoreUnavailable(f"not committed within {self._answer_timeout:g} s") from None
+        return await self._answered(future)
 
     async def submit_many(self, deliveries: list[Delivery]) -> list[Stored]:
         """Several deliveries at once, answered together in their order once all are durable (a burst that is
@@ -115,9 +113,14 @@ class GroupCommitter:
         for delivery, future in zip(deliveries, futures, strict=True):
             self._queue.put_nowait((delivery, future))
         self._burst = True
+        return await self._answered(asyncio.gather(*futures))
+
+    async def _answered(self, answer: Awaitable[T]) -> T:
+        """`answer` within `answer_timeout`, else StoreUnavailable. A timeout cancels the waiting futures: their
+        flush then skips the answer (a delivery stays stored if it commits, and its retry is a duplicate)."""
         try:
             async with asyncio.timeout(self._answer_timeout):
-                return await asyncio.gather(*futures)
+                return await answer
         except TimeoutError:
             raise StoreUnavailable(f"not committed within {self._answer_timeout:g} s") from None
 

@@ -79,7 +79,7 @@ class Driver:
         with self._phase("simulator"):
             self.stack.sim.advance(to)
         with self._phase("clock"):
-            moved.wait()
+            ray.get(moved)
         self.deliver()
         with self._phase("outbox"):
             self.finish_outbox()

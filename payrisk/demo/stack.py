@@ -68,18 +68,6 @@ class GatewayThread:
         self._thread.join(timeout=15)
 
 
-class ClockMove:
-    """A clock move under way (the clock actor's answer to `set`)."""
-
-    def __init__(self, ref: Any) -> None:
-        self._ref = ref
-
-    def wait(self) -> None:
-        import ray
-
-        ray.get(self._ref)
-
-
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
@@ -223,9 +211,10 @@ class DemoStack:
             self.pump = DirectPump(self.sim, gateway.app.state.platform, gateway.loop)
 
     # ------------------------------------------------------------------------------------------------- use
-    def move_clock(self, at: datetime) -> ClockMove:
-        """Start moving the platform's clock to `at`; `wait()` on the answer before the platform acts at `at`."""
-        return ClockMove(self.clock.set.remote(at.isoformat()))
+    def move_clock(self, at: datetime) -> Any:
+        """Start moving the platform's clock to `at`: the clock actor's answer (`ray.get` it before the platform
+        acts at `at`)."""
+        return self.clock.set.remote(at.isoformat())
 
     def flush(self) -> int:
         """Deliver the simulator's pending webhooks to the gateway; returns how many were acknowledged."""
