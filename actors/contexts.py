@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,8 +44,11 @@ class TenantContexts:
         self._ttl = ttl
         self._tenants: dict[str, tuple[float, TenantState]] = {}
 
-    async def __call__(self, conn: Conn, tenant_id: str, state: dict[str, Any], now: datetime) -> Context:
-        history = await attempts.card_history(conn, tenant_id, fingerprints(state), now - BUDGET_WINDOW)
+    async def __call__(self, conn: Conn, tenant_id: str, state: dict[str, Any], now: datetime,
+                       history: Mapping[str, list[datetime]] | None = None) -> Context:
+        """`history`: the customer's card history when the caller read it already (`card_histories`)."""
+        if history is None:
+            history = await attempts.card_history(conn, tenant_id, fingerprints(state), now - BUDGET_WINDOW)
         tenant = await self.tenant(conn, tenant_id)
         await tenant_classifier(conn, tenant_id)  # the tenant's stored overrides, refreshed every few seconds
         ctx = await self._factory(tenant_id, now, history, tenant.paused, tenant.retry_mode, tenant.branding)
@@ -52,6 +56,18 @@ class TenantContexts:
         if self._timing is not None:  # the strategies planner, with the tenant's own learned retry timing
             ctx = dataclasses.replace(ctx, planner=await self._timing.planner(conn, tenant_id, now))
         return dataclasses.replace(ctx, **provider_context(ctx, state["customer_id"]))
+
+    async def card_histories(self, conn: Conn, customers: Sequence[tuple[str, dict[str, Any]]],
+                             now: datetime) -> CardHistories:
+        """The card histories of a batch's customers `(tenant, state)`, one query per tenant."""
+        cards: dict[str, set[str]] = {}
+        for tenant_id, state in customers:
+            cards.setdefault(tenant_id, set()).update(fingerprints(state))
+        found: dict[tuple[str, str], list[datetime]] = {}
+        for tenant_id, wanted in cards.items():
+            history = await attempts.card_history(conn, tenant_id, sorted(wanted), now - BUDGET_WINDOW)
+            found.update(((tenant_id, card), times) for card, times in history.items())
+        return CardHistories(found)
 
     async def tenant(self, conn: Conn, tenant_id: str) -> TenantState:
         cached = self._tenants.get(tenant_id)
@@ -64,6 +80,20 @@ class TenantContexts:
                             branding if isinstance(branding, dict) else None)
         self._tenants[tenant_id] = (time.monotonic() + self._ttl, found)
         return found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CardHistories:
+    """Past attempts per (tenant, card fingerprint) within the budget window, read for a whole batch at the start of
+    its transaction instead of once per customer. Valid for a customer only while the transaction has written no
+    attempt on its cards (`actors.persist.Writes.touches`)."""
+
+    found: dict[tuple[str, str], list[datetime]]
+
+    def of(self, tenant_id: str, state: dict[str, Any]) -> tuple[list[str], dict[str, list[datetime]]]:
+        """The customer's card fingerprints and their history, as `attempts.card_history` would read it."""
+        cards = fingerprints(state)
+        return cards, {card: self.found[(tenant_id, card)] for card in cards if (tenant_id, card) in self.found}
 
 
 def fingerprints(state: dict[str, Any]) -> list[str]:

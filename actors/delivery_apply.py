@@ -12,7 +12,7 @@ from typing import Any
 
 from actors.domain.decide import decide_inbound
 from actors.domain.decisions import Context, Decision
-from actors.executors.runtime import record_provider_attempts
+from actors.executors.runtime import provider_attempts
 from store import Conn, deliveries
 
 
@@ -54,7 +54,8 @@ class DeliveryDecider:
         for event in item["events"]:
             decisions.append(decide_inbound(state, event, ctx, item["delivery_id"]))
             state = decisions[-1].state
-        await record_provider_attempts(conn, item["tenant_id"], item["customer_id"], item["events"],
-                                       state.get("cases"))
+        if decisions:  # the provider's own attempts, for the ledger: written with the decisions
+            decisions[-1].ledger.extend(provider_attempts(item["tenant_id"], item["customer_id"], item["events"],
+                                                          state.get("cases")))
         item["waited"] = waited  # webhook stored → applied to the checkpoint, for the metric
         return decisions

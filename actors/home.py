@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from actors.contexts import CardHistories
 from actors.domain.case import empty_state, evolve
 from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
 from actors.persist import Writes
@@ -39,9 +40,14 @@ class Decider(Protocol):
 
 
 class ContextSource(Protocol):
-    """The decision context for a customer at `now` (read in the customer's transaction)."""
+    """The decision context for a customer at `now` (read in the customer's transaction); `history`, the card
+    history when the caller has it already; `card_histories`, a batch's card histories in one read."""
 
-    async def __call__(self, conn: Conn, tenant_id: str, state: dict[str, Any], now: datetime) -> Context: ...
+    async def __call__(self, conn: Conn, tenant_id: str, state: dict[str, Any], now: datetime,
+                       history: Mapping[str, list[datetime]] | None = None) -> Context: ...
+
+    async def card_histories(self, conn: Conn, customers: Sequence[tuple[str, dict[str, Any]]],
+                             now: datetime) -> CardHistories: ...
 
 
 @dataclass(slots=True)
@@ -165,17 +171,28 @@ class CustomerHome:
                 if prepare is not None:
                     await prepare(conn)
                 writes = Writes(now)
-                written = [await self._write(conn, writes, key, customers[key], groups[key], now) for key in groups]
+                histories = await self._contexts.card_histories(
+                    conn, [(key[0], customers[key].state) for key in groups], now)
+                written = [await self._write(conn, writes, key, customers[key], groups[key], now, histories)
+                           for key in groups]
                 await writes.flush(conn)
             for one in written:
                 self._follow(customers[one.committed.key], one)
         return [one.committed for one in written]
 
     async def _write(self, conn: Conn, writes: Writes, key: Key, customer: Customer, deciders: Sequence[Decider],
-                     now: datetime) -> _Written:
-        if writes.has_intents:  # this customer's network budget counts the intents decided before it
-            await writes.flush_intents(conn)
-        ctx = await self._contexts(conn, key[0], customer.state, now)
+                     now: datetime, histories: CardHistories | None = None) -> _Written:
+        """Decide one customer. Its network budget counts the attempts decided before it in this transaction:
+        from the batch's card histories when none of them was on its cards, else read again after they are
+        written."""
+        history = None
+        if histories is not None:
+            cards, history = histories.of(key[0], customer.state)
+            if writes.touches(key[0], cards):
+                history = None
+        if history is None and writes.has_attempts:
+            await writes.flush_attempts(conn)
+        ctx = await self._contexts(conn, key[0], customer.state, now, history)
         state, decisions, applied = customer.state, [], []
         for decider in deciders:
             made = await decider(conn, state, ctx)

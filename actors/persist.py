@@ -1,8 +1,8 @@
-"""Write decisions in the caller's transaction: events, checkpoint, timers, outbox, attempt intents.
+"""Write decisions in the caller's transaction: events, checkpoint, timers, outbox, attempt ledger rows.
 
 `Writes` collects what a transaction's customers decided and writes it with one statement per table (events after
 one version check for every stream, one checkpoint per customer, the timers' final settings, the outbox rows, the
-attempt intents), so a batch of a hundred customers costs a handful of statements rather than hundreds.
+attempt ledger's rows), so a batch of a hundred customers costs a handful of statements rather than hundreds.
 """
 
 from __future__ import annotations
@@ -25,15 +25,22 @@ class Writes:
         self._checkpoints: dict[tuple[str, str], tuple[str, str, int, dict[str, Any]]] = {}
         self._timers: dict[tuple[str, str, str], timers.TimerSet] = {}
         self._outbox: list[outbox.NewSideEffect] = []
-        self._intents: list[attempts.Attempt] = []
+        self._attempts: list[attempts.Attempt] = []  # intents and the provider's own attempts, until written
+        self._cards: set[tuple[str, str]] = set()  # (tenant, card fingerprint) of every attempt row decided here
 
     @property
-    def has_intents(self) -> bool:
-        return bool(self._intents)
+    def has_attempts(self) -> bool:
+        return bool(self._attempts)
+
+    def touches(self, tenant_id: str, cards: list[str]) -> bool:
+        """Whether this transaction decided an attempt on one of these cards (its network budget then reads the
+        ledger again, after `flush_attempts`)."""
+        return any((tenant_id, card) in self._cards for card in cards)
 
     def add(self, tenant_id: str, customer_id: str, version: int, decisions: list[Decision]) -> int:
         """Collect one customer's decisions after `version` (once per customer per transaction); the new version."""
         new_events = [NewEvent(t, p) for d in decisions for t, p in d.events]
+        self._ledger([row for d in decisions for row in d.ledger])
         if not new_events:
             return version
         self._appends.append(Append(tenant_id, customer_id, version, new_events))
@@ -50,12 +57,16 @@ class Writes:
                 tenant_id, customer_id, timer.key, timer.due_at, payload)
         self._outbox += [outbox.NewSideEffect(tenant_id, cmd.topic, cmd.idempotency_key, cmd.payload, customer_id,
                                               self._now) for cmd in decision.outbox]
-        self._intents += [intent(tenant_id, customer_id, charge, self._now) for charge in decision.charges]
+        self._ledger([intent(tenant_id, customer_id, charge, self._now) for charge in decision.charges])
 
-    async def flush_intents(self, conn: Conn) -> None:
-        """Write the attempt intents collected so far: the next customer's network budget (read from the ledger
-        in this transaction) then counts them, as it did when each customer was written before the next."""
-        rows, self._intents = self._intents, []
+    def _ledger(self, rows: list[attempts.Attempt]) -> None:
+        self._attempts += rows
+        self._cards.update((row.tenant_id, row.card_fingerprint) for row in rows if row.card_fingerprint)
+
+    async def flush_attempts(self, conn: Conn) -> None:
+        """Write the attempt rows collected so far (intents, the provider's own attempts): a network budget read
+        from the ledger in this transaction then counts them."""
+        rows, self._attempts = self._attempts, []
         await attempts.record_many(conn, rows)
 
     async def flush(self, conn: Conn) -> None:
@@ -70,7 +81,7 @@ class Writes:
             await checkpoints.save_many(conn, list(self._checkpoints.values()))
             await timers.set_many(conn, list(self._timers.values()))
             await outbox.enqueue_many(conn, self._outbox)
-            await self.flush_intents(conn)
+            await self.flush_attempts(conn)
         self._appends, self._checkpoints, self._timers, self._outbox = [], {}, {}, []
 
 

@@ -109,6 +109,9 @@ class Decision:
     charges: list[ChargeRequest] = field(default_factory=list)
     reconciles: list[ChargeRequest] = field(default_factory=list)
     fetches: list[DetailsFetch] = field(default_factory=list)
+    #: rows for the attempt ledger (`store.attempts.Attempt`: the provider's own retries seen in the decided
+    #: events), written in the decision's transaction with its other writes
+    ledger: list[Any] = field(default_factory=list)
 
 
 def attempt_key(tenant_id: str, invoice_id: str, attempt_no: int) -> str:

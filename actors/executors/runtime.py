@@ -77,22 +77,25 @@ class ProviderRetries:
         return own
 
 
-async def record_provider_attempts(conn: Any, tenant: str, customer: str, events: list[dict[str, Any]],
-                                   cases: dict[str, Any] | None = None) -> None:
+def provider_attempts(tenant: str, customer: str, events: list[dict[str, Any]],
+                      cases: dict[str, Any] | None = None) -> list[attempts.Attempt]:
     """Attempts the provider's own retry feature made (Stripe Smart Retries, Braintree's retries, Adyen Auto
-    Rescue, Paddle's dunning), in the ledger the network budget reads (same transaction as the delivery's
-    decisions). Written once per provider event and once per (invoice, provider attempt number): a redelivery, or
-    Stripe's `invoice.paid` beside `invoice.payment_succeeded`, writes nothing twice (migration 0021). The card is
-    the event's, else the case's (a Stripe invoice event rarely carries the card's fingerprint)."""
+    Rescue, Paddle's dunning), as rows of the ledger the network budget reads (written in the same transaction as
+    the delivery's decisions, `Decision.ledger`). Written once per provider event and once per (invoice, provider
+    attempt number): a redelivery, or Stripe's `invoice.paid` beside `invoice.payment_succeeded`, writes nothing
+    twice (migration 0021). The card is the event's, else the case's (a Stripe invoice event rarely carries the
+    card's fingerprint)."""
+    rows = []
     for event in events:
         if not event.get("provider_attempt") or not event.get("invoice_id"):
             continue
         decline = event.get("decline") or {}
         card = ((cases or {}).get(event["invoice_id"]) or {}).get("card") or {}
         status = "succeeded" if event["kind"] == "payment_succeeded" else "failed"
-        await attempts.record(conn, attempts.Attempt(
+        rows.append(attempts.Attempt(
             tenant, f"provider:{event['provider']}:{event['provider_event_id']}", customer, event["invoice_id"],
             int(event.get("attempt_count") or 0), event["provider"], status, event.get("amount_due"),
             event.get("currency"), decline.get("card_fingerprint") or card.get("card_fingerprint"),
             decline.get("card_brand") or card.get("card_brand"), event["occurred_at"], event["occurred_at"],
             origin="provider"))
+    return rows

@@ -13,9 +13,10 @@ import pytest
 
 from actors.contexts import TenantContexts
 from actors.delivery_apply import DeliveryClaims, DeliveryDecider
+from actors.domain.decisions import Decision
 from actors.home import CustomerHome
 from actors.provider_keys import ProviderKeys
-from store import ConcurrencyConflict, Database, deliveries, events, timers
+from store import ConcurrencyConflict, Database, attempts, deliveries, events, timers
 from store.deliveries import DeliveryStatus, NewDelivery
 from store.events import Append, NewEvent
 from tests.support.deliveries import stored_failure
@@ -123,3 +124,40 @@ async def test_a_flush_stores_each_event_once_and_a_second_copy_in_it_is_a_dupli
     assert first[0] is not None and first[1] is not None and first[2] is None
     again = await deliveries.insert_many(db, [delivery(f"evt_b{tag}"), delivery(f"evt_c{tag}")])
     assert again[0] is None and again[1] is not None
+
+
+async def test_a_batch_budget_counts_the_attempts_decided_before_each_customer_on_its_cards(
+        db: Database, database_url: str) -> None:
+    """The batch reads its customers' card histories once; a customer whose card got an attempt earlier in the same
+    transaction reads the ledger again and counts it, as one customer decided after another would."""
+    home = _home(db, database_url)
+    tag = uuid.uuid4().hex[:8]
+    shared, own, fresh = f"fp_shared_{tag}", f"fp_own_{tag}", f"fp_fresh_{tag}"
+    earlier = NOW - timedelta(days=2)
+    async with db.transaction() as conn:
+        await attempts.record(conn, attempts.Attempt("default", f"k_{tag}", f"cus_c{tag}", "in_old", 1, "stripe",
+                                                     "failed", 100, "usd", own, "visa", earlier))
+    keys = [("default", f"cus_{name}{tag}") for name in "abc"]
+    for key, card in zip(keys, (fresh, shared, own), strict=True):
+        customer = await home.read(key)  # a case on the card, as a past failure would have left it
+        customer.state = {**customer.state, "cases": {"in_1": {"state": "failed", "card": {"card_fingerprint": card}}}}
+    seen: dict[str, Any] = {}
+
+    def decider(key: tuple[str, str], ledger_card: str | None) -> Any:
+        async def decide(conn: Any, state: dict[str, Any], ctx: Any) -> list[Decision]:
+            seen[key[1]] = dict(ctx.card_history)
+            ledger = [attempts.Attempt("default", f"provider:stripe:evt_{key[1]}", key[1], f"in_{key[1]}", 1,
+                                       "stripe", "failed", 100, "usd", ledger_card, "visa", NOW, NOW, "provider")]
+            payload = {"profile": {}, "request_id": key[1], "at": NOW.isoformat()}
+            return [Decision(state=state, events=[("ProfileUpdated", payload)],
+                             ledger=ledger if ledger_card else [])]
+        return decide
+
+    # a: an attempt on the shared card; b: has the shared card; c: its own card, with an attempt from before
+    await home.decide_many({keys[0]: [decider(keys[0], shared)], keys[1]: [decider(keys[1], None)],
+                            keys[2]: [decider(keys[2], None)]})
+    assert seen[keys[0][1]] == {}  # a fresh card
+    assert seen[keys[1][1]] == {shared: [NOW]}  # a's attempt, decided before b in this transaction
+    assert seen[keys[2][1]] == {own: [earlier]}  # from the batch's one read
+    async with db.connection() as conn:
+        assert await attempts.card_history(conn, "default", [shared], NOW - timedelta(days=30)) == {shared: [NOW]}
