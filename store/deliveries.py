@@ -24,6 +24,10 @@ class DeliveryStatus(StrEnum):
     QUARANTINED = "quarantined"
 
 
+#: "Not final yet" (the CHECK constraint leaves `received` and `dispatched`) for a lookup by id. Not written
+#: `status IN ('received', 'dispatched')`, which the partial index `deliveries_pending` matches: a planner without
+#: statistics would read every pending delivery for it (tests/integration/test_query_plans.py).
+_OPEN = "status <> ALL ('{applied,ignored,quarantined}'::text[])"
 #: statuses after which a delivery is never applied again
 FINAL = (DeliveryStatus.APPLIED, DeliveryStatus.IGNORED, DeliveryStatus.QUARANTINED)
 #: statuses the sweeper re-sends
@@ -76,9 +80,9 @@ async def mark_dispatched(db: Database, delivery_ids: list[int]) -> None:
     so this status write never waits on, or deadlocks with, a shard's transaction."""
     async with db.connection() as conn:
         await conn.execute(
-            "UPDATE deliveries SET status = 'dispatched', dispatched_at = now() WHERE delivery_id IN ("
-            " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s)"
-            " AND status IN ('received', 'dispatched') FOR UPDATE SKIP LOCKED)", (delivery_ids,))
+            "UPDATE deliveries SET status = 'dispatched', dispatched_at = now() WHERE delivery_id = ANY(ARRAY("
+            " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s) AND " + _OPEN +
+            " FOR UPDATE SKIP LOCKED))", (delivery_ids,))
 
 
 async def record_apply_failure(db: Database, delivery_id: int, error: str) -> None:
@@ -89,7 +93,7 @@ async def record_apply_failure(db: Database, delivery_id: int, error: str) -> No
             " status = CASE WHEN apply_failures + 1 >= %(max)s THEN 'quarantined' ELSE status END,"
             " status_reason = CASE WHEN apply_failures + 1 >= %(max)s"
             "   THEN 'not applied after ' || (apply_failures + 1) || ' tries: ' || %(error)s ELSE status_reason END"
-            " WHERE delivery_id = %(id)s AND status IN ('received', 'dispatched')",
+            " WHERE delivery_id = %(id)s AND " + _OPEN,
             {"id": delivery_id, "error": error, "max": MAX_APPLY_FAILURES})
 
 
@@ -159,10 +163,10 @@ async def claim_for_apply(conn: Conn, delivery_ids: Sequence[int]) -> dict[int, 
     if not delivery_ids:
         return {}
     cur = await conn.execute(
-        "UPDATE deliveries d SET status = 'applied', applied_at = now() FROM ("
-        " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s) AND status IN ('received', 'dispatched')"
-        " ORDER BY delivery_id FOR UPDATE) c WHERE d.delivery_id = c.delivery_id"
-        " RETURNING d.delivery_id, extract(epoch FROM clock_timestamp() - d.received_at)::float8 AS waited",
+        "UPDATE deliveries SET status = 'applied', applied_at = now() WHERE delivery_id = ANY(ARRAY("
+        " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s) AND " + _OPEN +
+        " ORDER BY delivery_id FOR UPDATE))"
+        " RETURNING delivery_id, extract(epoch FROM clock_timestamp() - received_at)::float8 AS waited",
         (list(delivery_ids),))
     return {int(r["delivery_id"]): float(r["waited"]) for r in await cur.fetchall()}
 

@@ -60,16 +60,25 @@ class TimerSet:
     payload: dict[str, Any]
 
 
+#: Each key's pending timer found through `timers_one_pending`, one index lookup per key (the LIMIT keeps the
+#: lookup a nested loop), then updated by id. Written so that no plan can read every pending timer, whatever the
+#: table's statistics say: a join (or a guard on `fired_at IS NULL AND cancelled_at IS NULL`) lets a planner without
+#: statistics hash all pending rows instead (tests/integration/test_query_plans.py).
+_CANCEL_MANY = (
+    "UPDATE timers SET cancelled_at = now() WHERE timer_id = ANY(ARRAY("
+    " SELECT p.timer_id FROM unnest(%b::text[], %b::text[], %b::text[]) AS c(te, s, k) CROSS JOIN LATERAL ("
+    "  SELECT timer_id FROM timers WHERE tenant_id = c.te AND stream_id = c.s AND timer_key = c.k"
+    "  AND fired_at IS NULL AND cancelled_at IS NULL LIMIT 1) AS p))"
+    " AND coalesce(fired_at, cancelled_at) IS NULL")
+
+
 async def set_many(conn: Conn, timers: Sequence[TimerSet]) -> None:
     """Apply a batch's final timer settings in two statements: every named pending timer is cancelled, then the
     scheduled ones inserted — what `schedule` / `cancel` one by one leave pending, without the superseded rows."""
     if not timers:
         return
-    await conn.execute(
-        "UPDATE timers t SET cancelled_at = now() FROM unnest(%b::text[], %b::text[], %b::text[]) AS c(te, s, k)"
-        " WHERE t.tenant_id = c.te AND t.stream_id = c.s AND t.timer_key = c.k"
-        " AND t.fired_at IS NULL AND t.cancelled_at IS NULL",
-        ([t.tenant_id for t in timers], [t.stream_id for t in timers], [t.timer_key for t in timers]))
+    await conn.execute(_CANCEL_MANY, ([t.tenant_id for t in timers], [t.stream_id for t in timers],
+                                      [t.timer_key for t in timers]))
     due = [t for t in timers if t.due_at is not None]
     if due:
         await conn.execute(
@@ -98,7 +107,8 @@ async def claim_due(conn: Conn, now: datetime, worker: str, limit: int = 100,
 async def mark_fired(conn: Conn, timer_id: int) -> bool:
     """Mark a timer fired; False when it was already fired or cancelled (the firing is then a no-op)."""
     cur = await conn.execute(
-        "UPDATE timers SET fired_at = now() WHERE timer_id = %s AND fired_at IS NULL AND cancelled_at IS NULL",
+        # by id only: the guard in a form no partial index matches (see _CANCEL_MANY)
+        "UPDATE timers SET fired_at = now() WHERE timer_id = %s AND coalesce(fired_at, cancelled_at) IS NULL",
         (timer_id,),
     )
     return cur.rowcount == 1
