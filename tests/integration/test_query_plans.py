@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from store import Database, deliveries, outbox, timers
+from store import Database, checkpoints, deliveries, outbox, timers
 from store.migrate import apply_migrations
 
 PENDING = 20_000
@@ -40,7 +40,7 @@ def fresh_url(server_url: str) -> Iterator[str]:
     try:
         apply_migrations(url)
         with psycopg.connect(url, autocommit=True) as conn:
-            for table in ("timers", "deliveries", "outbox"):
+            for table in ("timers", "deliveries", "outbox", "case_facts", "checkpoints"):
                 conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
             conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ('default', 'default') ON CONFLICT DO NOTHING")
             conn.execute("INSERT INTO timers (tenant_id, stream_id, timer_key, due_at) SELECT 'default', 'cus_' || g,"
@@ -55,7 +55,8 @@ def fresh_url(server_url: str) -> Iterator[str]:
             conn.execute("UPDATE outbox SET claimed_by = 'elsewhere', claimed_at = %s WHERE outbox_id %% 1000 = 0",
                          (NOW - timedelta(seconds=30),))  # 20 leases in flight: those customers wait
             analyzed = conn.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('timers', 'deliveries',"
-                                    " 'outbox') AND coalesce(last_analyze, last_autoanalyze) IS NOT NULL").fetchone()
+                                    " 'outbox', 'case_facts', 'checkpoints')"
+                                    " AND coalesce(last_analyze, last_autoanalyze) IS NOT NULL").fetchone()
             assert analyzed == (0,)
         yield url
     finally:
@@ -200,3 +201,52 @@ async def test_the_scheduler_and_the_outbox_claim_what_is_due_not_everything_pen
         assert len(await outbox.claim(RecordingDatabase(conn), NOW, "w", ("email",), limit=50)) == 50
 
     _assert_keyed(await _examined(fresh, run), 50)
+
+
+async def test_a_checkpoint_refreshes_its_customers_cases_by_key(fresh_url: str) -> None:
+    """The checkpoint's trigger rewrites the customer's cases in `case_facts`. A connection that wrote its first
+    checkpoints while the table was small keeps its cached plans; after the table grew to 20,000 cases, writing 20
+    checkpoints (a case kept, or a case dropped) still reads about their own rows, not every case of the tenant."""
+    def state(customer: str, cases: list[str]) -> dict[str, Any]:
+        return {"customer_id": customer, "cases": {invoice: {
+            "state": "retrying", "amount_due": 100, "currency": "usd", "attempts_made": 1,
+            "first_failed_at": NOW.isoformat()} for invoice in cases}}
+
+    tag = uuid.uuid4().hex[:6]
+    db = Database(fresh_url, max_size=1)  # one connection: one backend, its plans cached
+    await db.open()
+    try:
+        for batch in range(10):
+            customers = [f"cus_cf{batch}_{n}_{tag}" for n in range(10)]
+            async with db.transaction() as conn:
+                await checkpoints.save_many(conn, [("default", c, 1, state(c, ["in_a", "in_b"])) for c in customers])
+            async with db.transaction() as conn:
+                await checkpoints.save_many(conn, [("default", c, 2, state(c, ["in_a", "in_b"])) for c in customers])
+        with psycopg.connect(fresh_url, autocommit=True) as other:
+            other.execute("INSERT INTO case_facts (tenant_id, customer_id, invoice_id, state, amount_due, currency,"
+                          " attempts_made, category, reason, segment, strategy, provider, recovered_amount,"
+                          " recovered_by, first_failed_at) SELECT 'default', 'cus_' || g, 'in_' || g, 'retrying', 100,"
+                          " 'usd', 1, 'soft', 'insufficient_funds', 'none', 'none', 'stripe', 0, 'open',"
+                          " %s - g * interval '1 s' FROM generate_series(1, %s) g", (NOW, PENDING))
+        read_before = await _case_facts_read(db)
+        async with db.transaction() as conn:  # half keep both cases, half drop one
+            await checkpoints.save_many(conn, [("default", c, 3, state(c, ["in_a", "in_b"] if n % 2 else ["in_a"]))
+                                               for n, c in enumerate(customers)])
+        read = await _case_facts_read(db) - read_before
+        async with db.connection() as conn:
+            cur = await conn.execute("SELECT count(*) AS n FROM case_facts WHERE customer_id = ANY(%s)", (customers,))
+            assert (await cur.fetchone())["n"] == 15
+    finally:
+        await db.close()
+    # writing a case costs a few blocks per index; reading every case of the tenant costs hundreds more
+    assert read <= 20 * len(customers) * 2, f"{read} case_facts blocks read to refresh 10 customers' 20 cases"
+
+
+async def _case_facts_read(db: Database) -> int:
+    """Blocks of `case_facts` (table and indexes) read so far (this backend's counts flushed first)."""
+    async with db.connection() as conn:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        cur = await conn.execute("SELECT heap_blks_read + heap_blks_hit + idx_blks_read + idx_blks_hit AS n"
+                                 " FROM pg_statio_user_tables WHERE relname = 'case_facts'")
+        return int((await cur.fetchone())["n"])
