@@ -66,6 +66,9 @@ class Fold(Generic[E]):
     customer: Callable[[CustomerJson, E], None] | None = None
     #: an event naming an invoice payrisk has no case for opens one, unless it is data about the customer only
     opens_case: bool = True
+    #: the customer-level containers `customer` changes in place (`cases`: any case, not only the event's); `apply`
+    #: copies these and the event's own case, and shares everything else with the previous state
+    changes: frozenset[str] = frozenset()
 
 
 #: recorded for the trail and the read models; changes no state
@@ -89,8 +92,8 @@ def apply(state: Json, event: CustomerEvent) -> Json:
     if fold is None:
         raise UnknownEventError(event.event_type, "has no fold: register it in FOLDS (RECORDED_ONLY if it "
                                                   "changes no state)")
-    new = cast(CustomerJson, _copy(state))
     invoice_id = getattr(event, "invoice_id", None)
+    new = cast(CustomerJson, _copy_for(state, invoice_id, fold.changes))
     if invoice_id and (invoice_id in new["cases"] or fold.opens_case):
         case = new["cases"].setdefault(invoice_id, new_case(invoice_id))
         if fold.case is not None:
@@ -107,6 +110,22 @@ def _copy(state: Json) -> Json:
     """A deep copy. State is plain JSON (it is stored as JSONB), and a JSON round trip is ~15× deepcopy."""
     copied: Json = orjson.loads(orjson.dumps(state))
     return copied
+
+
+def _copy_for(state: Json, invoice_id: str | None, changes: frozenset[str]) -> Json:
+    """A state an event's fold may change without touching `state`: new dicts for the customer and its cases, a
+    deep copy of the event's case and of the containers the fold declares; every other case and container is
+    shared (no fold changes them), so an event costs its own case, not the customer's whole history."""
+    new = dict(state)
+    for name in changes - {"cases"}:
+        new[name] = _copy(state[name])
+    if "cases" in changes:
+        new["cases"] = _copy(state["cases"])
+    else:
+        new["cases"] = dict(state["cases"])
+        if invoice_id in new["cases"]:
+            new["cases"][invoice_id] = _copy(new["cases"][invoice_id])
+    return new
 
 
 # ---------------------------------------------------------------------------------------------- a case's data
@@ -325,8 +344,8 @@ def _on(cls: type[E], fold: Fold[E]) -> tuple[type[CustomerEvent], Fold[Any]]:
 #: every customer event type → how it changes state
 FOLDS: Mapping[type[CustomerEvent], Fold[Any]] = dict([
     _on(PaymentFailed, Fold(_on_failed, "fail", _customer_failed)),
-    _on(DeclineDetailsReceived, Fold(customer=_decline_received, opens_case=False)),
-    _on(DeclineJoined, Fold(customer=_decline_joined, opens_case=False)),
+    _on(DeclineDetailsReceived, Fold(customer=_decline_received, opens_case=False, changes=frozenset({"declines"}))),
+    _on(DeclineJoined, Fold(customer=_decline_joined, opens_case=False, changes=frozenset({"declines"}))),
     _on(DetailsRequested, Fold(_on_details_requested, customer=_details_requested)),
     _on(DetailsFetched, Fold(_on_details_fetched, customer=_details_fetched)),
     _on(FailureClassified, Fold(_on_classified)),
@@ -342,7 +361,7 @@ FOLDS: Mapping[type[CustomerEvent], Fold[Any]] = dict([
     _on(InvoiceRecovered, Fold(_on_recovered, "recover", _recovered)),
     _on(InvoiceClosed, Fold(_on_closed, "close")),
     _on(NotificationRequested, Fold(_on_notification)),
-    _on(PaymentMethodUpdated, Fold(customer=_card_updated, opens_case=False)),
+    _on(PaymentMethodUpdated, Fold(customer=_card_updated, opens_case=False, changes=frozenset({"cases"}))),
     _on(PaymentMethodKnown, Fold(customer=_method)),
     _on(SubscriptionChanged, Fold(customer=_subscription)),
     _on(ProfileUpdated, Fold(customer=_profile)),

@@ -176,6 +176,17 @@ def test_streams_recorded_before_events_were_typed_still_fold_to_their_checkpoin
     assert state == stream["end"]
 
 
+@pytest.mark.parametrize("stream", streams(), ids=lambda s: f"{len(s['events'])}-events")
+def test_no_fold_changes_an_earlier_state_that_a_later_one_shares(stream: dict[str, Any]) -> None:
+    """`apply` shares the cases and containers an event does not change with the state before it: every state of a
+    stream (each event type is in one of them) is still what it was when made, after the whole stream folded on."""
+    states, snapshots = [stream["start"]], [json.dumps(stream["start"], sort_keys=True)]
+    for event_type, payload in stream["events"]:
+        states.append(evolve(states[-1], event_type, payload))
+        snapshots.append(json.dumps(states[-1], sort_keys=True))
+    assert [json.dumps(state, sort_keys=True) for state in states] == snapshots
+
+
 def test_the_recorded_streams_hold_every_customer_event_type() -> None:
     recorded = {event_type for s in streams() for event_type, _ in s["events"]}
     assert recorded == set(CUSTOMER_EVENT_TYPES)
