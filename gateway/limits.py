@@ -78,7 +78,8 @@ class EdgeLimits:
             loop = asyncio.get_running_loop()
             deadline = deadline or loop.time() + self.body_timeout  # the whole body, not each chunk
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
+                async with asyncio.timeout_at(deadline):  # no task per read, as wait_for would make
+                    message = await receive()
             except TimeoutError:
                 raise ProblemError(408, "request-timeout", "Request Timeout",
                                    f"the body did not arrive within {self.body_timeout:g} s") from None
