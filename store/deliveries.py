@@ -26,7 +26,9 @@ class DeliveryStatus(StrEnum):
 
 #: "Not final yet" (the CHECK constraint leaves `received` and `dispatched`) for a lookup by id. Not written
 #: `status IN ('received', 'dispatched')`, which the partial index `deliveries_pending` matches: a planner without
-#: statistics would read every pending delivery for it (tests/integration/test_query_plans.py).
+#: statistics would read every pending delivery for it (tests/integration/test_query_plans.py). The statements that
+#: update the rows of an id list they select themselves are never prepared: a plan cached while the table was small
+#: (a fresh installation) scans the whole table for those ids after it grew.
 _OPEN = "status <> ALL ('{applied,ignored,quarantined}'::text[])"
 #: statuses after which a delivery is never applied again
 FINAL = (DeliveryStatus.APPLIED, DeliveryStatus.IGNORED, DeliveryStatus.QUARANTINED)
@@ -82,7 +84,7 @@ async def mark_dispatched(db: Database, delivery_ids: list[int]) -> None:
         await conn.execute(
             "UPDATE deliveries SET status = 'dispatched', dispatched_at = now() WHERE delivery_id = ANY(ARRAY("
             " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s) AND " + _OPEN +
-            " FOR UPDATE SKIP LOCKED))", (delivery_ids,))
+            " FOR UPDATE SKIP LOCKED))", (delivery_ids,), prepare=False)
 
 
 async def record_apply_failure(db: Database, delivery_id: int, error: str) -> None:
@@ -167,7 +169,7 @@ async def claim_for_apply(conn: Conn, delivery_ids: Sequence[int]) -> dict[int, 
         " SELECT delivery_id FROM deliveries WHERE delivery_id = ANY(%s) AND " + _OPEN +
         " ORDER BY delivery_id FOR UPDATE))"
         " RETURNING delivery_id, extract(epoch FROM clock_timestamp() - received_at)::float8 AS waited",
-        (list(delivery_ids),))
+        (list(delivery_ids),), prepare=False)
     return {int(r["delivery_id"]): float(r["waited"]) for r in await cur.fetchall()}
 
 

@@ -63,7 +63,8 @@ class TimerSet:
 #: Each key's pending timer found through `timers_one_pending`, one index lookup per key (the LIMIT keeps the
 #: lookup a nested loop), then updated by id. Written so that no plan can read every pending timer, whatever the
 #: table's statistics say: a join (or a guard on `fired_at IS NULL AND cancelled_at IS NULL`) lets a planner without
-#: statistics hash all pending rows instead (tests/integration/test_query_plans.py).
+#: statistics hash all pending rows instead (tests/integration/test_query_plans.py). Never prepared: the ids come
+#: from the statement itself, so a plan cached while the table was small scans it whole after it grew.
 _CANCEL_MANY = (
     "UPDATE timers SET cancelled_at = now() WHERE timer_id = ANY(ARRAY("
     " SELECT p.timer_id FROM unnest(%b::text[], %b::text[], %b::text[]) AS c(te, s, k) CROSS JOIN LATERAL ("
@@ -78,7 +79,7 @@ async def set_many(conn: Conn, timers: Sequence[TimerSet]) -> None:
     if not timers:
         return
     await conn.execute(_CANCEL_MANY, ([t.tenant_id for t in timers], [t.stream_id for t in timers],
-                                      [t.timer_key for t in timers]))
+                                      [t.timer_key for t in timers]), prepare=False)
     due = [t for t in timers if t.due_at is not None]
     if due:
         await conn.execute(

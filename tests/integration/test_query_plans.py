@@ -28,9 +28,9 @@ NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 PER_KEY, SLACK = 4, 50
 
 
-@pytest.fixture(scope="module")
-def fresh_url(server_url: str) -> Iterator[str]:
-    """A database migrated by the real runner whose tables hold PENDING pending rows and were never analyzed."""
+@contextlib.contextmanager
+def never_analyzed(server_url: str) -> Iterator[str]:
+    """A fresh database migrated by the real runner, autovacuum off on the tables these tests fill."""
     from tests.conftest import _with_database
 
     name = f"payrisk_plans_{uuid.uuid4().hex[:10]}"
@@ -43,8 +43,23 @@ def fresh_url(server_url: str) -> Iterator[str]:
             for table in ("timers", "deliveries", "outbox", "case_facts", "checkpoints"):
                 conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
             conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ('default', 'default') ON CONFLICT DO NOTHING")
-            conn.execute("INSERT INTO timers (tenant_id, stream_id, timer_key, due_at) SELECT 'default', 'cus_' || g,"
-                         " 'invoice:in_' || g, %s FROM generate_series(1, %s) g", (NOW + timedelta(days=1), PENDING))
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def add_pending_timers(conn: psycopg.Connection[Any], count: int) -> None:
+    conn.execute("INSERT INTO timers (tenant_id, stream_id, timer_key, due_at) SELECT 'default', 'cus_' || g,"
+                 " 'invoice:in_' || g, %s FROM generate_series(1, %s) g", (NOW + timedelta(days=1), count))
+
+
+@pytest.fixture(scope="module")
+def fresh_url(server_url: str) -> Iterator[str]:
+    """A database whose tables hold PENDING pending rows and were never analyzed."""
+    with never_analyzed(server_url) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            add_pending_timers(conn, PENDING)
             conn.execute("INSERT INTO deliveries (tenant_id, provider, provider_event_id, event_type, customer_id,"
                          " body, headers) SELECT 'default', 'stripe', 'evt_' || g, 'invoice.payment_failed',"
                          " 'cus_' || g, '\\x7b7d'::bytea, '{}' FROM generate_series(1, %s) g", (PENDING,))
@@ -59,9 +74,6 @@ def fresh_url(server_url: str) -> Iterator[str]:
                                     " AND coalesce(last_analyze, last_autoanalyze) IS NOT NULL").fetchone()
             assert analyzed == (0,)
         yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -228,11 +240,11 @@ async def test_a_checkpoint_refreshes_its_customers_cases_by_key(fresh_url: str)
                           " recovered_by, first_failed_at) SELECT 'default', 'cus_' || g, 'in_' || g, 'retrying', 100,"
                           " 'usd', 1, 'soft', 'insufficient_funds', 'none', 'none', 'stripe', 0, 'open',"
                           " %s - g * interval '1 s' FROM generate_series(1, %s) g", (NOW, PENDING))
-        read_before = await _case_facts_read(db)
+        read_before = await _blocks_read(db, "case_facts")
         async with db.transaction() as conn:  # half keep both cases, half drop one
             await checkpoints.save_many(conn, [("default", c, 3, state(c, ["in_a", "in_b"] if n % 2 else ["in_a"]))
                                                for n, c in enumerate(customers)])
-        read = await _case_facts_read(db) - read_before
+        read = await _blocks_read(db, "case_facts") - read_before
         async with db.connection() as conn:
             cur = await conn.execute("SELECT count(*) AS n FROM case_facts WHERE customer_id = ANY(%s)", (customers,))
             assert (await cur.fetchone())["n"] == 15
@@ -242,11 +254,40 @@ async def test_a_checkpoint_refreshes_its_customers_cases_by_key(fresh_url: str)
     assert read <= 20 * len(customers) * 2, f"{read} case_facts blocks read to refresh 10 customers' 20 cases"
 
 
-async def _case_facts_read(db: Database) -> int:
-    """Blocks of `case_facts` (table and indexes) read so far (this backend's counts flushed first)."""
+async def test_timers_cancelled_by_a_connection_that_began_on_a_small_table_are_still_found_by_key(
+        server_url: str) -> None:
+    """A connection cancels timers while the table holds a few dozen; after it grew to 60,000 pending, a batch
+    still reads about its own timers (a plan cached on the small table read all of them: a sequential scan)."""
+    with never_analyzed(server_url) as url:
+        db = Database(url, max_size=1)  # one connection: one backend, statements prepared after a few runs
+        await db.open()
+        try:
+            def batch(n: int) -> list[timers.TimerSet]:
+                return [timers.TimerSet("default", f"cus_s{n}_{k}", "invoice:in_1", NOW + timedelta(hours=1),
+                                        {"action": "retry"}) for k in range(10)]
+
+            for n in range(12):  # each setting replaces the one before (a cancel, then an insert)
+                for _ in range(2):
+                    async with db.transaction() as conn:
+                        await timers.set_many(conn, batch(n))
+            with psycopg.connect(url, autocommit=True) as other:
+                add_pending_timers(other, 3 * PENDING)
+            before = await _blocks_read(db, "timers")
+            async with db.transaction() as conn:
+                await timers.set_many(conn, batch(11))
+            read = await _blocks_read(db, "timers") - before
+        finally:
+            await db.close()
+    # a lookup, an update and an insert per key, in the table and its three indexes (~240 blocks); a scan of 60,000
+    # rows reads ~750 more
+    assert read <= 40 * 10, f"{read} blocks of timers read to replace 10 customers' timers"
+
+
+async def _blocks_read(db: Database, table: str) -> int:
+    """Blocks of `table` (its heap and indexes) read so far (this backend's counts flushed first)."""
     async with db.connection() as conn:
         await conn.execute("SELECT pg_stat_force_next_flush()")
         await conn.execute("SELECT pg_stat_clear_snapshot()")
         cur = await conn.execute("SELECT heap_blks_read + heap_blks_hit + idx_blks_read + idx_blks_hit AS n"
-                                 " FROM pg_statio_user_tables WHERE relname = 'case_facts'")
+                                 " FROM pg_statio_user_tables WHERE relname = %s", (table,))
         return int((await cur.fetchone())["n"])
