@@ -1,9 +1,10 @@
 -- depends: 0042_plans_without_statistics
--- case_facts_refresh (0010) deleted the cases a checkpoint no longer counts with one statement per checkpoint,
--- even when there were none (almost always): on a table without statistics its cached plan found the customer's
+-- case_facts_refresh (0010) rewrote every case of the customer, and deleted the cases a checkpoint no longer counts
+-- with one statement per checkpoint even when there were none (almost always): on a table without statistics its cached plan found the customer's
 -- rows through `case_facts_by_first_failure` (tenant first, the customer third), reading every case of the tenant
 -- for each checkpoint written — a batch of customers cost more with every case stored. Now the removed keys are
--- found first (from the old state, no table read) and only those are deleted, each by its whole primary key.
+-- found first (from the old state, no table read) and only those are deleted, each by its whole primary key; and
+-- only the cases whose JSON changed are written again (a decision changes one case; a customer may hold dozens).
 CREATE OR REPLACE FUNCTION case_facts_refresh(p_tenant text, p_stream text, p_old jsonb, p_state jsonb)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -39,6 +40,7 @@ BEGIN
            c.value->>'closed_reason', c.value->'next_action', c.value->>'explanation'
       FROM jsonb_each(coalesce(p_state->'cases', '{}'::jsonb)) c
      WHERE c.value->>'first_failed_at' IS NOT NULL
+       AND (p_old->'cases'->c.key) IS DISTINCT FROM c.value  -- a case the checkpoint did not change stays as it is
     ON CONFLICT (tenant_id, customer_id, invoice_id) DO UPDATE SET
         state = excluded.state, amount_due = excluded.amount_due, currency = excluded.currency,
         attempts_made = excluded.attempts_made, max_attempts = excluded.max_attempts,
