@@ -1,7 +1,7 @@
 -- depends: 0042_plans_without_statistics
 -- case_facts_refresh (0010) rewrote every case of the customer, and deleted the cases a checkpoint no longer counts
--- with one statement per checkpoint even when there were none (almost always): on a table without statistics its cached plan found the customer's
--- rows through `case_facts_by_first_failure` (tenant first, the customer third), reading every case of the tenant
+-- with one statement per checkpoint even when there were none (almost always): on a table without statistics its
+-- cached plan found the customer's rows through `case_facts_by_first_failure` (tenant first, the customer third), reading every case of the tenant
 -- for each checkpoint written — a batch of customers cost more with every case stored. Now the removed keys are
 -- found first (from the old state, no table read) and only those are deleted, each by its whole primary key; and
 -- only the cases whose JSON changed are written again (a decision changes one case; a customer may hold dozens).
