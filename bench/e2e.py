@@ -15,6 +15,7 @@ import argparse
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,6 +88,9 @@ def main() -> None:
                 ack50, ack99 = acks[len(acks) // 2], acks[int(len(acks) * 0.99)]
                 print(f"| {rate:,.0f} | {applied:,} of {count:,} | {p50:.0f} / {p99:.0f} / {worst:.0f} ms "
                       f"| {ack50:.1f} / {ack99:.1f} ms |", flush=True)
+                refused = Counter(o.status for o in result.outcomes if o.status != 200)
+                if refused:  # not stored, or stored late: a provider sends these again; this sender does not
+                    print(f"  ({sum(refused.values())} answered other than 200: {dict(refused)})", flush=True)
                 if index == 0:
                     lag = timer_lag(url, args.timers)
     print(f"\nTimer lag, {args.timers:,} timers due at once (scheduler polls every 1 s): "
