@@ -48,8 +48,7 @@ WITH w AS (
 GROUPS_CTE = """
 groups AS (
   SELECT day, currency, state, dimension, key, cases, amount_due, recovered_amount, attempts_made
-  FROM case_daily, w WHERE tenant_id = %(tenant)s AND day >= w.day_from AND day < w.day_to
-    AND (cases, amount_due, recovered_amount, attempts_made) <> (0, 0, 0, 0)  -- a slot's row may count 0 cases
+  FROM case_daily, w WHERE tenant_id = %(tenant)s AND day >= w.day_from AND day < w.day_to AND cases <> 0
   UNION ALL
   SELECT d.day, d.currency, d.state, k.dimension, k.key, d.sign, d.sign * d.amount_due, d.sign * d.recovered_amount,
          d.sign * d.attempts_made
