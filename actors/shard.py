@@ -22,7 +22,7 @@ from actors.clock import make_clock
 from actors.contexts import TenantContexts
 from actors.delivery_apply import DeliveryClaims, DeliveryDecider
 from actors.domain.case import customer_status, evolve
-from actors.domain.decide import decide_attempt_result, decide_details_fetched, decide_timer
+from actors.domain.decide import decide_attempt_result, decide_details_fetched
 from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
 from actors.domain.machine import OPEN
 from actors.home import Committed, CustomerHome, Decider, Key
@@ -31,8 +31,9 @@ from actors.persist import record_outcome
 from actors.placement import NAMESPACE, shard_name
 from actors.provider_calls import ProviderCalls
 from actors.provider_keys import ProviderKeys
+from actors.timer_apply import TimerClaims, TimerDecider
 from settings.logging import configure_logging
-from store import ConcurrencyConflict, Conn, Database, StoreError, StoreUnavailable, timers
+from store import ConcurrencyConflict, Conn, Database, StoreError, StoreUnavailable
 
 log = structlog.get_logger("payrisk.shard")
 
@@ -114,20 +115,33 @@ class CustomerShard:
         return [outcomes[item["delivery_id"]] for item in items]
 
     async def fire_timers(self, due: list[dict[str, Any]]) -> int:
-        """Deliver claimed timers; a timer already fired or cancelled is a no-op. Returns how many fired."""
+        """Deliver claimed timers; a timer already fired or cancelled is a no-op. Returns how many fired.
+
+        The batch shares one transaction (each customer's timers decided in claim order, all committed together);
+        when that transaction fails, every timer is fired again on its own."""
+        if len(due) > 1:
+            try:
+                return await self._fire_batch(due)
+            except StoreError as exc:  # a lost race or a deadlock: each timer decides again on its own
+                log.info("timers.batch_fallback", size=len(due), error=str(exc)[:200])
         results = await asyncio.gather(*(self._fire_one(t) for t in due))
         return sum(results)
 
-    async def _fire_one(self, timer: dict[str, Any]) -> bool:
-        async def decide(conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
-            if not await timers.mark_fired(conn, timer["timer_id"]):
-                return None
-            if "invoice_id" not in timer["payload"]:
-                log.warning("timer.unknown", timer_id=timer["timer_id"], payload=timer["payload"])
-                return []
-            return [decide_timer(state, timer["payload"]["invoice_id"], timer["payload"], ctx)]
+    async def _fire_batch(self, due: list[dict[str, Any]]) -> int:
+        groups: dict[Key, list[dict[str, Any]]] = {}
+        for timer in due:
+            groups.setdefault((timer["tenant_id"], timer["stream_id"]), []).append(timer)
+        claims = TimerClaims(due)
+        written = await self.home.decide_many({key: [TimerDecider(t, claims) for t in group]
+                                               for key, group in groups.items()}, prepare=claims.claim)
+        fired = sum(sum(committed.applied) for committed in written)
+        self.fired += fired
+        # what the commit left to do (charges, reads), customers side by side as when each fired on its own
+        await asyncio.gather(*(self._after_commit(c) for c in written if any(c.applied)))
+        return fired
 
-        outcome = await self._decide((timer["tenant_id"], timer["stream_id"]), decide)
+    async def _fire_one(self, timer: dict[str, Any]) -> bool:
+        outcome = await self._decide((timer["tenant_id"], timer["stream_id"]), TimerDecider(timer))
         self.fired += outcome == "applied"
         return outcome == "applied"
 

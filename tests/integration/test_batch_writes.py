@@ -16,6 +16,7 @@ from actors.delivery_apply import DeliveryClaims, DeliveryDecider
 from actors.domain.decisions import Decision
 from actors.home import CustomerHome
 from actors.provider_keys import ProviderKeys
+from actors.timer_apply import TimerClaims, TimerDecider
 from store import ConcurrencyConflict, Database, attempts, deliveries, events, timers
 from store.deliveries import DeliveryStatus, NewDelivery
 from store.events import Append, NewEvent
@@ -161,3 +162,38 @@ async def test_a_batch_budget_counts_the_attempts_decided_before_each_customer_o
     assert seen[keys[2][1]] == {own: [earlier]}  # from the batch's one read
     async with db.connection() as conn:
         assert await attempts.card_history(conn, "default", [shared], NOW - timedelta(days=30)) == {shared: [NOW]}
+
+
+async def test_a_batch_fires_each_pending_timer_once_and_a_repeat_fires_none(db: Database, database_url: str) -> None:
+    """Timers of two customers in one batch: the pending ones fire (marked with one statement, in the batch's
+    transaction), a cancelled one does not, and the same batch again fires nothing."""
+    tag = uuid.uuid4().hex[:8]
+    due = []
+    async with db.transaction() as conn:
+        for n in range(4):
+            stream = f"cus_t{n % 2}{tag}"
+            payload = {"action": "classify", "invoice_id": f"in_{n}"}
+            timer_id = await timers.schedule(conn, "default", stream, f"invoice:in_{n}", NOW, payload)
+            due.append({"timer_id": timer_id, "tenant_id": "default", "stream_id": stream, "payload": payload})
+        await timers.cancel(conn, "default", f"cus_t1{tag}", "invoice:in_3")
+
+    async def fire(home: CustomerHome) -> dict[int, bool]:
+        claims = TimerClaims(due)
+        groups: dict[tuple[str, str], list[TimerDecider]] = {}
+        for timer in due:
+            groups.setdefault(("default", timer["stream_id"]), []).append(TimerDecider(timer, claims))
+        written = await home.decide_many(groups, prepare=claims.claim)
+        by_key = {w.key: w.applied for w in written}
+        fired = {}
+        for key in by_key:
+            for timer, applied in zip([t for t in due if t["stream_id"] == key[1]], by_key[key], strict=True):
+                fired[timer["timer_id"]] = applied
+        return fired
+
+    ids = [t["timer_id"] for t in due]
+    assert await fire(_home(db, database_url)) == {ids[0]: True, ids[1]: True, ids[2]: True, ids[3]: False}
+    assert await fire(_home(db, database_url)) == dict.fromkeys(ids, False)
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT timer_id FROM timers WHERE timer_id = ANY(%s) AND fired_at IS NOT NULL",
+                                 (ids,))
+        assert sorted(r["timer_id"] for r in await cur.fetchall()) == ids[:3]
