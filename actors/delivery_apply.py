@@ -13,26 +13,15 @@ from typing import Any
 from actors.domain.decide import decide_inbound
 from actors.domain.decisions import Context, Decision
 from actors.executors.runtime import provider_attempts
+from actors.home import BatchClaims
 from store import Conn, deliveries
 
 
-class DeliveryClaims:
-    """The claims of one batch's deliveries: delivery id → seconds from receipt to the claim. `claim` must run in
-    the transaction whose deciders read them (`CustomerHome.decide_many(prepare=…)`)."""
+class DeliveryClaims(BatchClaims[float]):
+    """The claims of one batch's deliveries: delivery id → seconds from receipt to the claim (`get`)."""
 
     def __init__(self, items: Sequence[dict[str, Any]]) -> None:
-        self._ids = [int(item["delivery_id"]) for item in items]
-        self._claimed: dict[int, float] | None = None
-
-    async def claim(self, conn: Conn) -> None:
-        self._claimed = await deliveries.claim_for_apply(conn, self._ids)
-
-    def waited(self, delivery_id: int) -> float | None:
-        """Seconds from receipt when this transaction claimed the delivery; None when it is not to be applied
-        (applied, ignored or quarantined already, or unknown)."""
-        if self._claimed is None:
-            raise RuntimeError("the batch's deliveries were not claimed in this transaction")
-        return self._claimed.get(delivery_id)
+        super().__init__([item["delivery_id"] for item in items], deliveries.claim_for_apply)
 
 
 class DeliveryDecider:
@@ -47,7 +36,7 @@ class DeliveryDecider:
         if self._claims is None:
             waited = (await deliveries.claim_for_apply(conn, [item["delivery_id"]])).get(item["delivery_id"])
         else:
-            waited = self._claims.waited(item["delivery_id"])
+            waited = self._claims.get(item["delivery_id"])
         if waited is None:
             return None
         decisions = []

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from actors.contexts import CardHistories
 from actors.domain.case import empty_state, evolve
@@ -28,8 +28,28 @@ from store.checkpoints import Checkpoint
 from store.events import RecordedEvent
 
 Key = tuple[str, str]  # (tenant, customer)
+T = TypeVar("T")
 #: runs first in a batch's transaction, before any decider (e.g. claiming the batch's deliveries in one statement)
 Prepare = Callable[[Conn], Awaitable[None]]
+
+
+class BatchClaims(Generic[T]):
+    """What one statement claims for a whole batch (its deliveries, its timers): run first in the batch's
+    transaction (`decide_many(prepare=claims.claim)`), so that each decider only looks its item up; a rollback
+    un-claims them all. `claim(conn, ids)` returns each claimed id's value; an id it leaves out is not to be
+    decided (applied, fired or cancelled already, or unknown)."""
+
+    def __init__(self, ids: Sequence[int], claim: Callable[[Conn, list[int]], Awaitable[Mapping[int, T]]]) -> None:
+        self._ids, self._claim = [int(i) for i in ids], claim
+        self._claimed: Mapping[int, T] | None = None
+
+    async def claim(self, conn: Conn) -> None:
+        self._claimed = await self._claim(conn, self._ids)
+
+    def get(self, item_id: int) -> T | None:
+        if self._claimed is None:
+            raise RuntimeError("the batch's items were not claimed in this transaction")
+        return self._claimed.get(int(item_id))
 
 
 class Decider(Protocol):

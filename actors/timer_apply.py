@@ -13,26 +13,21 @@ import structlog
 
 from actors.domain.decide import decide_timer
 from actors.domain.decisions import Context, Decision
+from actors.home import BatchClaims
 from store import Conn, timers
 
 log = structlog.get_logger("payrisk.timers")
 
 
-class TimerClaims:
-    """The timers of one batch marked fired in the transaction whose deciders read them
-    (`CustomerHome.decide_many(prepare=…)`)."""
+class TimerClaims(BatchClaims[bool]):
+    """The timers of one batch marked fired (`get`: True when this transaction fired it)."""
 
     def __init__(self, due: Sequence[dict[str, Any]]) -> None:
-        self._ids = [int(t["timer_id"]) for t in due]
-        self._fired: set[int] | None = None
+        super().__init__([t["timer_id"] for t in due], _fire)
 
-    async def claim(self, conn: Conn) -> None:
-        self._fired = await timers.mark_fired_many(conn, self._ids)
 
-    def fired(self, timer_id: int) -> bool:
-        if self._fired is None:
-            raise RuntimeError("the batch's timers were not claimed in this transaction")
-        return timer_id in self._fired
+async def _fire(conn: Conn, timer_ids: list[int]) -> dict[int, bool]:
+    return dict.fromkeys(await timers.mark_fired_many(conn, timer_ids), True)
 
 
 class TimerDecider:
@@ -47,7 +42,7 @@ class TimerDecider:
         if self._claims is None:
             if not await timers.mark_fired(conn, timer["timer_id"]):
                 return None
-        elif not self._claims.fired(int(timer["timer_id"])):
+        elif not self._claims.get(timer["timer_id"]):
             return None
         if "invoice_id" not in timer["payload"]:
             log.warning("timer.unknown", timer_id=timer["timer_id"], payload=timer["payload"])
