@@ -33,10 +33,10 @@ class DeliveryDecider:
 
     async def __call__(self, conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
         item = self.item
+        claims = self._claims or DeliveryClaims([item])
         if self._claims is None:
-            waited = (await deliveries.claim_for_apply(conn, [item["delivery_id"]])).get(item["delivery_id"])
-        else:
-            waited = self._claims.get(item["delivery_id"])
+            await claims.claim(conn)
+        waited = claims.get(item["delivery_id"])
         if waited is None:
             return None
         decisions = []

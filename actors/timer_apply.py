@@ -39,10 +39,10 @@ class TimerDecider:
 
     async def __call__(self, conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
         timer = self.timer
+        claims = self._claims or TimerClaims([timer])
         if self._claims is None:
-            if not await timers.mark_fired(conn, timer["timer_id"]):
-                return None
-        elif not self._claims.get(timer["timer_id"]):
+            await claims.claim(conn)
+        if not claims.get(timer["timer_id"]):
             return None
         if "invoice_id" not in timer["payload"]:
             log.warning("timer.unknown", timer_id=timer["timer_id"], payload=timer["payload"])

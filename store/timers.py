@@ -107,17 +107,12 @@ async def claim_due(conn: Conn, now: datetime, worker: str, limit: int = 100,
 
 async def mark_fired(conn: Conn, timer_id: int) -> bool:
     """Mark a timer fired; False when it was already fired or cancelled (the firing is then a no-op)."""
-    cur = await conn.execute(
-        # by id only: the guard in a form no partial index matches (see _CANCEL_MANY)
-        "UPDATE timers SET fired_at = now() WHERE timer_id = %s AND coalesce(fired_at, cancelled_at) IS NULL",
-        (timer_id,),
-    )
-    return cur.rowcount == 1
+    return timer_id in await mark_fired_many(conn, [timer_id])
 
 
 async def mark_fired_many(conn: Conn, timer_ids: Sequence[int]) -> set[int]:
-    """`mark_fired` for a batch in one statement; the ids that were pending (the others fire as no-ops). Never
-    prepared, for the reason `_CANCEL_MANY` gives."""
+    """`mark_fired` for a batch in one statement; the ids that were pending (the others fire as no-ops). By id
+    only, with the guard in a form no partial index matches, and never prepared (see `_CANCEL_MANY`)."""
     if not timer_ids:
         return set()
     cur = await conn.execute(
