@@ -17,15 +17,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from actors.contexts import CardHistories
 from actors.domain.case import empty_state, evolve
 from actors.domain.decisions import ChargeRequest, Context, Decision, DetailsFetch
 from actors.persist import Writes
 from store import ConcurrencyConflict, Conn, Database, checkpoints, events
 from store.checkpoints import Checkpoint
 from store.events import RecordedEvent
+
+if TYPE_CHECKING:
+    from actors.contexts import CardHistories
 
 Key = tuple[str, str]  # (tenant, customer)
 T = TypeVar("T")
