@@ -6,6 +6,8 @@ only, so they never clash with servers already on the machine.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -61,9 +63,11 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> str:
         executable = _redis_server_binary()
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._stop_orphan()
         self.socket.unlink(missing_ok=True)
         self._proc = subprocess.Popen(
             [executable, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+             "--pidfile", str(self.pidfile),
              "--dir", str(self.dir), "--save", "", "--appendonly", "no", "--daemonize", "no",
              "--logfile", str(self.dir / "redis.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -79,9 +83,37 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "redis.pid"
+
+    def _stop_orphan(self, timeout: float = 5.0) -> None:
+        """Stop the server a previous owner of this directory left running (it was killed before it could stop
+        it): its keys are only claims and caches, and two servers on one socket path would leave one unreachable."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        cmdline = _cmdline(pid)
+        if b"redis-server" not in cmdline or str(self.socket).encode() not in cmdline:
+            return  # gone, or the pid now belongs to another process
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while b"redis-server" in _cmdline(pid) and time.monotonic() < deadline:  # a reaped or zombie one has none
+            time.sleep(0.05)
+
     def stop(self) -> None:
         stop_process(self._proc, 5)
         self._proc = None
+
+
+def _cmdline(pid: int) -> bytes:
+    """The process's command line (empty when there is none: gone, or a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float, sig: int = signal.SIGTERM) -> None:
