@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -76,8 +77,14 @@ def test_a_reader_whose_clock_died_asks_again_instead_of_reading_a_frozen_time(r
     try:
         ray.get(clock.set.remote((T0 + timedelta(hours=5)).isoformat()))
         assert ray.get(reader.now.remote()) == (T0 + timedelta(hours=5)).isoformat()
+        old_pid = ray.get(clock.shared.remote())[0]
         ray.kill(clock, no_restart=False)  # restarted by Ray: a new process, a new shared copy
+        # the kill is asynchronous: wait for the old process to be gone (a call sent before could still reach it)
+        deadline = time.monotonic() + 30
+        while os.path.exists(f"/proc/{old_pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
         ray.get(clock.set.remote((T0 + timedelta(hours=9)).isoformat()))
+        assert ray.get(reader.now.remote()) == (T0 + timedelta(hours=9)).isoformat()  # asked: its copy is gone
         assert ray.get(reader.now.remote()) == (T0 + timedelta(hours=9)).isoformat()
         assert ray.get(reader.mapped.remote())  # mapped the new copy again
     finally:
