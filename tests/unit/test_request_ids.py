@@ -3,12 +3,11 @@ each hand-off to the customer's shard, so the shard's log lines name the request
 
 from __future__ import annotations
 
-import structlog
-
 from gateway.dispatch import Dispatcher
 from gateway.metrics import GatewayMetrics
 from gateway.telemetry import request_context, request_id_of
 from settings import load_settings
+from settings.logging import add_request_id
 from store import Database
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -34,9 +33,10 @@ def test_a_hand_off_carries_the_request_id_bound_while_the_webhook_was_answered(
                              redis_url="redis://127.0.0.1:1/0")
     dispatcher = Dispatcher(Database(settings.database.url or ""), settings, GatewayMetrics())
     with request_context("req-7"):  # as RequestTelemetry binds it while the webhook is answered
-        assert structlog.contextvars.get_contextvars()["request_id"] == "req-7"  # and for the log lines
+        assert add_request_id(None, "info", {"event": "x"})["request_id"] == "req-7"  # and for the log lines
+        assert add_request_id(None, "info", {"request_id": "own"})["request_id"] == "own"  # a bound one stays
         dispatcher.submit("default", 11, "cus_a", [])
-    assert "request_id" not in structlog.contextvars.get_contextvars()  # reset afterwards
+    assert "request_id" not in add_request_id(None, "info", {"event": "x"})  # reset afterwards
     dispatcher.submit("default", 12, "cus_a", [])  # no request (the sweeper's re-dispatch): no id
     items = [item for buffer in dispatcher._buffers.values() for item in buffer]  # noqa: SLF001
     assert [(i["delivery_id"], i.get("request_id")) for i in items] == [(11, "req-7"), (12, None)]

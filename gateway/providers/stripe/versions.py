@@ -78,13 +78,24 @@ def range_of(api_version: str | None) -> VersionRange:
 
 def read(obj: Mapping[str, Any], concept: str, api_version: str | None) -> Any:
     """The first present value of `concept` in `obj`: the claimed version's paths first, then the others'."""
-    own = range_of(api_version)
-    for version_range in (own, *(r for r in reversed(RANGES) if r is not own)):
-        for path in version_range.fields.get(concept, ()):
-            value = _at(obj, path)
-            if value is not None:
-                return value
+    for path in _search_order(range_of(api_version), concept):
+        value = _at(obj, path)
+        if value is not None:
+            return value
     return None
+
+
+def _search_order(own: VersionRange, concept: str) -> tuple[Path, ...]:
+    """`concept`'s paths, `own` range's first, then the others' newest first, each path once (kept per pair)."""
+    key = (own.name, concept)
+    order = _ORDERS.get(key)
+    if order is None:
+        paths = [p for r in (own, *(r for r in reversed(RANGES) if r is not own)) for p in r.fields.get(concept, ())]
+        order = _ORDERS[key] = tuple(dict.fromkeys(paths))
+    return order
+
+
+_ORDERS: dict[tuple[str, str], tuple[Path, ...]] = {}
 
 
 def _at(obj: Any, path: Path) -> Any:
