@@ -21,6 +21,7 @@ import structlog
 from actors.clock import make_clock
 from actors.metrics import loop_metrics
 from settings.logging import configure_logging
+from settings.process import DEFAULT_THRESHOLD, tune_gc
 from store import Database, StoreError, StoreUnavailable
 
 log = structlog.get_logger("payrisk.actors")
@@ -50,6 +51,7 @@ class PeriodicActor:
 
     def __init__(self, config: dict[str, Any]) -> None:
         configure_logging(config.get("log_level", "info"), config.get("log_format"))
+        tune_gc(int(config.get("gc_threshold", DEFAULT_THRESHOLD)))
         self.config = config
         self._clock = make_clock(config.get("clock", "real"))
         self._db: Database | None = None

@@ -33,6 +33,7 @@ from actors.provider_calls import ProviderCalls
 from actors.provider_keys import ProviderKeys
 from actors.timer_apply import TimerClaims, TimerDecider
 from settings.logging import configure_logging
+from settings.process import DEFAULT_THRESHOLD, tune_gc
 from store import ConcurrencyConflict, Conn, Database, StoreError, StoreUnavailable
 
 log = structlog.get_logger("payrisk.shard")
@@ -60,6 +61,7 @@ class CustomerShard:
         self._occupancy_task: asyncio.Task[None] | None = None
         self.applied = 0
         self.fired = 0
+        tune_gc(int(config.get("gc_threshold", DEFAULT_THRESHOLD)))  # it holds every active customer
 
     async def _database(self) -> Database:
         if self._db is None:

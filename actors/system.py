@@ -23,6 +23,7 @@ def actor_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "clock": "real",
         "log_level": settings.logging.level,
         "log_format": settings.logging.format,
+        "gc_threshold": settings.gateway.gc_threshold,
         "notifiers": settings.ray.notifiers,
         "classifiers": settings.ray.classifiers,
         "card_update_retry_seconds": settings.recovery.card_update_retry_seconds,

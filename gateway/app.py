@@ -33,6 +33,7 @@ from gateway.provider_webhooks import provider_challenge, provider_webhook
 from gateway.telemetry import RequestTelemetry
 from gateway.webhooks import stripe_webhook
 from settings import Settings, load_settings
+from settings.process import tune_gc
 from store import StoreUnavailable
 
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> Starlette:
         access.start()
         gauges = app.state.gauges = GaugeRefresher(platform.db, settings.logging.metrics_interval_seconds)
         gauges.start()
+        tune_gc(settings.gateway.gc_threshold)  # start-up done: frozen, collected rarely (settings/process.py)
         try:
             yield
         finally:

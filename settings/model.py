@@ -109,6 +109,8 @@ class GatewaySettings(Group):
     #: open connections per gateway process beyond which new requests get 503 (uvicorn limit_concurrency)
     max_connections: int = _env("PAYRISK_MAX_CONNECTIONS", 1000, ge=8, le=100_000)
     group_commit_ms: float = _env("PAYRISK_GROUP_COMMIT_MS", 2.0, ge=0.0, le=100.0)
+    #: generation-0 collector threshold of the gateway workers and the actors (read by settings/process.py)
+    gc_threshold: int = _env("PAYRISK_GC_THRESHOLD", 20_000, ge=0, le=10_000_000)
     sweep_interval_seconds: float = _env("PAYRISK_SWEEP_INTERVAL", 5.0, gt=0)
     sweep_grace_seconds: float = _env("PAYRISK_SWEEP_GRACE", 30.0, ge=0)
     #: fault injection for tests: drop every hand-off after commit, as if the process died right there
