@@ -40,12 +40,17 @@ class DispatchUnavailable(Exception):
 
 class Dispatcher:
     def __init__(self, db: Database, settings: Settings, metrics: GatewayMetrics, *, flush_ms: float = 3.0,
-                 max_batch: int = 100) -> None:
+                 max_batch: int = 100, max_inflight: int = 2) -> None:
         self._db = db
         self._settings = settings
         self._metrics = metrics
         self._flush = flush_ms / 1000.0
         self._max_batch = max_batch
+        #: hand-offs a shard has not answered yet, at most `max_inflight` each: while a shard is busy its buffer
+        #: grows, and the next hand-off carries all of it (a shard's transaction costs about the same for 2
+        #: deliveries as for 20, so batches that grow with the load are what lets the shards keep up)
+        self._max_inflight = max_inflight
+        self._inflight_by_shard: dict[int, int] = defaultdict(int)
         self._buffers: dict[int, list[dict[str, Any]]] = defaultdict(list)
         self._handles: dict[int, Any] = {}
         self._wakeup = asyncio.Event()
@@ -105,7 +110,10 @@ class Dispatcher:
         while True:
             if any(self._buffers.values()):
                 self._wakeup.set()
-                await asyncio.sleep(0)  # the flush loop takes them
+                if self._sendable():
+                    await asyncio.sleep(0)  # the flush loop takes them
+                else:  # every shard with a buffer is busy: its next hand-off leaves when one answers
+                    await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
             elif self._sending:
                 await asyncio.wait(set(self._sending))
             else:
@@ -142,10 +150,24 @@ class Dispatcher:
                     self._spawn(self._mark_dispatched(ids))
                 else:
                     self._wake_in(self._next_mark - time.monotonic())
-            for index in [i for i, b in self._buffers.items() if b]:
-                batch, self._buffers[index] = self._buffers[index], []
-                self._sending.add(task := self._spawn(self._send(index, batch)))
-                task.add_done_callback(self._sending.discard)
+            for index in self._sendable():
+                while self._buffers[index] and self._inflight_by_shard[index] < self._max_inflight:
+                    buffer = self._buffers[index]
+                    batch, self._buffers[index] = buffer[:self._max_batch], buffer[self._max_batch:]
+                    self._inflight_by_shard[index] += 1
+                    self._sending.add(task := self._spawn(self._send(index, batch)))
+                    task.add_done_callback(self._sending.discard)
+                    task.add_done_callback(lambda _, i=index: self._answered(i))
+
+    def _sendable(self) -> list[int]:
+        """The shards with something buffered and room for another hand-off."""
+        return [i for i, b in self._buffers.items() if b and self._inflight_by_shard[i] < self._max_inflight]
+
+    def _answered(self, index: int) -> None:
+        """A hand-off to shard `index` ended (answered or failed): what its buffer gathered meanwhile goes now."""
+        self._inflight_by_shard[index] -= 1
+        if self._buffers[index]:
+            self._wakeup.set()
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
