@@ -36,7 +36,7 @@ class DeliveryDecider:
         claims = self._claims or DeliveryClaims([item])
         if self._claims is None:
             await claims.claim(conn)
-        waited = claims.get(item["delivery_id"])
+        waited = claims.take(item["delivery_id"])
         if waited is None:
             return None
         decisions = []

@@ -39,19 +39,21 @@ class BatchClaims(Generic[T]):
     """What one statement claims for a whole batch (its deliveries, its timers): run first in the batch's
     transaction (`decide_many(prepare=claims.claim)`), so that each decider only looks its item up; a rollback
     un-claims them all. `claim(conn, ids)` returns each claimed id's value; an id it leaves out is not to be
-    decided (applied, fired or cancelled already, or unknown)."""
+    decided (applied, fired or cancelled already, or unknown). A claim is taken once: a batch that carries the
+    same item twice (a hand-off sent again while the first copy still waited in the buffer) decides it once."""
 
     def __init__(self, ids: Sequence[int], claim: Callable[[Conn, list[int]], Awaitable[Mapping[int, T]]]) -> None:
         self._ids, self._claim = [int(i) for i in ids], claim
-        self._claimed: Mapping[int, T] | None = None
+        self._claimed: dict[int, T] | None = None
 
     async def claim(self, conn: Conn) -> None:
-        self._claimed = await self._claim(conn, self._ids)
+        self._claimed = dict(await self._claim(conn, self._ids))
 
-    def get(self, item_id: int) -> T | None:
+    def take(self, item_id: int) -> T | None:
+        """The claim's value for `item_id`, once per transaction; None when not claimed or taken already."""
         if self._claimed is None:
             raise RuntimeError("the batch's items were not claimed in this transaction")
-        return self._claimed.get(int(item_id))
+        return self._claimed.pop(int(item_id), None)
 
 
 class Decider(Protocol):

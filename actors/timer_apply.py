@@ -42,7 +42,7 @@ class TimerDecider:
         claims = self._claims or TimerClaims([timer])
         if self._claims is None:
             await claims.claim(conn)
-        if not claims.get(timer["timer_id"]):
+        if not claims.take(timer["timer_id"]):
             return None
         if "invoice_id" not in timer["payload"]:
             log.warning("timer.unknown", timer_id=timer["timer_id"], payload=timer["payload"])

@@ -64,6 +64,22 @@ async def test_a_batch_claims_every_delivery_once_and_a_repeat_applies_none(db: 
             assert await events.stream_version(conn, "default", item["customer_id"]) == 1  # written once
 
 
+async def test_a_batch_that_carries_a_delivery_twice_applies_it_once(db: Database, database_url: str) -> None:
+    """A hand-off sent again while its first copy still waited in the dispatcher's buffer: both copies reach the
+    shard in one batch. The batch's claim is taken once, so the second copy is not applied (it was, twice, in one
+    transaction, before claims were taken rather than looked up)."""
+    home = _home(db, database_url)
+    tag = uuid.uuid4().hex[:8]
+    item = await stored_failure(db, f"twice{tag}")
+    claims = DeliveryClaims([item, dict(item)])
+    written = await home.decide_many({("default", item["customer_id"]): [DeliveryDecider(item, claims),
+                                                                          DeliveryDecider(dict(item), claims)]},
+                                     prepare=claims.claim)
+    assert [w.applied for w in written] == [[True, False]]
+    async with db.connection() as conn:
+        assert await events.stream_version(conn, "default", item["customer_id"]) == 1  # one PaymentFailed
+
+
 async def test_a_lost_race_decides_again_and_the_delivery_is_still_claimed(db: Database, database_url: str) -> None:
     home = _home(db, database_url)
     item = await stored_failure(db, uuid.uuid4().hex[:8])
