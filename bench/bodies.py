@@ -119,28 +119,32 @@ def event_body(event_id: str, customer: str, invoice: str, created: int) -> byte
 
 
 def lines(
-    run: str, count: int, timestamp: int, duplicates: float, rng: random.Random, secret: str = SECRET
+    run: str, count: int, timestamp: int, duplicates: float, rng: random.Random, secret: str = SECRET,
+    customers: int = CUSTOMERS,
 ) -> Iterator[bytes]:
-    """`count` request lines; a `duplicates` share of them repeat an earlier line of this run."""
+    """`count` request lines; a `duplicates` share of them repeat an earlier line of this run. The failures fall on
+    `customers` customers drawn at random (0: each failure its own customer, as in a renewal run)."""
     made: deque[bytes] = deque(maxlen=10_000)  # a provider retries recent events
     for n in range(count):
         if made and rng.random() < duplicates:
             yield rng.choice(made)
             continue
         body = event_body(
-            f"evt_{run}_{n:07d}", f"cus_b{rng.randrange(CUSTOMERS):05d}", f"in_{run}_{n:07d}", timestamp
+            f"evt_{run}_{n:07d}", f"cus_b{rng.randrange(customers):05d}" if customers else f"cus_{run}_{n:07d}",
+            f"in_{run}_{n:07d}", timestamp
         )
         line = sign(body, secret, timestamp).encode() + b"\t" + body
         made.append(line)
         yield line
 
 
-def write(path: Path, run: str, count: int, timestamp: int, duplicates: float = 0.0, seed: int = 9) -> int:
+def write(path: Path, run: str, count: int, timestamp: int, duplicates: float = 0.0, seed: int = 9,
+          customers: int = CUSTOMERS) -> int:
     """Write the lines to `path`; returns the number of distinct event ids in it."""
     rng = random.Random(seed)
     distinct: set[bytes] = set()
     with path.open("wb") as out:
-        for line in lines(run, count, timestamp, duplicates, rng):
+        for line in lines(run, count, timestamp, duplicates, rng, customers=customers):
             distinct.add(line[:_SIGNATURE_PREFIX])
             out.write(line + b"\n")
     return len(distinct)

@@ -69,7 +69,10 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[100, 250, 500])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--timers", type=int, default=2000)
+    parser.add_argument("--customers", type=int, default=bodies.CUSTOMERS,
+                        help="customers the failures fall on (0: one customer per failure, a renewal run)")
     args = parser.parse_args()
+    print(f"failures on {args.customers:,} customers" if args.customers else "one customer per failure")
     print("| rate (req/s) | webhooks | webhook → checkpoint p50 / p99 / max | ack p50 / p99 |")
     print("|---:|---:|---:|---:|")
     lag = (float("nan"), float("nan"))
@@ -78,7 +81,8 @@ def main() -> None:
         with database.fresh_database(name) as url, tempfile.TemporaryDirectory() as tmp:
             lines_path = Path(tmp) / "lines.txt"
             count = int(rate * args.seconds)
-            bodies.write(lines_path, f"e2e{index}{uuid.uuid4().hex[:4]}", count, int(datetime.now(UTC).timestamp()))
+            bodies.write(lines_path, f"e2e{index}{uuid.uuid4().hex[:4]}", count, int(datetime.now(UTC).timestamp()),
+                         customers=args.customers)
             lines = lines_path.read_bytes().splitlines()
             with gateway(url, 1, Path(tmp) / "data", Path(tmp) / "log.txt") as port:
                 result = openloop.run("127.0.0.1", port, lines, rate)
