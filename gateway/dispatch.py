@@ -52,6 +52,9 @@ class Dispatcher:
         self._max_inflight = max_inflight
         self._inflight_by_shard: dict[int, int] = defaultdict(int)
         self._buffers: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        #: the delivery ids waiting in the buffers: one copy each (the sweeper re-submits what a shard that is down
+        #: has not applied every few seconds; while the shard stays down, those copies must not pile up)
+        self._buffered: set[int] = set()
         self._handles: dict[int, Any] = {}
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -92,7 +95,8 @@ class Dispatcher:
         request_id = REQUEST_ID.get()
         if request_id:  # the webhook's request id (gateway/telemetry.py) follows it into the shard's log lines
             item["request_id"] = request_id
-        self._buffers[index].append(item)
+        if not self._buffer(index, item):
+            return
         if len(self._buffers[index]) >= self._max_batch:
             self._wakeup.set()
         else:
@@ -154,10 +158,19 @@ class Dispatcher:
                 while self._buffers[index] and self._inflight_by_shard[index] < self._max_inflight:
                     buffer = self._buffers[index]
                     batch, self._buffers[index] = buffer[:self._max_batch], buffer[self._max_batch:]
+                    self._buffered.difference_update(item["delivery_id"] for item in batch)
                     self._inflight_by_shard[index] += 1
                     self._sending.add(task := self._spawn(self._send(index, batch)))
                     task.add_done_callback(self._sending.discard)
                     task.add_done_callback(lambda _, i=index: self._answered(i))
+
+    def _buffer(self, index: int, item: dict[str, Any]) -> bool:
+        """Queue `item` for shard `index`, unless a copy of its delivery waits there already (False)."""
+        if item["delivery_id"] in self._buffered:
+            return False
+        self._buffered.add(item["delivery_id"])
+        self._buffers[index].append(item)
+        return True
 
     def _sendable(self) -> list[int]:
         """The shards with something buffered and room for another hand-off."""
@@ -209,7 +222,7 @@ class Dispatcher:
             for item in again:
                 index = shard_index(item["tenant_id"], item["customer_id"], self._settings.ray.shards,
                                     self._settings.ray.virtual_shards)
-                self._buffers[index].append(item)
+                self._buffer(index, item)
             self._wakeup.set()
 
         asyncio.get_running_loop().call_later(delay * again[0]["handoffs"], resubmit)
