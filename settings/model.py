@@ -108,7 +108,7 @@ class GatewaySettings(Group):
     body_timeout_seconds: float = _env("PAYRISK_BODY_TIMEOUT", 15.0, gt=0, le=600)
     #: open connections per gateway process beyond which new requests get 503 (uvicorn limit_concurrency)
     max_connections: int = _env("PAYRISK_MAX_CONNECTIONS", 1000, ge=8, le=100_000)
-    group_commit_ms: float = _env("PAYRISK_GROUP_COMMIT_MS", 2.0, ge=0.0, le=100.0)
+    group_commit_ms: float = _env("PAYRISK_GROUP_COMMIT_MS", 1.0, ge=0.0, le=100.0)
     #: generation-0 collector threshold of the gateway workers and the actors (read by settings/process.py)
     gc_threshold: int = _env("PAYRISK_GC_THRESHOLD", 20_000, ge=0, le=10_000_000)
     sweep_interval_seconds: float = _env("PAYRISK_SWEEP_INTERVAL", 5.0, gt=0)
