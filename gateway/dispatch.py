@@ -114,7 +114,7 @@ class Dispatcher:
         while True:
             if any(self._buffers.values()):
                 self._wakeup.set()
-                if self._sendable():
+                if self._sendable() or not self._sending:
                     await asyncio.sleep(0)  # the flush loop takes them
                 else:  # every shard with a buffer is busy: its next hand-off leaves when one answers
                     await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
