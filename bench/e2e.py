@@ -35,6 +35,17 @@ def percentiles(url: str, since_id: int) -> tuple[int, float, float, float]:
     return int(row[0]), float(row[1] or 0), float(row[2] or 0), float(row[3] or 0)
 
 
+def by_window(url: str, per_window: int) -> list[tuple[int, float, float]]:
+    """Webhook → checkpoint p50 / p99 (ms) of each run of `per_window` consecutive deliveries (in arrival order):
+    whether the shards keep up all along, or fall behind as the run goes on."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT (delivery_id - 1) / %s, percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.99)"
+            " WITHIN GROUP (ORDER BY d) FROM (SELECT delivery_id, extract(epoch FROM applied_at - received_at) * 1000"
+            " AS d FROM deliveries WHERE status = 'applied') s GROUP BY 1 ORDER BY 1", (per_window,)).fetchall()
+    return [(int(w), float(p50), float(p99)) for w, p50, p99 in rows]
+
+
 def wait_applied(url: str, since_id: int, expected: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,6 +82,8 @@ def main() -> None:
     parser.add_argument("--timers", type=int, default=2000)
     parser.add_argument("--customers", type=int, default=bodies.CUSTOMERS,
                         help="customers the failures fall on (0: one customer per failure, a renewal run)")
+    parser.add_argument("--windows", type=float, default=0,
+                        help="also print webhook → checkpoint p50 / p99 per window of this many seconds of sending")
     args = parser.parse_args()
     print(f"failures on {args.customers:,} customers" if args.customers else "one customer per failure")
     print("| rate (req/s) | webhooks | webhook → checkpoint p50 / p99 / max | ack p50 / p99 |")
@@ -95,6 +108,10 @@ def main() -> None:
                 refused = Counter(o.status for o in result.outcomes if o.status != 200)
                 if refused:  # not stored, or stored late: a provider sends these again; this sender does not
                     print(f"  ({sum(refused.values())} answered other than 200: {dict(refused)})", flush=True)
+                if args.windows:
+                    per_window = max(1, int(rate * args.windows))
+                    print("  " + "; ".join(f"{w * args.windows:g} s: {p50:.0f} / {p99:.0f} ms"
+                                           for w, p50, p99 in by_window(url, per_window)), flush=True)
                 if index == 0:
                     lag = timer_lag(url, args.timers)
     print(f"\nTimer lag, {args.timers:,} timers due at once (scheduler polls every 1 s): "
