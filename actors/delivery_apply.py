@@ -13,12 +13,12 @@ from typing import Any
 from actors.domain.decide import decide_inbound
 from actors.domain.decisions import Context, Decision
 from actors.executors.runtime import provider_attempts
-from actors.home import BatchClaims
+from actors.home import BatchClaims, take_claim
 from store import Conn, deliveries
 
 
 class DeliveryClaims(BatchClaims[float]):
-    """The claims of one batch's deliveries: delivery id → seconds from receipt to the claim (`get`)."""
+    """The claims of one batch's deliveries: delivery id → seconds from receipt to the claim (`take`)."""
 
     def __init__(self, items: Sequence[dict[str, Any]]) -> None:
         super().__init__([item["delivery_id"] for item in items], deliveries.claim_for_apply)
@@ -33,10 +33,7 @@ class DeliveryDecider:
 
     async def __call__(self, conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
         item = self.item
-        claims = self._claims or DeliveryClaims([item])
-        if self._claims is None:
-            await claims.claim(conn)
-        waited = claims.take(item["delivery_id"])
+        waited = await take_claim(conn, self._claims, lambda: DeliveryClaims([item]), item["delivery_id"])
         if waited is None:
             return None
         decisions = []

@@ -56,6 +56,16 @@ class BatchClaims(Generic[T]):
         return self._claimed.pop(int(item_id), None)
 
 
+async def take_claim(conn: Conn, batch: BatchClaims[T] | None, own: Callable[[], BatchClaims[T]],
+                     item_id: int) -> T | None:
+    """An item's claim: from its batch's claims, taken in the batch's transaction; or, decided on its own, claimed
+    now by `own()` in this transaction (each transaction that runs it claims again: a retry too)."""
+    if batch is None:
+        batch = own()
+        await batch.claim(conn)
+    return batch.take(item_id)
+
+
 class Decider(Protocol):
     """Decide inside the customer's transaction. None: nothing to apply (already applied, a repeated request) —
     nothing is written; a list (possibly empty): applied, its decisions written whole."""

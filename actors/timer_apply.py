@@ -13,14 +13,14 @@ import structlog
 
 from actors.domain.decide import decide_timer
 from actors.domain.decisions import Context, Decision
-from actors.home import BatchClaims
+from actors.home import BatchClaims, take_claim
 from store import Conn, timers
 
 log = structlog.get_logger("payrisk.timers")
 
 
 class TimerClaims(BatchClaims[bool]):
-    """The timers of one batch marked fired (`get`: True when this transaction fired it)."""
+    """The timers of one batch marked fired (`take`: True when this transaction fired it)."""
 
     def __init__(self, due: Sequence[dict[str, Any]]) -> None:
         super().__init__([t["timer_id"] for t in due], _fire)
@@ -39,10 +39,7 @@ class TimerDecider:
 
     async def __call__(self, conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
         timer = self.timer
-        claims = self._claims or TimerClaims([timer])
-        if self._claims is None:
-            await claims.claim(conn)
-        if not claims.take(timer["timer_id"]):
+        if not await take_claim(conn, self._claims, lambda: TimerClaims([timer]), timer["timer_id"]):
             return None
         if "invoice_id" not in timer["payload"]:
             log.warning("timer.unknown", timer_id=timer["timer_id"], payload=timer["payload"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,12 +35,15 @@ SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
-def request_id_of(headers: dict[bytes, bytes]) -> str:
-    """The trace id of a valid `traceparent`, else a sane `X-Request-ID`, else a fresh id."""
-    return _request_id(headers.get(b"traceparent"), headers.get(b"x-request-id"))
-
-
-def _request_id(traceparent: bytes | None, given: bytes | None) -> str:
+def request_id_of(headers: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -> str:
+    """The trace id of a valid `traceparent`, else a sane `X-Request-ID`, else a fresh id. `headers`: a mapping or
+    an ASGI scope's list of (lower-case name, value) pairs."""
+    traceparent = given = None
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+        if name == b"traceparent":
+            traceparent = traceparent or value
+        elif name == b"x-request-id":
+            given = given or value
     if traceparent:
         match = TRACEPARENT.match(traceparent.decode("latin-1").strip().lower())
         if match and match.group(1) != "0" * 32:
@@ -50,17 +53,6 @@ def _request_id(traceparent: bytes | None, given: bytes | None) -> str:
         if SANE_ID.match(text):
             return text
     return os.urandom(16).hex()  # 128 random bits, as uuid4 carries (a fifth of its cost)
-
-
-def _id_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | None]:
-    """The `traceparent` and `X-Request-ID` values of a request's headers (ASGI names are lower case)."""
-    traceparent = given = None
-    for name, value in headers:
-        if name == b"traceparent":
-            traceparent = traceparent or value
-        elif name == b"x-request-id":
-            given = given or value
-    return traceparent, given
 
 
 def route_of(scope: Scope) -> str:
@@ -89,7 +81,7 @@ class RequestTelemetry:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(*_id_headers(scope.get("headers") or ()))
+        request_id = request_id_of(scope.get("headers") or ())
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         id_header = (b"x-request-id", request_id.encode())
