@@ -40,8 +40,12 @@ def paired_simulator(settings: SimulatorSettings) -> Simulator:
 def run_schedule(
     name: str, settings: SimulatorSettings, days: int, delays: Sequence[timedelta], step: timedelta
 ) -> Approach:
-    """Simulate `days` of renewals; retry each failed invoice `delays` after its first failure."""
+    """Simulate `days` of renewals; retry each failed invoice `delays` after its first failure.
+
+    Only the ledger is read: the simulator gets no webhook endpoint and keeps no events, so it renders none (the
+    rendering was half of a baseline's time; the event ids are still drawn, so every other id stays the same)."""
     sim = paired_simulator(settings.model_copy(update={"webhook_url": None, "keep_events": False}))
+    sim.outbox.reset_endpoints([])
     end = sim.now() + timedelta(days=days)
     due: list[tuple[datetime, str, int]] = []  # (when, invoice, attempt number)
     seen = 0
