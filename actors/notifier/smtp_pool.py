@@ -15,7 +15,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
@@ -72,7 +72,7 @@ class SmtpPool:
         self._idle: dict[SmtpSettings, list[_Idle]] = {}
         self._closed = False
 
-    async def send(self, settings: SmtpSettings, message: EmailMessage) -> None:
+    async def send(self, settings: SmtpSettings, message: Message) -> None:
         """Submit `message`; raises aiosmtplib's errors (and OSError) as `aiosmtplib.send` does.
 
         Retried once on a fresh connection when a reused one proved dead before MAIL FROM was accepted (see
@@ -110,7 +110,7 @@ class SmtpPool:
             entry.client.close()  # no QUIT: the server may be gone, and a send is waiting
         return None
 
-    async def _send_on(self, settings: SmtpSettings, client: _Client, message: EmailMessage) -> None:
+    async def _send_on(self, settings: SmtpSettings, client: _Client, message: Message) -> None:
         """Send over `client`; back to the pool on success, never after a failure."""
         client.mail_accepted = False
         try:

@@ -80,7 +80,7 @@ def run_demo(
         try:
             started = time.monotonic()
             startup = started - began  # storage, database and migrations, Ray, actors, simulator, gateway
-            mail = MailReaders(stack.sim, lambda: stack.catcher.messages, seed, paired.ordinal)
+            mail = MailReaders(stack.sim, lambda: stack.catcher.headers, seed, paired.ordinal)
             driver = Driver(stack, reads, out, mail=mail)
             driver.run(days, STEP)
             platform_seconds = time.monotonic() - started

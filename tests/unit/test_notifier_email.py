@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email import policy as email_policy
 from typing import Any
 
 import pytest
+from aiosmtplib.email import flatten_message
 from pydantic import ValidationError
 
 from actors.notifier.email import SmtpSettings, build_message, parse_mail_from, render
@@ -83,7 +86,23 @@ def test_the_message_carries_the_deterministic_id_branding_and_both_parts() -> N
     assert message["Reply-To"] == "help@acme.test"
     assert message["To"] == "Ada Lovelace <ada@example.com>"
     assert message.get_content_type() == "multipart/alternative"
-    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert [part.get_content_type() for part in message.get_payload()] == ["text/plain", "text/html"]
+
+
+@pytest.mark.parametrize("name", ["Ada Lovelace", "Zoë Ådams-Łukasiewicz", "山田 太郎"])
+def test_the_message_reads_back_as_rendered_with_non_ascii_names_and_amounts(name: str) -> None:
+    """What a mail client sees: the headers decoded and both parts exactly as rendered, whatever the script."""
+    sent = payload(customer_name=name, currency="eur", branding={"name": "Café Ünïcode", "support_email": "h@c.test"})
+    message = build_message(sent, mail_from="billing@payrisk.test", message_id="<m@payrisk.test>", key="k1",
+                            now=datetime(2025, 3, 4, 12, tzinfo=UTC))
+    read = message_from_bytes(flatten_message(message), policy=email_policy.default)
+    subject, text, html = render(sent)
+    assert read["Subject"] == subject and "€" in subject
+    assert read["To"].addresses[0].display_name == name
+    assert read["From"].addresses[0].display_name == "Café Ünïcode"
+    assert read.get_body(("plain",)).get_content() == text  # type: ignore[union-attr]
+    assert read.get_body(("html",)).get_content() == html  # type: ignore[union-attr]
+    assert read["X-Payrisk-Notification"] == "k1"
 
 
 @pytest.mark.parametrize(

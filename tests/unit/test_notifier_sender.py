@@ -141,3 +141,25 @@ async def test_a_batch_sends_customers_side_by_side_and_one_customers_emails_in_
     assert [r.status for r in results] == ["sent", "sent", "sent", "sent", "deferred"]
     assert sorted(str(m["To"]) for m in catcher.messages) == ["cus_a@example.com", "cus_a@example.com",
                                                               "cus_b@example.com", "cus_c@example.com"]
+
+
+async def test_the_catchers_header_view_matches_its_whole_messages(tmp_path: Any) -> None:
+    """Mail read for its headers only (the demo's readers) shows the same headers as the whole messages, which
+    still carry the rendered parts; each view sees mail caught after it was first read."""
+    from actors.notifier.catcher import start_catcher
+
+    catcher = start_catcher(0, tmp_path / "mail")
+    sender = Sender(NotifierSettings(smtp_url=SecretStr(catcher.smtp_url), policy=POLICY))
+    try:
+        first = await sender.deliver(email_row(), NOW, [])
+        assert [m["To"] for m in catcher.headers] == ["ada@example.com"]
+        second = await sender.deliver({**email_row(customer_id="cus_2", to="cus_2@example.com"), "outbox_id": 2,
+                                       "idempotency_key": "email:in_2:1"}, NOW, [])
+    finally:
+        await sender.aclose()
+        catcher.stop()
+    assert (first.status, second.status) == ("sent", "sent")
+    headers, whole = catcher.headers, catcher.messages
+    assert [m.items() for m in headers] == [m.items() for m in whole] and len(whole) == 2
+    assert all(m.get_body(("plain",)) is not None for m in whole)
+    assert all(not m.is_multipart() for m in headers)
