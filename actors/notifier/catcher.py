@@ -1,7 +1,8 @@
 """A development SMTP catcher: an aiosmtpd server on 127.0.0.1 that keeps every message it receives.
 
 Messages are written to `maildir` as numbered `.eml` files (open them with any mail client) and kept in
-memory for tests. It accepts any sender, recipient and no authentication: never expose it.
+memory for tests; without a `maildir` (a throwaway demo run) they are only kept in memory. It accepts any
+sender, recipient and no authentication: never expose it.
 """
 
 from __future__ import annotations
@@ -26,18 +27,19 @@ class _MaildirHandler:
     Messages are kept as received and parsed when read (`parsed`), once each: whole for `messages`, headers only
     for `headers` (a tenth of the cost: the demo's readers look at two headers of thousands of emails)."""
 
-    def __init__(self, maildir: Path) -> None:
+    def __init__(self, maildir: Path | None) -> None:
         self.maildir = maildir
         self.raw: list[bytes] = []
         self._parsed: dict[bool, list[EmailMessage]] = {True: [], False: []}
         self.lock = threading.Lock()
-        self.counter = len(list(maildir.glob("*.eml")))  # continue numbering across restarts
+        self.counter = len(list(maildir.glob("*.eml"))) if maildir else 0  # continue numbering across restarts
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 — aiosmtpd hook
         raw: bytes = envelope.original_content or envelope.content
         with self.lock:
             self.counter += 1
-            (self.maildir / f"{self.counter:06d}.eml").write_bytes(raw)
+            if self.maildir is not None:
+                (self.maildir / f"{self.counter:06d}.eml").write_bytes(raw)
             self.raw.append(raw)
         return "250 Message accepted for delivery"
 
@@ -92,10 +94,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_catcher(port: int, maildir: str | Path) -> CatcherHandle:
-    """Start catching mail on 127.0.0.1:`port` (0 picks a free port) into `maildir` (created if needed)."""
-    directory = Path(maildir)
-    directory.mkdir(parents=True, exist_ok=True)
+def start_catcher(port: int, maildir: str | Path | None) -> CatcherHandle:
+    """Start catching mail on 127.0.0.1:`port` (0 picks a free port) into `maildir` (created if needed; None: in
+    memory only)."""
+    directory = Path(maildir) if maildir is not None else None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
     handler = _MaildirHandler(directory)
     chosen = port or free_port()
     controller = Controller(handler, hostname=HOST, port=chosen, server_hostname="payrisk-catcher")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +89,7 @@ class DemoStack:
         self.pump: WebhookPump | DirectPump | None = None
         self.database = f"payrisk_demo_{run_id}"
         self.keep = keep  # keep the database and the caught mail after the run
-        self.maildir = Path()
+        self.maildir: Path | None = None  # where the caught mail is written (kept runs only)
         self.catcher: Any = None  # the SMTP catcher (its `messages` are the dunning emails customers read)
         self.server: SimulatorServer | None = None
         self.system: Any = None
@@ -176,12 +175,8 @@ class DemoStack:
         from actors.system import ActorSystem
 
         assert self.server is not None
-        if self.keep:
+        if self.keep:  # a throwaway run keeps its mail in memory only (no file per email)
             self.maildir = self.settings.data_dir / "demo" / self.database / "mail"
-        else:
-            self.maildir = Path(
-                self._stops.enter_context(tempfile.TemporaryDirectory(prefix="payrisk-demo-mail-"))
-            )
         catcher = self.catcher = start_catcher(0, self.maildir)
         self._stops.callback(catcher.stop)
         self.settings = self.settings.replace(

@@ -145,10 +145,11 @@ async def test_a_batch_sends_customers_side_by_side_and_one_customers_emails_in_
 
 async def test_the_catchers_header_view_matches_its_whole_messages(tmp_path: Any) -> None:
     """Mail read for its headers only (the demo's readers) shows the same headers as the whole messages, which
-    still carry the rendered parts; each view sees mail caught after it was first read."""
+    still carry the rendered parts; each view sees mail caught after it was first read. Without a mail directory
+    (a throwaway demo run) nothing is written to disk."""
     from actors.notifier.catcher import start_catcher
 
-    catcher = start_catcher(0, tmp_path / "mail")
+    catcher = start_catcher(0, None)
     sender = Sender(NotifierSettings(smtp_url=SecretStr(catcher.smtp_url), policy=POLICY))
     try:
         first = await sender.deliver(email_row(), NOW, [])
@@ -163,3 +164,4 @@ async def test_the_catchers_header_view_matches_its_whole_messages(tmp_path: Any
     assert [m.items() for m in headers] == [m.items() for m in whole] and len(whole) == 2
     assert all(m.get_body(("plain",)) is not None for m in whole)
     assert all(not m.is_multipart() for m in headers)
+    assert catcher.maildir is None and not any(tmp_path.iterdir())
