@@ -1,10 +1,11 @@
 """Driving the platform through simulated time, one step at a time, and reporting each simulated day.
 
-A step to time `to`: the simulator runs the renewals due → the platform clock moves to `to` → the simulator's
-webhooks go to the gateway, and we wait until every stored delivery is applied → the outbox pass started by the
-previous step is collected and the customers read the mail it sent; those whose reaction is due act → the
-scheduler fires the due timers until none is left (each retry calls the simulator, whose webhooks are delivered
-again) → the outbox's pass at `to` starts, and runs on during the next step (see `Driver.step`).
+A step to time `to`: the simulator runs the renewals due → the platform clock moves to `to` → the scheduler fires
+the timers already due while the simulator's webhooks go to the gateway, and we wait until every stored delivery
+is applied → the outbox pass started by the previous step is collected and the customers read the mail it sent;
+those whose reaction is due act → the scheduler fires the due timers until none is left (each retry calls the
+simulator, whose webhooks are delivered again) → the outbox's pass at `to` starts, and runs on during the next
+step (see `Driver.step`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ class Driver:
             self.stack.sim.advance(to)
         with self._phase("clock"):
             ray.get(moved)
+        with self._phase("reads"):
+            timers_due, _ = self.reads.work_due(to)
+        # the timers already due fire while the hour's renewals are delivered (different customers, mostly; a
+        # customer's own events are decided one at a time whichever comes first, as with a provider's traffic)
+        tick, fired = (system.scheduler.tick.remote() if timers_due else None), 0
         self.deliver()
         with self._phase("outbox"):
             self.finish_outbox()
@@ -90,16 +96,17 @@ class Driver:
                 self.mail.act_until(to)
             if self.mail.actions != before:
                 self.deliver()  # the new cards and payments
-        with self._phase("reads"):
-            timers_due, outbox_due = self.reads.work_due(to)
-        while timers_due:
-            with self._phase("scheduler"):
-                fired = ray.get(system.scheduler.tick.remote())
-            if not fired:
-                break
-            self.deliver()  # the retries' webhooks; their decisions may ask for timers and emails due now
+        while True:
+            if tick is not None:
+                with self._phase("scheduler"):
+                    fired = ray.get(tick)
+                if fired:
+                    self.deliver()  # the retries' webhooks; their decisions may ask for timers and emails due now
             with self._phase("reads"):
                 timers_due, outbox_due = self.reads.work_due(to)
+            if not timers_due or (tick is not None and not fired):
+                break  # nothing left due at `to` (or the scheduler fired none of what is due: not spinning)
+            tick = system.scheduler.tick.remote()
         if outbox_due:
             self._outbox = (system.outbox.tick.remote(limit=OUTBOX_BATCH, at=to.isoformat()), to)
 
