@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ray
@@ -105,11 +106,8 @@ class CustomerShard:
         for committed in written:
             for item, applied in zip(groups[committed.key], committed.applied, strict=True):
                 outcomes[item["delivery_id"]] = "applied" if applied else "skipped"
-        for committed in written:
-            # a provider call logs under the request that caused it (the customer's latest in this batch)
-            structlog.contextvars.bind_contextvars(tenant=committed.key[0], customer=committed.key[1],
-                                                   request_id=groups[committed.key][-1].get("request_id"))
-            await self._after_commit(committed)
+        # a provider call logs under the request that caused it (the customer's latest in this batch)
+        await self._after_commits(written, {key: group[-1].get("request_id") for key, group in groups.items()})
         applied = [item for item in items if outcomes[item["delivery_id"]] == "applied"]
         self.applied += len(applied)
         for item in applied:
@@ -138,8 +136,8 @@ class CustomerShard:
                                                for key, group in groups.items()}, prepare=claims.claim)
         fired = sum(sum(committed.applied) for committed in written)
         self.fired += fired
-        # what the commit left to do (charges, reads), customers side by side as when each fired on its own
-        await asyncio.gather(*(self._after_commit(c) for c in written if any(c.applied)))
+        # what the commit left to do (charges, reads), customers side by side
+        await self._after_commits([c for c in written if any(c.applied)])
         return fired
 
     async def _fire_one(self, timer: dict[str, Any]) -> bool:
@@ -182,29 +180,53 @@ class CustomerShard:
         return "applied"
 
     async def _after_commit(self, committed: Committed) -> None:
-        """Outside the customer's lock: API reads start in the background, charges run one by one, each answer
-        recorded as the customer's next decision."""
-        for fetch in committed.fetches:
-            task = asyncio.get_running_loop().create_task(self._fetch(committed.key, fetch))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        for charge in committed.charges:
-            await self._charge(committed.key, charge)
+        await self._after_commits([committed])
 
-    async def _charge(self, key: Key, charge: ChargeRequest) -> None:
-        """Call the provider after the intent committed, then record the outcome in its own decision."""
-        result = await self._calls.charge(*key, charge)
-        if result is None:
-            log.warning("charge.no_provider", tenant=key[0], customer=key[1], invoice=charge.invoice_id)
+    async def _after_commits(self, written: Sequence[Committed],
+                             request_ids: Mapping[Key, str | None] | None = None) -> None:
+        """Outside the customers' locks, what their commits left to do: API reads start in the background; the
+        charges are called side by side (one customer's in order), and their answers recorded together — as each
+        customer's next decisions, in one transaction for the lot (each on its own when that one fails); then what
+        those decisions left to do, the same way."""
+        for committed in written:
+            if request_ids is not None:
+                structlog.contextvars.bind_contextvars(tenant=committed.key[0], customer=committed.key[1],
+                                                       request_id=request_ids.get(committed.key))
+            for fetch in committed.fetches:
+                task = asyncio.get_running_loop().create_task(self._fetch(committed.key, fetch))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        charging = [c for c in written if c.charges]
+        if not charging:
             return
+        answers = await asyncio.gather(*(self._charge(c.key, c.charges, request_ids) for c in charging))
+        groups = {c.key: deciders for c, deciders in zip(charging, answers, strict=True) if deciders}
+        outcomes: list[Committed] | None = None
+        if len(groups) > 1:
+            try:
+                outcomes = await self.home.decide_many(groups)
+            except StoreError as exc:  # a lost race or a deadlock: each answer is recorded on its own
+                log.info("charges.batch_fallback", size=len(groups), error=str(exc)[:200])
+        if outcomes is None:
+            outcomes = [await self.home.decide(key, decider) for key, deciders in groups.items()
+                        for decider in deciders]
+        await self._after_commits([c for c in outcomes if any(c.applied)])
 
-        async def decide(conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
-            status = {"succeeded": "succeeded", "failed": "failed"}.get(result.outcome, "unknown")
-            await record_outcome(conn, key[0], charge.idempotency_key, status, result.decline)
-            return [decide_attempt_result(state, charge.invoice_id, charge.attempt_no, result.outcome,
-                                          result.decline, ctx)]
-
-        await self._decide(key, decide)
+    async def _charge(self, key: Key, charges: Sequence[ChargeRequest],
+                      request_ids: Mapping[Key, str | None] | None) -> list[Decider]:
+        """Call the provider for each committed intent of one customer, in order (its own task: the log context
+        bound here is its own); each answer as the decider that records it (none for an intent without a provider
+        key: it stays an intent, reconciled later)."""
+        if request_ids is not None:
+            structlog.contextvars.bind_contextvars(tenant=key[0], customer=key[1], request_id=request_ids.get(key))
+        deciders: list[Decider] = []
+        for charge in charges:
+            result = await self._calls.charge(*key, charge)
+            if result is None:
+                log.warning("charge.no_provider", tenant=key[0], customer=key[1], invoice=charge.invoice_id)
+            else:
+                deciders.append(_outcome_decider(key, charge, result))
+        return deciders
 
     async def _fetch(self, key: Key, fetch: DetailsFetch) -> None:
         """One read, its answer decided as the customer's next event. A read that fails or is lost leaves the
@@ -316,6 +338,17 @@ class CustomerShard:
             self._contexts.keys = keys
             self._calls = ProviderCalls(self.config, keys, self._database, classifier=self._classifier,
                                         crash=self._maybe_crash)
+
+
+def _outcome_decider(key: Key, charge: ChargeRequest, result: Any) -> Decider:
+    """Record a provider's answer to one attempt: its status in `attempts`, and the customer's decision on it."""
+    async def decide(conn: Conn, state: dict[str, Any], ctx: Context) -> list[Decision] | None:
+        status = {"succeeded": "succeeded", "failed": "failed"}.get(result.outcome, "unknown")
+        await record_outcome(conn, key[0], charge.idempotency_key, status, result.decline)
+        return [decide_attempt_result(state, charge.invoice_id, charge.attempt_no, result.outcome,
+                                      result.decline, ctx)]
+
+    return decide
 
 
 def _outcome(item: dict[str, Any], result: str | BaseException) -> str:

@@ -256,6 +256,35 @@ def test_without_an_api_key_the_current_pair_is_joined_by_inference_within_secon
     assert classified(trail)["details_from"][0]["joined"] == "inferred"
 
 
+def test_retries_fired_in_one_pass_record_a_shards_answers_in_one_transaction(platform: Platform) -> None:
+    """Six customers' retries due together, fired by one scheduler pass: each charged once, and the provider's
+    answers of one shard's customers recorded in one transaction (one `xmin` for their `AttemptFailed` events),
+    not one transaction each."""
+    platform.endpoint("2026-06-24.dahlia", FAILURES)
+    customers = [failing_customer(platform) for _ in range(6)]
+    platform.deliver()
+    for ids in customers:
+        wait(lambda ids=ids: platform.case(ids["customer"], ids["invoice"])["state"] == "retry_scheduled",
+             "retry scheduled")
+    due = max(datetime.fromisoformat(platform.case(i["customer"], i["invoice"])["next_action"]["at"])
+              for i in customers) + timedelta(seconds=1)
+    ray.get(ray.get_actor("clock", namespace="payrisk").set.remote(due.isoformat()))
+    platform.sim.sim.advance(due)
+    assert ray.get(platform.system.scheduler.tick.remote()) >= len(customers)  # one pass fires every retry
+    ids = [i["customer"] for i in customers]
+    with psycopg.connect(platform.database_url) as conn:
+        rows = conn.execute("SELECT stream_id, xmin::text FROM events WHERE event_type = 'AttemptFailed'"
+                            " AND stream_id = ANY(%s)", (ids,)).fetchall()
+    assert sorted(r[0] for r in rows) == sorted(ids)  # every answer recorded, once
+    by_shard: dict[int, set[str]] = {}
+    for customer, xmin in rows:
+        by_shard.setdefault(shard_index("default", customer, len(platform.system.shards)), set()).add(xmin)
+    assert all(len(xmins) == 1 for xmins in by_shard.values()), by_shard
+    for i in customers:
+        assert len([e for e in platform.charges(i["invoice"]) if e.source == "api"]) == 1
+    platform.deliver()
+
+
 def renewing_customer(p: Platform, amount: int) -> dict[str, str]:
     """A customer who has paid for three months, then whose card starts to decline at the next renewal."""
     c = p.client
