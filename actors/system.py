@@ -65,7 +65,9 @@ class ActorSystem:
         self.monitor: Any = None
         self.classifiers: Any = None
 
-    def start(self, run_loops: bool = True) -> None:
+    def start(self, run_loops: bool = True, wait: bool = True) -> None:
+        """Create every actor (or find it). `wait=False` returns once they are created, before the shards answer
+        (their processes start meanwhile): call `ready()` before relying on them."""
         from actors.monitor import Monitor
         from actors.outbox_worker import OutboxWorker
         from actors.scheduler import Scheduler
@@ -90,9 +92,14 @@ class ActorSystem:
         self.classifiers = ClassifierPool(size=self.settings.ray.classifiers, provider=provider)
         self.monitor = Monitor.options(name="monitor", namespace=NAMESPACE, get_if_exists=True).remote(
             {**self.config, "autostart": loops.get("monitor")})
-        ray.get([s.stats.remote() for s in self.shards])  # wait until every shard is up
+        if wait:
+            self.ready()
         if run_loops:
             ray.get([self.scheduler.start.remote(), self.outbox.start.remote(), self.monitor.start.remote()])
+
+    def ready(self) -> None:
+        """Wait until every shard is up."""
+        ray.get([s.stats.remote() for s in self.shards])
 
     def stop(self) -> None:
         for handle in [*self.shards, self.scheduler, self.outbox, self.monitor]:

@@ -193,7 +193,7 @@ class DemoStack:
             planner="strategies",
         )
         self._stops.callback(self.system.stop)
-        self.system.start(run_loops=False)
+        self.system.start(run_loops=False, wait=False)  # their processes start while the gateway does
 
     def _start_gateway(self, port: int) -> None:
         from gateway.app import create_app
@@ -201,6 +201,7 @@ class DemoStack:
         gateway = GatewayThread(create_app(self.settings), port)
         self._stops.callback(gateway.stop)
         gateway.start()
+        self.system.ready()
         if not self.http:
             assert gateway.loop is not None
             self.pump = DirectPump(self.sim, gateway.app.state.platform, gateway.loop)
