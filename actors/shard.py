@@ -200,7 +200,9 @@ class CustomerShard:
         if not charging:
             return
         answers = await asyncio.gather(*(self._charge(c.key, c.charges, request_ids) for c in charging))
-        groups = {c.key: deciders for c, deciders in zip(charging, answers, strict=True) if deciders}
+        groups = {c.key: deciders for c, (deciders, _) in zip(charging, answers, strict=True) if deciders}
+        # a call that raised leaves no answer unrecorded: the error is raised once the answers are in
+        failed = next((error for _, error in answers if error is not None), None)
         outcomes: list[Committed] | None = None
         if len(groups) > 1:
             try:
@@ -211,22 +213,28 @@ class CustomerShard:
             outcomes = [await self.home.decide(key, decider) for key, deciders in groups.items()
                         for decider in deciders]
         await self._after_commits([c for c in outcomes if any(c.applied)])
+        if failed is not None:
+            raise failed
 
     async def _charge(self, key: Key, charges: Sequence[ChargeRequest],
-                      request_ids: Mapping[Key, str | None] | None) -> list[Decider]:
+                      request_ids: Mapping[Key, str | None] | None) -> tuple[list[Decider], Exception | None]:
         """Call the provider for each committed intent of one customer, in order (its own task: the log context
         bound here is its own); each answer as the decider that records it (none for an intent without a provider
-        key: it stays an intent, reconciled later)."""
+        key: it stays an intent, reconciled later). A call that raises ends the customer's calls: the answers
+        before it, and its error."""
         if request_ids is not None:
             structlog.contextvars.bind_contextvars(tenant=key[0], customer=key[1], request_id=request_ids.get(key))
         deciders: list[Decider] = []
         for charge in charges:
-            result = await self._calls.charge(*key, charge)
+            try:
+                result = await self._calls.charge(*key, charge)
+            except Exception as exc:  # noqa: BLE001 - raised by the caller once the answers so far are recorded
+                return deciders, exc
             if result is None:
                 log.warning("charge.no_provider", tenant=key[0], customer=key[1], invoice=charge.invoice_id)
             else:
                 deciders.append(_outcome_decider(key, charge, result))
-        return deciders
+        return deciders, None
 
     async def _fetch(self, key: Key, fetch: DetailsFetch) -> None:
         """One read, its answer decided as the customer's next event. A read that fails or is lost leaves the
