@@ -14,7 +14,7 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 
@@ -22,7 +22,8 @@ HOST = "127.0.0.1"
 
 
 class _MaildirHandler:
-    """aiosmtpd handler: store each DATA as a file and in memory. Runs on the controller's thread.
+    """aiosmtpd handler: store each DATA in memory (and as a file, given a mail directory). Runs on the controller's
+    thread.
 
     Messages are kept as received and parsed when read (`parsed`), once each: whole for `messages`, headers only
     for `headers` (a tenth of the cost: the demo's readers look at two headers of thousands of emails)."""
@@ -44,16 +45,19 @@ class _MaildirHandler:
         return "250 Message accepted for delivery"
 
     def parsed(self, whole: bool) -> list[EmailMessage]:
-        """Every message so far, oldest first: parsed whole, or only its headers."""
+        """Every message so far, oldest first: parsed whole, or only its headers. The parsing happens outside the
+        lock, so that mail keeps arriving meanwhile."""
         with self.lock:
-            done, raw = self._parsed[whole], self.raw
-            for data in raw[len(done):]:
-                if whole:
-                    done.append(message_from_bytes(data, policy=email_policy.default))
-                else:
-                    header = BytesHeaderParser(policy=email_policy.default).parsebytes(data)
-                    assert isinstance(header, EmailMessage)
-                    done.append(header)
+            done = self._parsed[whole]
+            start, new = len(done), self.raw[len(done):]
+        if whole:
+            fresh = [message_from_bytes(data, policy=email_policy.default) for data in new]
+        else:
+            parser = BytesHeaderParser(policy=email_policy.default)  # its messages are EmailMessage
+            fresh = [parser.parsebytes(data) for data in new]
+        with self.lock:
+            if len(done) == start:  # else another reader parsed the same ones meanwhile
+                done.extend(cast(list[EmailMessage], fresh))
             return list(done)
 
 
