@@ -71,8 +71,9 @@ class Driver:
     def step(self, to: datetime) -> None:
         """Everything that happens up to `to`, until the platform has nothing left to do at `to`.
 
-        The scheduler is asked to run only when a timer is due (one indexed read says so), and its retries' webhooks
-        are delivered before anything else happens at `to`. The outbox's pass at `to` is started last and runs on
+        The scheduler is asked to run only when a timer is due (one indexed read says so): the timers already due
+        fire while the hour's webhooks are delivered, then again until none is due, each pass's retries' webhooks
+        delivered before the next pass. The outbox's pass at `to` is started last and runs on
         while the next step's renewals are delivered: it sends as of `to` (its own clock argument), and each email
         carries that time, which is when its reader acts from. The emails are read at the next step."""
         system = self.stack.system
