@@ -79,8 +79,9 @@ class CpuSampler:
                 self._start[pid] = used
             label = role(info.get("name") or "", info.get("cmdline") or [])
             previous = self._last.get(pid)
-            if previous is not None and _actor(previous[0]) and not _actor(label):
-                label = previous[0]  # a Ray worker keeps its actor's name (its title may change back on exit)
+            if previous is not None and (not info.get("cmdline") or _actor(previous[0]) and not _actor(label)):
+                # an exiting process has no command line any more; a Ray worker keeps its actor's name
+                label = previous[0]
             self._last[pid] = (label, used)
 
     def by_role(self) -> list[tuple[str, float]]:
