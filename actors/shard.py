@@ -176,11 +176,8 @@ class CustomerShard:
         committed = await self.home.decide(key, decider)
         if not committed.applied[0]:
             return "skipped"
-        await self._after_commit(committed)
-        return "applied"
-
-    async def _after_commit(self, committed: Committed) -> None:
         await self._after_commits([committed])
+        return "applied"
 
     async def _after_commits(self, written: Sequence[Committed],
                              request_ids: Mapping[Key, str | None] | None = None) -> None:
