@@ -14,9 +14,20 @@ from actors.periodic import PeriodicActor
 from actors.provider_calls import ProviderCalls
 from actors.provider_keys import ProviderKeys
 from store import Database
+from store import outbox as outbox_store
 
 log = structlog.get_logger("payrisk.outbox")
-WORKER = "outbox-worker"  # the lease holder's name on claimed rows
+WORKER = "outbox-worker"  # the lease holder's name on claimed rows (with the actor's id inside Ray)
+
+
+def lease_holder() -> str:
+    """The name this worker claims rows under: the same for every incarnation of one actor (Ray keeps an actor's id
+    across restarts), another for another actor, so that a restarted worker can take back what it died holding."""
+    try:
+        actor_id = ray.get_runtime_context().get_actor_id()
+    except Exception:  # noqa: BLE001 - outside Ray (tests calling the class directly)
+        actor_id = None
+    return f"{WORKER}:{actor_id}" if actor_id else WORKER
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -29,6 +40,8 @@ class OutboxWorker(PeriodicActor):
         # the tenant's own Stripe key, else STRIPE_API_KEY; one client per key
         self._calls = ProviderCalls(config, ProviderKeys(config), self._database)
         self.handled = 0
+        self._worker = lease_holder()
+        self._orphans_released = False
 
     async def _ready(self) -> tuple[Database, Any]:
         db = await self._database()
@@ -54,8 +67,13 @@ class OutboxWorker(PeriodicActor):
         from actors.notifier.dispatch import run_once
 
         db, deliverer = await self._ready()
+        if not self._orphans_released:  # a restart: what the last incarnation held goes out now, not in 5 minutes
+            released = await outbox_store.release_held(db, self._worker)
+            if released:
+                log.info("outbox.released_orphans", rows=released, worker=self._worker)
+            self._orphans_released = True
         now = datetime.fromisoformat(at) if at is not None else await self._clock.now()
-        emails, actions = await asyncio.gather(run_once(db, deliverer, now, WORKER, limit),
+        emails, actions = await asyncio.gather(run_once(db, deliverer, now, self._worker, limit),
                                                self._provider_actions(db, now, limit))  # independent rows
         handled = emails + actions
         self.handled += handled
@@ -70,7 +88,7 @@ class OutboxWorker(PeriodicActor):
         the tenant's own provider key (else the installation's)."""
         from store import outbox
 
-        rows = await outbox.claim(db, now, WORKER, ("provider",), limit=limit)
+        rows = await outbox.claim(db, now, self._worker, ("provider",), limit=limit)
         for row in rows:
             await self._final_action(db, row, now)
         return len(rows)
@@ -94,4 +112,4 @@ class OutboxWorker(PeriodicActor):
         from store import outbox
 
         async with db.connection() as conn:
-            await outbox.reschedule(conn, row.outbox_id, WORKER, now + timedelta(minutes=minutes), error)
+            await outbox.reschedule(conn, row.outbox_id, self._worker, now + timedelta(minutes=minutes), error)

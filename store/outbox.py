@@ -113,6 +113,15 @@ async def release(db: Database, outbox_ids: list[int], worker: str) -> None:
                            " WHERE outbox_id = ANY(%s) AND claimed_by = %s AND sent_at IS NULL", (outbox_ids, worker))
 
 
+async def release_held(db: Database, worker: str) -> int:
+    """Give back every unsettled row `worker` holds: what an earlier incarnation of the same worker claimed and
+    died with. Without this they wait for the lease's end (`DEFAULT_LEASE`); returns how many were released."""
+    async with db.connection() as conn:
+        cur = await conn.execute("UPDATE outbox SET claimed_by = NULL, claimed_at = NULL"
+                                 " WHERE claimed_by = %s AND coalesce(sent_at, dead_at) IS NULL", (worker,))
+    return int(cur.rowcount or 0)
+
+
 async def mark_sent(conn: Conn, outbox_id: int, now: datetime, note: str | None = None) -> None:
     """Done (`note`: why it counts as done without reaching anyone, e.g. no alert channel)."""
     await conn.execute("UPDATE outbox SET sent_at = %s, claimed_by = NULL, claimed_at = NULL, last_error = %s"
