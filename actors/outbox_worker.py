@@ -10,7 +10,7 @@ from typing import Any
 import ray
 import structlog
 
-from actors.periodic import PeriodicActor
+from actors.periodic import PeriodicActor, lease_holder
 from actors.provider_calls import ProviderCalls
 from actors.provider_keys import ProviderKeys
 from store import Database
@@ -18,16 +18,6 @@ from store import outbox as outbox_store
 
 log = structlog.get_logger("payrisk.outbox")
 WORKER = "outbox-worker"  # the lease holder's name on claimed rows (with the actor's id inside Ray)
-
-
-def lease_holder() -> str:
-    """The name this worker claims rows under: the same for every incarnation of one actor (Ray keeps an actor's id
-    across restarts), another for another actor, so that a restarted worker can take back what it died holding."""
-    try:
-        actor_id = ray.get_runtime_context().get_actor_id()
-    except Exception:  # noqa: BLE001 - outside Ray (tests calling the class directly)
-        actor_id = None
-    return f"{WORKER}:{actor_id}" if actor_id else WORKER
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -40,7 +30,7 @@ class OutboxWorker(PeriodicActor):
         # the tenant's own Stripe key, else STRIPE_API_KEY; one client per key
         self._calls = ProviderCalls(config, ProviderKeys(config), self._database)
         self.handled = 0
-        self._worker = lease_holder()
+        self._worker = lease_holder(WORKER)
         self._orphans_released = False
 
     async def _ready(self) -> tuple[Database, Any]:

@@ -46,6 +46,17 @@ def stall_after(poll_seconds: float) -> float:
     return 2 * poll_seconds + MAX_BACKOFF_SECONDS + 5.0
 
 
+def lease_holder(prefix: str, fallback: str | None = None) -> str:
+    """The name a background actor claims rows under: `prefix:<actor id>`, the same for every incarnation of one
+    actor (Ray keeps an actor's id across restarts) and another for another actor, so that a restarted actor can
+    take back what it died holding instead of waiting out the lease. Outside Ray: `fallback`, else `prefix`."""
+    try:
+        actor_id = ray.get_runtime_context().get_actor_id()
+    except Exception:  # noqa: BLE001 - outside Ray (tests calling the class directly)
+        actor_id = None
+    return f"{prefix}:{actor_id}" if actor_id else (fallback or prefix)
+
+
 class PeriodicActor:
     name = "periodic"
 

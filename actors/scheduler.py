@@ -10,7 +10,7 @@ import ray
 import structlog
 
 from actors.metrics import SchedulerMetrics
-from actors.periodic import PeriodicActor
+from actors.periodic import PeriodicActor, lease_holder
 from actors.placement import NAMESPACE, shard_index, shard_name
 from store import timers
 
@@ -27,6 +27,8 @@ class Scheduler(PeriodicActor):
         self.fired = 0
         self.last_lag_seconds = 0.0
         self._metrics = SchedulerMetrics()
+        self._worker = lease_holder("scheduler", f"scheduler:{id(self)}")
+        self._orphans_released = False
 
     def on_tick_failed(self) -> None:
         self._handles.clear()
@@ -40,8 +42,15 @@ class Scheduler(PeriodicActor):
         """Claim the timers due now and fire them on their shards; returns how many were delivered."""
         db = await self._database()
         now = await self._clock.now()
+        worker = self._worker
+        if not self._orphans_released:  # a restart: the timers the last incarnation held fire now, not in a minute
+            async with db.connection() as conn:
+                released = await timers.release_held(conn, worker)
+            if released:
+                log.info("scheduler.released_orphans", timers=released, worker=worker)
+            self._orphans_released = True
         async with db.transaction() as conn:
-            due = await timers.claim_due(conn, now, worker := f"scheduler:{id(self)}", limit)
+            due = await timers.claim_due(conn, now, worker, limit)
         if not due:
             return 0
         lags = [(now - t.due_at).total_seconds() for t in due]

@@ -126,3 +126,12 @@ async def release(conn: Conn, timer_ids: list[int], worker: str) -> None:
     await conn.execute(
         "UPDATE timers SET claimed_by = NULL, claimed_at = NULL WHERE timer_id = ANY(%s) AND claimed_by = %s"
         " AND fired_at IS NULL", (timer_ids, worker))
+
+
+async def release_held(conn: Conn, worker: str) -> int:
+    """Give back every claim `worker` holds on unfired timers: what an earlier incarnation of the same scheduler
+    claimed and died with (else they wait for the lease to run out). Returns how many were released."""
+    cur = await conn.execute(
+        "UPDATE timers SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = %s"
+        " AND coalesce(fired_at, cancelled_at) IS NULL", (worker,))
+    return int(cur.rowcount or 0)

@@ -137,6 +137,39 @@ def test_a_timer_whose_shard_is_away_is_released_for_the_next_pass_not_held_for_
             conn.execute("DELETE FROM timers WHERE stream_id = %s", (stream,))
 
 
+def _restarted(actor: Any) -> bool:
+    """Ray has restarted `actor` and its new incarnation is up (the GCS's own record, no dashboard needed)."""
+    info = ray._private.state.actors(actor._actor_id.hex())
+    return bool(info["NumRestarts"] >= 1 and info["State"] == "ALIVE")
+
+
+def test_a_restarted_scheduler_takes_back_the_timers_its_dead_incarnation_held(database_url: str,
+                                                                               ray_session: None) -> None:
+    """A timer claimed by the scheduler that then died (its 60-second lease still running): the next incarnation
+    of the same actor gives it back on its first pass — here it claims it again, finds no shard, and releases it;
+    before, it stayed held until the lease ran out."""
+    app = f"held-{uuid.uuid4().hex[:6]}"
+    config = {**_config(database_url, app), "autostart": None, "shards": 256}  # no shard actor has these names
+    actor = Scheduler.options(name=f"scheduler-{app}", namespace="payrisk-tests").remote(config)
+    stream = f"cus_{app}"
+    try:
+        assert ray.get(actor.tick.remote(), timeout=60) == 0
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO timers (tenant_id, stream_id, timer_key, due_at, payload, claimed_by,"
+                         " claimed_at) VALUES ('default', %s, 'retry', now() - interval '1 minute', %s, %s, now())",
+                         (stream, Jsonb({"invoice_id": "in_x"}), f"scheduler:{actor._actor_id.hex()}"))
+        ray.kill(actor, no_restart=False)
+        assert _until(lambda: _restarted(actor), 60), "Ray did not restart the scheduler"
+        assert ray.get(actor.tick.remote(), timeout=60) == 0  # the new incarnation's first pass
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT claimed_by, fired_at FROM timers WHERE stream_id = %s", (stream,)).fetchone()
+        assert row == (None, None)  # not held for the rest of the lease
+    finally:
+        ray.kill(actor, no_restart=True)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM timers WHERE stream_id = %s", (stream,))
+
+
 async def test_rows_a_dead_notifier_could_not_take_are_given_back_at_once(database_url: str,
                                                                           ray_session: None) -> None:
     from datetime import UTC, datetime, timedelta
