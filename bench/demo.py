@@ -8,7 +8,9 @@
 Runs the real command in a subprocess (its own database on DATABASE_URL's server, or the embedded one; a local
 Ray of its own), with `--json`, and prints one line: wall seconds (the whole command, baselines included), the
 platform's part, customer-days per second, deliveries, the checks' verdict, and the load average before and after
-(the machine is shared: read every number beside it). `--out FILE` also writes the summary and the timings as JSON.
+(the machine is shared: read every number beside it), and the machine's Python speed before and after the run
+(`bench/calibrate.py`: a fixed workload's best time; the same code's wall time moves with it from day to day).
+`--out FILE` also writes the summary and the timings as JSON.
 `--cpu` adds the CPU seconds each role of process used during the run (`bench/cpu.py`: the shards, the demo's
 own process, PostgreSQL, the baselines, …, and whatever else ran on the machine), and their sum against the cores.
 """
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.calibrate import calibrate
 from bench.cpu import CpuSampler
 
 
@@ -32,6 +35,7 @@ def run(customers: int, days: int, seed: int, http: bool, model: str, cpu: bool 
     command = [sys.executable, "-m", "payrisk.cli", "demo", "--customers", str(customers), "--days", str(days),
                "--seed", str(seed), "--model", model, "--json", *(["--http"] if http else [])]
     load_before = os.getloadavg()
+    speed_before = calibrate()  # the machine's Python speed in this sitting (bench/calibrate.py)
     sampler = CpuSampler() if cpu else None
     started = time.monotonic()
     with sampler or contextlib.nullcontext():
@@ -41,7 +45,8 @@ def run(customers: int, days: int, seed: int, http: bool, model: str, cpu: bool 
         raise SystemExit(f"payrisk demo exited {done.returncode}: {done.stderr.strip().splitlines()[-1:]}")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     result = {"command": " ".join(command[2:]), "wall_seconds": round(wall, 1), "summary": summary,
-              "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
+              "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
+              "calibration": {"before": speed_before, "after": calibrate()}}
     if sampler is not None:
         result["cpu_seconds"] = dict(sampler.by_role())
         result["cores"] = os.cpu_count()
@@ -56,7 +61,13 @@ def line(result: dict[str, Any]) -> str:
             f"{d['stored']:,} deliveries, checks {'passed' if s['checks']['passed'] else 'FAILED'}; "
             f"recovered {s['platform']['recovered']:,} of {s['platform']['failed']:,} "
             f"(8-in-14: {s['fixed_8_in_14']['recovered']:,}); load {result['load_before'][0]} → "
-            f"{result['load_after'][0]}" + _phases(r.get("phases") or {}) + _cpu(result))
+            f"{result['load_after'][0]}" + _calibration(result) + _phases(r.get("phases") or {}) + _cpu(result))
+
+
+def _calibration(result: dict[str, Any]) -> str:
+    """`; calibration 0.203 / 0.210 s` (best before / after the run: bench/calibrate.py, lower is faster)."""
+    speed = result.get("calibration")
+    return f"; calibration {speed['before']['best']:.3f} / {speed['after']['best']:.3f} s" if speed else ""
 
 
 def _cpu(result: dict[str, Any]) -> str:
