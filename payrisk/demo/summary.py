@@ -144,6 +144,7 @@ def render(summary: Summary) -> str:
     rows = tuple(a for a in (summary.platform, summary.no_retry, summary.fixed_schedule, summary.fixed_8_in_14)
                  if a is not None)
     r = summary.run
+    width = max(24, *(len(a.name) + 2 for a in rows))  # a label never runs into its amounts
     lines = [
         f"payrisk demo: {r.customers:,} customers × {r.days} days, seed {r.seed}, model {r.model}, "
         f"tenant {r.tenant}; {r.customer_actions:,} dunning emails acted on",
@@ -158,8 +159,8 @@ def render(summary: Summary) -> str:
         ),
         "",
         "revenue saved",
-        *(f"  {a.name:<24}{money(a.revenue_saved)}" for a in rows),
-        f"  {'at risk (failed)':<24}{money(summary.platform.revenue_failed)}",
+        *(f"  {a.name:<{width}}{money(a.revenue_saved)}" for a in rows),
+        f"  {'at risk (failed)':<{width}}{money(summary.platform.revenue_failed)}",
         "",
         *_render_checks(summary.checks),
     ]

@@ -164,3 +164,21 @@ def test_a_double_charge_or_an_unapplied_delivery_fails_the_checks_and_the_summa
     )
     text = render(Summary(run=run, platform=row, no_retry=row, fixed_schedule=row, checks=checks))
     assert "integrity: FAILED" in text and "usd 9.00" in text and "charged twice" in text
+
+
+def test_every_revenue_line_keeps_a_space_between_its_label_and_its_amounts() -> None:
+    """The longest approach's name ("fixed 8 tries in 14 days") ran into its amounts."""
+    checks = Checks(double_charges=0, charges_per_attempt={}, attempts_without_charge=0,
+                    deliveries=Deliveries(acknowledged=0, stored=0, applied=0, ignored=0, quarantined=0, pending=0),
+                    network_violations={}, platform_revenue_matches_ledger=True)
+    rows = [Approach(name=name, failed=2, recovered=1, retries=3, revenue_failed={"usd": 1800},
+                     revenue_saved={"usd": 41800}, retries_after_do_not_retry=0)
+            for name in ("payrisk", "no retry", "fixed 3 × 8 days", "fixed 8 tries in 14 days")]
+    run = Run(customers=5, days=30, seed=7, tenant="default", id_namespace="ab", database=None,
+              start=T0.isoformat(), step_hours=1.0, wall_seconds=1.0, platform_seconds=1.0,
+              customer_days_per_second=150.0)
+    text = render(Summary(run=run, platform=rows[0], no_retry=rows[1], fixed_schedule=rows[2],
+                          fixed_8_in_14=rows[3], checks=checks))
+    saved = text.split("revenue saved\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(saved) == 5 and all("  usd 418.00" in line for line in saved[:4]), saved
+    assert "fixed 8 tries in 14 days  usd 418.00" in text
