@@ -31,7 +31,6 @@ class OutboxWorker(PeriodicActor):
         self._calls = ProviderCalls(config, ProviderKeys(config), self._database)
         self.handled = 0
         self._worker = lease_holder(WORKER)
-        self._orphans_released = False
 
     async def _ready(self) -> tuple[Database, Any]:
         db = await self._database()
@@ -57,11 +56,8 @@ class OutboxWorker(PeriodicActor):
         from actors.notifier.dispatch import run_once
 
         db, deliverer = await self._ready()
-        if not self._orphans_released:  # a restart: what the last incarnation held goes out now, not in 5 minutes
-            released = await outbox_store.release_held(db, self._worker)
-            if released:
-                log.info("outbox.released_orphans", rows=released, worker=self._worker)
-            self._orphans_released = True
+        # after a restart, what the last incarnation held goes out now, not when its 5-minute lease ends
+        await self.release_orphans_once(self._worker, lambda: outbox_store.release_held(db, self._worker))
         now = datetime.fromisoformat(at) if at is not None else await self._clock.now()
         emails, actions = await asyncio.gather(run_once(db, deliverer, now, self._worker, limit),
                                                self._provider_actions(db, now, limit))  # independent rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
@@ -73,6 +74,8 @@ class PeriodicActor:
         self._last_error: str | None = None
         self._loop_started: float | None = None  # wall clock when the loop (of this incarnation) started
         self._interval: float | None = None  # seconds between passes, once the loop runs
+        self._orphans_released = False  # what a dead incarnation held was given back (`release_orphans_once`)
+        self._orphans_lock = asyncio.Lock()
         if config.get("autostart"):
             # __init__ runs before the actor's event loop serves calls: ask ourselves to start once it does
             ray.get_runtime_context().current_actor.start.remote(float(config["autostart"]))
@@ -82,6 +85,18 @@ class PeriodicActor:
             self._db = Database(self.config["database_url"], max_size=2)
             await self._db.open()
         return self._db
+
+    async def release_orphans_once(self, worker: str, release: Callable[[], Awaitable[int]]) -> None:
+        """Before this incarnation's first claim, give back what a dead one of the same actor held (`release`
+        returns how many). Once per incarnation, even when passes run side by side (a second release could take
+        back a claim the first pass has just made); tried again on the next pass when it failed."""
+        async with self._orphans_lock:
+            if self._orphans_released:
+                return
+            released = await release()
+            self._orphans_released = True
+        if released:
+            log.info("loop.released_orphans", loop=self.name, released=released, worker=worker)
 
     async def tick(self) -> Any:
         """One pass."""

@@ -12,7 +12,7 @@ import structlog
 from actors.metrics import SchedulerMetrics
 from actors.periodic import PeriodicActor, lease_holder
 from actors.placement import NAMESPACE, shard_index, shard_name
-from store import timers
+from store import Database, timers
 
 log = structlog.get_logger("payrisk.scheduler")
 
@@ -28,7 +28,6 @@ class Scheduler(PeriodicActor):
         self.last_lag_seconds = 0.0
         self._metrics = SchedulerMetrics()
         self._worker = lease_holder("scheduler", f"scheduler:{id(self)}")
-        self._orphans_released = False
 
     def on_tick_failed(self) -> None:
         self._handles.clear()
@@ -43,12 +42,7 @@ class Scheduler(PeriodicActor):
         db = await self._database()
         now = await self._clock.now()
         worker = self._worker
-        if not self._orphans_released:  # a restart: the timers the last incarnation held fire now, not in a minute
-            async with db.connection() as conn:
-                released = await timers.release_held(conn, worker)
-            if released:
-                log.info("scheduler.released_orphans", timers=released, worker=worker)
-            self._orphans_released = True
+        await self.release_orphans_once(worker, lambda: self._release_held(db, worker))  # not in a minute
         async with db.transaction() as conn:
             due = await timers.claim_due(conn, now, worker, limit)
         if not due:
@@ -76,6 +70,12 @@ class Scheduler(PeriodicActor):
         fired = sum(r for r in results if isinstance(r, int))
         self.fired += fired
         return len(due) - len(failed)  # a pass whose shards were away does not make the loop spin
+
+    @staticmethod
+    async def _release_held(db: Database, worker: str) -> int:
+        """The timers a dead incarnation of this scheduler held, given back (they fire on this pass)."""
+        async with db.connection() as conn:
+            return await timers.release_held(conn, worker)
 
     async def _fire(self, index: int, batch: list[dict[str, Any]]) -> int:
         """Fire a batch on its shard (a shard that cannot be found now is an error of this batch only)."""

@@ -117,8 +117,10 @@ async def release_held(db: Database, worker: str) -> int:
     """Give back every unsettled row `worker` holds: what an earlier incarnation of the same worker claimed and
     died with. Without this they wait for the lease's end (`DEFAULT_LEASE`); returns how many were released."""
     async with db.connection() as conn:
+        # the predicate of the partial index `outbox_leased`: only the rows in flight are read, never the table
         cur = await conn.execute("UPDATE outbox SET claimed_by = NULL, claimed_at = NULL"
-                                 " WHERE claimed_by = %s AND coalesce(sent_at, dead_at) IS NULL", (worker,))
+                                 " WHERE sent_at IS NULL AND dead_at IS NULL AND claimed_at IS NOT NULL"
+                                 " AND claimed_by = %s", (worker,))
     return int(cur.rowcount or 0)
 
 

@@ -132,6 +132,6 @@ async def release_held(conn: Conn, worker: str) -> int:
     """Give back every claim `worker` holds on unfired timers: what an earlier incarnation of the same scheduler
     claimed and died with (else they wait for the lease to run out). Returns how many were released."""
     cur = await conn.execute(
-        "UPDATE timers SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = %s"
-        " AND coalesce(fired_at, cancelled_at) IS NULL", (worker,))
+        "UPDATE timers SET claimed_by = NULL, claimed_at = NULL"
+        " WHERE fired_at IS NULL AND cancelled_at IS NULL AND claimed_by = %s", (worker,))  # pending timers' indexes
     return int(cur.rowcount or 0)

@@ -239,3 +239,28 @@ async def test_a_loop_that_completes_no_pass_is_reported_stalled(monkeypatch: py
     health = await loop.health()
     assert health["stalled"] and health["failures"] >= 1 and health["last_error"].startswith("OSError")
     await loop.stop()
+
+
+async def test_what_a_dead_incarnation_held_is_given_back_once_even_by_passes_side_by_side() -> None:
+    """Two passes starting together release once (a second release could take back the first pass's fresh claims);
+    a release that fails is tried again by the next pass."""
+    loop = _Failing({"clock": "real"})
+    calls: list[str] = []
+
+    async def release() -> int:
+        calls.append("release")
+        await asyncio.sleep(0.05)
+        return 3
+
+    await asyncio.gather(*(loop.release_orphans_once("w", release) for _ in range(3)))
+    assert calls == ["release"]
+
+    again = _Failing({"clock": "real"})
+
+    async def broken() -> int:
+        raise OSError("connection refused")
+
+    with pytest.raises(OSError):
+        await again.release_orphans_once("w", broken)
+    await again.release_orphans_once("w", release)
+    assert calls == ["release", "release"]
