@@ -13,8 +13,7 @@ import structlog
 from actors.periodic import PeriodicActor, lease_holder
 from actors.provider_calls import ProviderCalls
 from actors.provider_keys import ProviderKeys
-from store import Database
-from store import outbox as outbox_store
+from store import Database, outbox
 
 log = structlog.get_logger("payrisk.outbox")
 WORKER = "outbox-worker"  # the lease holder's name on claimed rows (with the actor's id inside Ray)
@@ -57,7 +56,7 @@ class OutboxWorker(PeriodicActor):
 
         db, deliverer = await self._ready()
         # after a restart, what the last incarnation held goes out now, not when its 5-minute lease ends
-        await self.release_orphans_once(self._worker, lambda: outbox_store.release_held(db, self._worker))
+        await self.release_orphans_once(self._worker, lambda: outbox.release_held(db, self._worker))
         now = datetime.fromisoformat(at) if at is not None else await self._clock.now()
         emails, actions = await asyncio.gather(run_once(db, deliverer, now, self._worker, limit),
                                                self._provider_actions(db, now, limit))  # independent rows
@@ -72,16 +71,12 @@ class OutboxWorker(PeriodicActor):
     async def _provider_actions(self, db: Database, now: datetime, limit: int) -> int:
         """Final actions (cancel the subscription, mark the invoice uncollectible), each key sent once, each with
         the tenant's own provider key (else the installation's)."""
-        from store import outbox
-
         rows = await outbox.claim(db, now, self._worker, ("provider",), limit=limit)
         for row in rows:
             await self._final_action(db, row, now)
         return len(rows)
 
     async def _final_action(self, db: Database, row: Any, now: datetime) -> None:
-        from store import outbox
-
         try:
             done = await self._calls.final_action(row.tenant_id, row.payload, row.idempotency_key)
         except Exception as exc:  # noqa: BLE001 - any provider error: try again later, keep the reason
@@ -95,7 +90,5 @@ class OutboxWorker(PeriodicActor):
             await outbox.mark_sent(conn, row.outbox_id, now)
 
     async def _retry_later(self, db: Database, row: Any, now: datetime, error: str, minutes: float) -> None:
-        from store import outbox
-
         async with db.connection() as conn:
             await outbox.reschedule(conn, row.outbox_id, self._worker, now + timedelta(minutes=minutes), error)
